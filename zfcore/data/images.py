@@ -1,0 +1,79 @@
+"""Decode image files once into a uint8 cache (a memory-mapped ``.npy``), skipping unreadable files."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+from tqdm.auto import tqdm
+
+__all__ = ["CorruptImageWarning", "decode_to_cache", "load_rgb", "open_cache"]
+
+
+class CorruptImageWarning(UserWarning):
+    """Some image files could not be read and were skipped."""
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Open an image as RGB (greyscale, CMYK, palette and alpha images converted). Raises ``OSError``."""
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image) if image.format == "JPEG" else image
+        return image.convert("RGB")
+
+
+def decode_to_cache(
+    paths: Sequence[str | os.PathLike],
+    labels: Sequence[int],
+    cache_file: Path,
+    size: int,
+    *,
+    description: str = "decode",
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode ``paths`` to ``size x size`` RGB uint8 and store them as one memory-mapped ``.npy``.
+
+    Images not already ``size x size`` are resized (shorter side) and centre-cropped. Unreadable files
+    are skipped with one :class:`CorruptImageWarning` that counts and lists them.
+
+    Returns:
+        ``(images [N, size, size, 3] uint8 memmap, labels [N] int64, skipped paths)``. The cache is
+        written to a temporary name and renamed, so an interrupted decode never leaves a bad cache.
+    """
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache_file.with_name(cache_file.stem + ".partial.npy")
+    images = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+    kept: list[int] = []
+    skipped: list[str] = []
+    for index, path in enumerate(tqdm(paths, desc=description, unit="img", mininterval=2)):
+        try:
+            image = load_rgb(path)
+        except (OSError, ValueError, SyntaxError) as error:
+            skipped.append(f"{path} ({type(error).__name__})")
+            continue
+        if image.size != (size, size):
+            image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+        images[len(kept)] = np.asarray(image)
+        kept.append(index)
+    images.flush()
+    kept_labels = np.asarray(labels, dtype=np.int64)[kept]
+    np.save(cache_file.with_name(cache_file.stem + ".labels.npy"), kept_labels)
+    if len(kept) < len(paths):  # rare: copy the decoded rows into a file of the right length
+        np.save(cache_file, images[: len(kept)])
+        del images
+        partial.unlink()
+    else:
+        del images
+        partial.replace(cache_file)
+    if skipped:
+        warnings.warn(
+            f"{len(skipped)} unreadable image file(s) skipped: " + "; ".join(skipped), CorruptImageWarning, stacklevel=2
+        )
+    return open_cache(cache_file)[0], kept_labels, skipped
+
+
+def open_cache(cache_file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Open a cache written by :func:`decode_to_cache` as ``(images memmap, labels)``."""
+    return np.load(cache_file, mmap_mode="r"), np.load(cache_file.with_name(cache_file.stem + ".labels.npy"))
