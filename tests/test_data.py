@@ -1,0 +1,415 @@
+"""zfcore.data on fake on-disk layouts: tiny JPEGs written with PIL, no network, a few seconds in all."""
+
+from __future__ import annotations
+
+import tarfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zfcore.data import (
+    Caltech101,
+    Caltech256,
+    CorruptImageWarning,
+    DatasetNotFoundError,
+    FileBatches,
+    TensorBatches,
+    TinyImageNet,
+    cached_split,
+    caltech_splits,
+    eval_transform,
+    file_training_data,
+    find_sample,
+    imagenet,
+    imagenet_class_names,
+    imagenet_samples,
+    imagenette,
+    load_rgb,
+    mean_per_class_accuracy,
+    normalize,
+    ten_crop_transform,
+    train_transform,
+)
+from zfcore.data.images import decode_to_cache
+from zfcore.profiles import TrainConfig
+
+WNIDS = ("n01443537", "n01629819", "n01641577")
+
+
+def _jpeg(path: Path, seed: int = 0, size: tuple[int, int] = (20, 16), mode: str = "RGB") -> Path:
+    """A small random JPEG (``size`` = width, height) in ``mode`` (``"RGB"``, ``"L"`` or ``"CMYK"``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    channels = {"RGB": 3, "L": 1, "CMYK": 4}[mode]
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(path, "JPEG")
+    return path
+
+
+def _corrupt(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes())
+    return path
+
+
+def _zip(folder: Path, archive: Path) -> Path:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(folder.rglob("*")):
+            bundle.write(path, path.relative_to(folder.parent))
+    return archive
+
+
+def _tar(folder: Path, archive: Path) -> Path:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as bundle:
+        bundle.add(folder, arcname=folder.name)
+    return archive
+
+
+@pytest.fixture
+def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """An empty data root and mirror, and no network: every ``urlopen`` fails."""
+    data, mirror = tmp_path / "data", tmp_path / "mirror"
+    data.mkdir()
+    mirror.mkdir()
+    monkeypatch.setenv("ZFBOOK_DATA_ROOT", str(data))
+    monkeypatch.setenv("ZFBOOK_MIRROR", str(mirror))
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise OSError("offline in tests")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    return data, mirror
+
+
+# -- Tiny ImageNet -------------------------------------------------------------------------------
+
+
+def _tiny_imagenet(root: Path, train_per_class: int = 4, val_per_class: int = 2) -> Path:
+    folder = root / "tiny-imagenet-200"
+    folder.mkdir(parents=True)
+    (folder / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
+    (folder / "words.txt").write_text(
+        "n01443537\tgoldfish, Carassius auratus\nn01629819\tEuropean fire salamander\nn01641577\tbullfrog\n"
+    )
+    annotations = []
+    for label, wnid in enumerate(WNIDS):
+        for index in range(train_per_class):
+            size = (80, 70) if index == 0 else (64, 64)
+            _jpeg(folder / "train" / wnid / "images" / f"{wnid}_{index}.JPEG", 10 * label + index, size)
+        for index in range(val_per_class):
+            name = f"val_{label * val_per_class + index}.JPEG"
+            _jpeg(folder / "val" / "images" / name, 100 + 10 * label + index, (64, 64))
+            annotations.append(f"{name}\t{wnid}\t0\t0\t63\t63")
+    (folder / "val" / "val_annotations.txt").write_text("\n".join(annotations) + "\n")
+    return folder
+
+
+def test_tiny_imagenet_fake_layout(tmp_path: Path) -> None:
+    root = _tiny_imagenet(tmp_path)
+    dataset = TinyImageNet(root)
+    assert dataset.wnids == list(WNIDS)
+    assert dataset.class_names == ["goldfish", "European fire salamander", "bullfrog"]
+    paths, labels = dataset.files("train")
+    assert len(paths) == 12 and labels == [0] * 4 + [1] * 4 + [2] * 4
+    _, val_labels = dataset.files("val")
+    assert sorted(val_labels) == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="'test'"):
+        dataset.files("test")
+    split = cached_split("train", root=root, cache_dir=tmp_path / "cache")
+    assert split.images.shape == (12, 64, 64, 3) and split.images.dtype == np.uint8
+    assert (tmp_path / "cache" / "tiny-imagenet-200-train-64.npy").exists()
+    again = cached_split("train", root=root, cache_dir=tmp_path / "cache")  # from the cache
+    np.testing.assert_array_equal(again.images, split.images)
+    np.testing.assert_array_equal(again.labels, split.labels)
+
+
+def test_tiny_imagenet_extracted_from_mirror(tmp_path: Path, places: tuple[Path, Path]) -> None:
+    data, mirror = places
+    _zip(_tiny_imagenet(tmp_path / "build"), mirror / "tiny-imagenet-200.zip")
+    dataset = TinyImageNet(download=False)
+    assert dataset.root == data / "tiny-imagenet-200"
+    assert len(dataset.files("val")[0]) == 6
+
+
+def test_missing_dataset_names_every_place(places: tuple[Path, Path]) -> None:
+    data, mirror = places
+    with pytest.raises(DatasetNotFoundError) as missing:
+        TinyImageNet()
+    message = str(missing.value)
+    for place in (
+        data / "tiny-imagenet-200" / "val" / "val_annotations.txt",
+        mirror / "tiny-imagenet-200.zip",
+        data / "tiny-imagenet-200.zip",
+        "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+        "offline in tests",
+    ):
+        assert str(place) in message
+
+    with pytest.raises(DatasetNotFoundError) as missing:
+        Caltech101()
+    message = str(missing.value)
+    for place in (
+        data / "caltech101" / "101_ObjectCategories",
+        mirror / "caltech101" / "101_ObjectCategories.tar.gz",
+        "caltech-101.zip failed",
+        "offline in tests",
+        "the folder holding caltech101/101_ObjectCategories/",
+    ):
+        assert str(place) in message
+    with pytest.raises(DatasetNotFoundError, match="not tried: download=False"):
+        Caltech256(download=False)
+
+    with pytest.raises(DatasetNotFoundError) as missing:
+        imagenette("val")
+    message = str(missing.value)
+    assert str(data / "imagenette2") in message and str(mirror / "imagenette2.tgz") in message
+    assert "imagenette2.tgz failed" in message
+
+    with pytest.raises(DatasetNotFoundError) as missing:
+        imagenet(split="val")
+    assert str(data / "imagenet" / "val") in str(missing.value) and "image-net.org" in str(missing.value)
+    with pytest.raises(DatasetNotFoundError, match="no public URL"):
+        imagenet_samples()
+
+
+# -- Caltech -------------------------------------------------------------------------------------
+
+
+def test_caltech101_from_mirror_with_and_without_background(tmp_path: Path, places: tuple[Path, Path]) -> None:
+    data, mirror = places
+    folder = tmp_path / "build" / "101_ObjectCategories"
+    counts = {"BACKGROUND_Google": 2, "Faces": 3, "airplanes": 4, "car_side": 2, "yin_yang": 3}
+    for name, count in counts.items():
+        for index in range(1, count + 1):
+            _jpeg(folder / name / f"image_{index:04d}.jpg", index, mode="L" if name == "Faces" else "RGB")
+    (folder / "BACKGROUND_Google" / "tmp").write_text("not an image")  # as in the real archive
+    _tar(folder, mirror / "caltech101" / "101_ObjectCategories.tar.gz")
+
+    dataset = Caltech101(download=False)
+    assert (data / "caltech101" / "101_ObjectCategories" / "yin_yang" / "image_0001.jpg").exists()
+    assert dataset.categories == ["Faces", "airplanes", "car_side", "yin_yang"]
+    assert dataset.class_names[2] == "car side"
+    assert len(dataset) == 12 and dataset.targets == [0] * 3 + [1] * 4 + [2] * 2 + [3] * 3
+    image, label = dataset[0]
+    assert image.mode == "RGB" and label == 0  # a greyscale Faces image, converted
+    with_background = Caltech101(background=True, download=False)
+    assert with_background.categories[0] == "BACKGROUND_Google" and len(with_background.categories) == 5
+    assert len(with_background) == 14  # the "tmp" file is not an image
+
+
+def test_caltech256_fake_layout(tmp_path: Path) -> None:
+    folder = tmp_path / "caltech256" / "256_ObjectCategories"
+    for number, name in ((1, "ak47"), (2, "american-flag"), (145, "motorbikes-101"), (257, "clutter")):
+        for index in range(1, 4):
+            _jpeg(folder / f"{number:03d}.{name}" / f"{number:03d}_{index:04d}.jpg", index)
+    (folder / "002.american-flag" / "RENAME2").write_text("stray file")
+    dataset = Caltech256(tmp_path, download=False)
+    assert dataset.class_names == ["ak47", "american-flag", "motorbikes"]
+    assert len(dataset) == 9 and dataset.targets == [0] * 3 + [1] * 3 + [2] * 3
+    image, label = dataset[8]
+    assert image.mode == "RGB" and label == 2
+    with_clutter = Caltech256(tmp_path, clutter=True, download=False)
+    assert with_clutter.categories[-1] == "257.clutter" and len(with_clutter) == 12
+
+
+def test_caltech_splits_protocol() -> None:
+    labels = np.repeat([0, 1, 2], [40, 35, 90])
+    splits = caltech_splits(labels, 30, seeds=range(3))
+    for split in splits:
+        assert not set(split.train) & set(split.test)
+        assert np.bincount(labels[split.train]).tolist() == [30, 30, 30]
+        assert np.bincount(labels[split.test]).tolist() == [10, 5, 50]
+    assert not np.array_equal(splits[0].train, splits[1].train)
+    again = caltech_splits(labels, 30, seeds=[1])[0]
+    np.testing.assert_array_equal(again.train, splits[1].train)
+    np.testing.assert_array_equal(again.test, splits[1].test)
+    with pytest.raises(ValueError, match="metronome has 35 images, fewer than train_per_class=36"):
+        caltech_splits(labels, 36, class_names=["a", "metronome", "c"])
+    with pytest.raises(ValueError, match="train_per_class=0"):
+        caltech_splits(labels, 0)
+
+
+def test_mean_per_class_accuracy() -> None:
+    labels = [0, 0, 0, 1]
+    assert mean_per_class_accuracy([0, 0, 0, 0], labels) == pytest.approx(0.5)  # overall accuracy: 0.75
+    scores = torch.tensor([[2.0, 1.0], [0.0, 1.0], [3.0, 0.0], [0.0, 5.0]])
+    assert mean_per_class_accuracy(scores, torch.tensor(labels)) == pytest.approx((2 / 3 + 1) / 2)
+    with pytest.raises(ValueError, match="same non-empty length"):
+        mean_per_class_accuracy([0, 1], [0])
+
+
+# -- ImageNet, Imagenette, samples ---------------------------------------------------------------
+
+
+def _image_folders(root: Path, wnids: tuple[str, ...], per_class: int) -> None:
+    for split in ("train", "val"):
+        for label, wnid in enumerate(wnids):
+            for index in range(per_class):
+                _jpeg(root / split / wnid / f"{wnid}_{index}.JPEG", 10 * label + index, (40, 32))
+
+
+def test_imagenet_folder_greyscale_cmyk_and_corrupt(places: tuple[Path, Path]) -> None:
+    data, _ = places
+    root = data / "imagenet"
+    _image_folders(root, WNIDS[:2], 3)
+    grey = _jpeg(root / "train" / WNIDS[0] / "grey.JPEG", 1, mode="L")
+    cmyk = _jpeg(root / "train" / WNIDS[1] / "cmyk.JPEG", 2, mode="CMYK")
+    assert Image.open(grey).mode == "L" and Image.open(cmyk).mode == "CMYK"
+    bad = _corrupt(root / "train" / WNIDS[1] / "bad.JPEG")
+    dataset = imagenet(split="train")
+    assert dataset.classes == list(WNIDS[:2]) and len(dataset) == 9
+    paths = [path for path, _ in dataset.samples]
+    for path in (grey, cmyk):
+        image, _ = dataset[paths.index(str(path))]
+        assert image.mode == "RGB" and image.size == (20, 16)
+        assert load_rgb(path).mode == "RGB"
+
+    batches = FileBatches(imagenet(split="train", transform=eval_transform(16)), 4, train=False)
+    with pytest.warns(CorruptImageWarning, match="1 unreadable.*bad.JPEG"):
+        seen = [(images, labels) for images, labels in batches]
+    assert sum(len(labels) for _, labels in seen) == 8 and batches.skipped == [str(bad)]
+    images, _ = seen[0]
+    assert images.shape == (4, 3, 16, 16) and images.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_decode_to_cache_skips_corrupt_and_converts(tmp_path: Path) -> None:
+    paths = [
+        _jpeg(tmp_path / "a.JPEG", 0),
+        _corrupt(tmp_path / "bad.JPEG"),
+        _jpeg(tmp_path / "grey.JPEG", 1, mode="L"),
+        _jpeg(tmp_path / "cmyk.JPEG", 2, mode="CMYK"),
+    ]
+    with pytest.warns(CorruptImageWarning, match="bad.JPEG"):
+        images, labels, skipped = decode_to_cache(paths, [0, 1, 2, 3], tmp_path / "cache.npy", 8)
+    assert images.shape == (3, 8, 8, 3) and labels.tolist() == [0, 2, 3]
+    assert len(skipped) == 1 and "bad.JPEG" in skipped[0]
+    np.testing.assert_array_equal(images[1][..., 0], images[1][..., 2])  # greyscale: three equal channels
+
+
+def test_imagenette_and_file_training_data(places: tuple[Path, Path]) -> None:
+    data, _ = places
+    _image_folders(data / "imagenette2", ("n01440764", "n03888257"), 5)
+    val = imagenette("val", download=False)
+    assert len(val) == 10 and val.wnids == ["n01440764", "n03888257"]
+
+    config = TrainConfig(dataset="imagenette", input_size=16, num_classes=2, workers=0, seed=3)
+    training = file_training_data(config, 4)
+    assert training.class_names == ["tench", "parachute"] and training.train_images == 10
+    assert len(training.train) == 2 and len(training.val) == 3
+    images, labels = next(iter(training.train))
+    assert images.shape == (4, 3, 16, 16) and images.dtype == torch.float32 and labels.dtype == torch.long
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    order = list(training.train.sampler)
+    training.train.set_epoch(1)
+    assert list(training.train.sampler) != order and sorted(training.train.sampler) == sorted(order)
+    assert len(training.sha256) == 64 and file_training_data(config, 4).sha256 == training.sha256
+
+    ranks = [file_training_data(config, 2, num_replicas=2, rank=rank).train.sampler for rank in (0, 1)]
+    assert sorted([*ranks[0], *ranks[1]]) == list(range(10))
+    subset = file_training_data(config.replace(classes_limit=1, num_classes=1, train_per_class=3), 2)
+    assert subset.train_images == 3 and subset.classes == ["n01440764"]
+    with pytest.raises(ValueError, match="num_classes=5 but the data has 2 classes"):
+        file_training_data(config.replace(num_classes=5), 4)
+    with pytest.raises(ValueError, match="'tiny-imagenet'"):
+        file_training_data(config.replace(dataset="tiny-imagenet"), 4)
+
+
+def test_imagenet_samples_probe_set(tmp_path: Path, places: tuple[Path, Path]) -> None:
+    data, mirror = places
+    folder = tmp_path / "build" / "imagenet-samples"
+    names = ("n02088094_Afghan_hound", "n02112018_Pomeranian", "n02974003_car_wheel", "n03874293_paddlewheel")
+    for seed, name in enumerate(names):
+        _jpeg(folder / f"{name}.JPEG", seed, mode="L" if seed == 0 else "RGB")
+    _zip(folder, mirror / "imagenet-samples.zip")
+    samples = imagenet_samples()
+    assert len(samples) == 4 and samples.wnids[1] == "n02112018"
+    assert find_sample(samples, "car wheel").wnid == "n02974003"
+    afghan = find_sample(samples, "afghan_HOUND")
+    assert afghan.class_name == "Afghan hound" and afghan.image.mode == "RGB"
+    assert find_sample(samples, "Pomer").class_name == "Pomeranian"
+    with pytest.raises(ValueError, match="matches 2 ImageNet classes"):
+        find_sample(samples, "wheel")
+    assert imagenet_class_names(["n02112018", "n99999999"]) == ["Pomeranian", "n99999999"]
+
+
+def test_paper_transforms() -> None:
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    torch.manual_seed(0)
+    crop = train_transform()(image)
+    assert crop.shape == (3, 224, 224) and crop.dtype == torch.float32
+    centre = eval_transform()(image)
+    assert centre.shape == (3, 224, 224)
+    crops = ten_crop_transform()(image)
+    assert crops.shape == (10, 3, 224, 224)
+    torch.testing.assert_close(crops[4], centre)  # the 5th crop is the centre
+    torch.testing.assert_close(crops[9], centre.flip(-1))  # the last 5: the same crops of the flipped image
+    torch.testing.assert_close(crops[5], crops[1].flip(-1))  # top left of the flipped = flipped top right
+
+
+# -- TensorBatches -------------------------------------------------------------------------------
+
+
+def _cached(count: int = 40, size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    images = np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+    return images, np.arange(count)  # the label of an image is its index
+
+
+def _epoch(batches: TensorBatches, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    batches.set_epoch(epoch)
+    return list(batches)
+
+
+def test_tensor_batches_reproducible_per_epoch() -> None:
+    images, labels = _cached()
+    first = _epoch(TensorBatches(images, labels, 8, train=True, seed=1), 2)
+    again = _epoch(TensorBatches(images, labels, 8, train=True, seed=1), 2)
+    for (a, la), (b, lb) in zip(first, again, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert torch.equal(la, lb)
+    other = _epoch(TensorBatches(images, labels, 8, train=True, seed=1), 3)
+    assert not torch.equal(torch.cat([lab for _, lab in first]), torch.cat([lab for _, lab in other]))
+    assert sorted(torch.cat([lab for _, lab in first]).tolist()) == list(range(40))
+
+
+def test_tensor_batches_ddp_shards_partition_epoch_and_augment_per_image() -> None:
+    images, labels = _cached()
+    single = {int(lab): img for batch, labs in _epoch(TensorBatches(images, labels, 4, train=True, seed=5), 1)
+              for img, lab in zip(batch, labs)}
+    shards = [
+        {int(lab): img for batch, labs in _epoch(
+            TensorBatches(images, labels, 4, train=True, seed=5, num_replicas=2, rank=rank), 1)
+         for img, lab in zip(batch, labs)}
+        for rank in (0, 1)
+    ]
+    assert not shards[0].keys() & shards[1].keys()
+    assert sorted([*shards[0], *shards[1]]) == list(range(40))
+    for shard in shards:  # the crop and flip of an image do not depend on the rank or the batch
+        for index, image in shard.items():
+            torch.testing.assert_close(image, single[index], rtol=0, atol=0)
+
+
+def test_tensor_batches_augmentation_shapes_and_flips() -> None:
+    images, labels = _cached(size=12)
+    batches = TensorBatches(images, labels, 10, train=True, seed=0, pad=0, channels_last=True)
+    flipped = 0
+    for batch, labs in batches:
+        assert batch.shape == (10, 3, 12, 12) and batch.dtype == torch.float32
+        assert batch.is_contiguous(memory_format=torch.channels_last)
+        originals = normalize(torch.from_numpy(images[labs.numpy()]))
+        for image, original in zip(batch, originals):
+            if torch.equal(image, original.flip(-1)):
+                flipped += 1
+            else:
+                torch.testing.assert_close(image, original, rtol=0, atol=0)  # pad 0: no crop offset
+    assert 0 < flipped < 40
+    padded = TensorBatches(images, labels, 10, train=True, seed=0, pad=2)
+    assert all(batch.shape == (10, 3, 12, 12) for batch, _ in padded)
+    evaluation = list(TensorBatches(images, labels, 16, train=False))
+    assert [len(lab) for _, lab in evaluation] == [16, 16, 8]
+    torch.testing.assert_close(evaluation[0][0], normalize(torch.from_numpy(images[:16])).contiguous())
