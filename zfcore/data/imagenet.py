@@ -213,7 +213,9 @@ class FileBatches:
         for images, labels, skipped in self.loader:
             self.skipped.extend(skipped)
             if len(labels):
-                yield images.contiguous(memory_format=torch.channels_last), labels  # no copy if pinning kept it
+                if images.dim() == 4:  # no copy if pinning kept channels-last; 10-crop batches are 5-d
+                    images = images.contiguous(memory_format=torch.channels_last)
+                yield images, labels
         if self.skipped:
             warnings.warn(
                 f"{len(self.skipped)} unreadable image file(s) skipped in epoch {self.epoch}: "
@@ -505,3 +507,19 @@ def file_training_data(
         sha256=file_sha256([train, val]),
         train_images=len(train),
     )
+
+
+def file_eval_batches(config: TrainConfig, batch_size: int, *, ten_crop: bool = False, limit: int = 0) -> FileBatches:
+    """Validation batches of ``config.dataset`` for evaluation: the centre crop, or the 10 crops ``[B, 10, 3, S, S]``.
+
+    ``limit`` keeps the first ``limit`` images (``0``: all), after the profile's class subset.
+    """
+    if config.dataset not in FILE_DATASETS:
+        raise ValueError(f"dataset={config.dataset!r} is not valid here; valid datasets: {FILE_DATASETS}")
+    transform = ten_crop_transform(config.input_size) if ten_crop else eval_transform(config.input_size)
+    val_set = imagenette("val", transform=transform) if config.dataset == "imagenette" else \
+        imagenet(None, "val", transform=transform)
+    val = _limit(val_set, config.classes_limit, config.val_per_class)
+    if limit:
+        val = torch.utils.data.Subset(val, range(min(limit, len(val))))
+    return FileBatches(val, batch_size, train=False, workers=config.workers)
