@@ -1,0 +1,140 @@
+"""Feature evolution during training (Zeiler & Fergus 2014, §4.1, Fig. 4).
+
+Fig. 4 shows, for a few feature maps of every layer, the strongest activation across the training
+set projected to pixels at epochs 1, 2, 5, 10, 20, 30, 40 and 64. The paper's reading: "the lower
+layers of the model can be seen to converge within a few epochs. However, the upper layers only
+develop after a considerable number of epochs (40-50)". :func:`evolution` recomputes the figure from
+the conv-weight snapshots the trainer keeps, and measures the claim per layer: how close each
+snapshot's filters are to the final ones (mean correlation of each filter with its final self) and
+how close its projections are (mean correlation of the chosen maps' projections with the final).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from zfcore.analysis.top9 import top_activations
+from zfcore.checkpoints import load_checkpoint
+from zfcore.data.loader import normalize
+from zfcore.deconv import project
+from zfcore.models import CONV_LAYERS, ZFNet
+
+__all__ = ["Evolution", "evolution", "load_snapshots"]
+
+
+@dataclass
+class Evolution:
+    """Fig. 4 data and the convergence measurements.
+
+    Attributes:
+        epochs: the snapshot epochs, ascending (the last is the reference for "final").
+        channels: layer -> the feature maps shown.
+        projections: layer -> ``[E, M, 3, S, S]`` float16 projections of each map's strongest activation.
+        image_index: layer -> ``[E, M]`` index (in the probe images) of the image giving it.
+        filter_correlation: layer -> ``[E]`` mean over all filters of corr(filter at epoch, final filter).
+        projection_correlation: layer -> ``[E]`` mean over the shown maps of corr(projection, final projection).
+        conv1_filters: ``[E, 96, 3, k, k]`` float16, the first-layer filters at each epoch.
+    """
+
+    epochs: list[int]
+    channels: dict[str, list[int]]
+    projections: dict[str, torch.Tensor]
+    image_index: dict[str, torch.Tensor]
+    filter_correlation: dict[str, torch.Tensor]
+    projection_correlation: dict[str, torch.Tensor]
+    conv1_filters: torch.Tensor
+
+    def save(self, path: str | Path) -> None:
+        torch.save(self.__dict__, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Evolution":
+        return cls(**torch.load(path, weights_only=False))
+
+
+def load_snapshots(folder: str | Path) -> dict[int, dict[str, torch.Tensor]]:
+    """``{epoch: conv weights}`` from the ``snapshots/epoch_NNN.pt`` files a training run wrote."""
+    files = sorted(Path(folder).glob("epoch_*.pt"))
+    if not files:
+        raise FileNotFoundError(f"no snapshots (epoch_NNN.pt) in {folder}: train with zfcore.train first")
+    return {(state := load_checkpoint(file))["epoch"]: state["features"] for file in files}
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of matching rows of ``a`` and ``b`` (``[N, D]`` each)."""
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+
+
+@torch.no_grad()
+def evolution(model: ZFNet, snapshots: dict[int, dict[str, torch.Tensor]], pixels: np.ndarray, *,
+              maps_per_layer: int = 6, layers: Sequence[str] = CONV_LAYERS, batch_size: int = 500,
+              progress: bool = True) -> Evolution:
+    """Fig. 4 for ``snapshots``: strongest activation of chosen maps per epoch, projected; convergence curves.
+
+    Args:
+        model: a network of the snapshots' architecture (its conv weights are replaced in turn; the
+            model passed in is not modified: a copy is used).
+        snapshots: ``{epoch: features state dict}`` (:func:`load_snapshots`).
+        pixels: uint8 ``[N, S, S, 3]`` probe images standing in for "the training set".
+        maps_per_layer: how many feature maps per layer to show; chosen as the maps with the largest
+            final activation, spread over the ranking (so not only the strongest).
+        layers: conv layers to follow.
+        batch_size: images per forward pass.
+        progress: show a tqdm bar.
+    """
+    network = copy.deepcopy(model).eval()
+    epochs = sorted(snapshots)
+    final = snapshots[epochs[-1]]
+
+    def strongest(weights: dict[str, torch.Tensor]) -> dict:
+        network.features.load_state_dict({k: v.float() for k, v in weights.items()})
+        batches = (normalize(torch.from_numpy(np.ascontiguousarray(pixels[i : i + batch_size]))).contiguous()
+                   for i in range(0, len(pixels), batch_size))
+        return top_activations(network, batches, layers, k=1, progress=False)
+
+    final_top = strongest(final)
+    channels = {}
+    for layer in layers:
+        ranking = final_top[layer].values[:, 0].argsort(descending=True)
+        alive = ranking[: int((final_top[layer].values[:, 0] > 0).sum())]
+        picks = np.linspace(0, max(len(alive) - 1, 0), maps_per_layer).round().astype(int)
+        channels[layer] = sorted({int(alive[i]) for i in picks}) if len(alive) else list(range(maps_per_layer))
+    projections = {layer: [] for layer in layers}
+    image_index = {layer: [] for layer in layers}
+    for epoch in tqdm(epochs, desc="Fig. 4 snapshots", disable=not progress):
+        tops = final_top if epoch == epochs[-1] else strongest(snapshots[epoch])
+        network.features.load_state_dict({k: v.float() for k, v in snapshots[epoch].items()})
+        for layer in layers:
+            chosen = torch.tensor(channels[layer])
+            index = tops[layer].image_index[chosen, 0]
+            images = normalize(torch.from_numpy(np.ascontiguousarray(pixels[index.numpy()]))).contiguous()
+            projections[layer].append(project(network, images, layer, chosen, tops[layer].positions[chosen, 0]))
+            image_index[layer].append(index)
+    stacked = {layer: torch.stack(projections[layer]) for layer in layers}
+    projection_correlation = {
+        layer: torch.stack([_correlation(p.flatten(1), stacked[layer][-1].flatten(1)).mean() for p in stacked[layer]])
+        for layer in layers
+    }
+    filter_correlation = {
+        layer: torch.stack([
+            _correlation(snapshots[e][f"{layer}.weight"].float().flatten(1), final[f"{layer}.weight"].float().flatten(1)).mean()
+            for e in epochs
+        ])
+        for layer in layers
+    }
+    return Evolution(
+        epochs=epochs, channels=channels,
+        projections={layer: stacked[layer].half() for layer in layers},
+        image_index={layer: torch.stack(image_index[layer]) for layer in layers},
+        filter_correlation=filter_correlation, projection_correlation=projection_correlation,
+        conv1_filters=torch.stack([snapshots[e]["conv1.weight"] for e in epochs]).half(),
+    )
