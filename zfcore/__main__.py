@@ -30,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     eval_cmd.add_argument("--ten-crop", action="store_true", help="also report 10-crop accuracy")
     eval_cmd.add_argument("--data-root", type=Path)
     eval_cmd.add_argument("--mirror", type=Path)
+
+    export_cmd = commands.add_parser(
+        "export", help="turn a finished run into the committed reference: weights + metadata, metrics, Fig. 4 data")
+    export_cmd.add_argument("--run", type=Path, default=Path("runs/book"), help="the run folder (default: runs/book)")
+    export_cmd.add_argument("--out", type=Path, help="destination folder (default: data/reference)")
+    export_cmd.add_argument("--data-root", type=Path)
+    export_cmd.add_argument("--mirror", type=Path)
     args = parser.parse_args(argv)
 
     import os
@@ -50,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         history = train(config, out, resume=args.resume, precision=args.precision)
         print(json.dumps(history[-1] if history else {}, indent=1))
         return 0
+    if args.command == "export":
+        from zfcore.export import export_run
+
+        print(json.dumps(export_run(args.run, args.out), indent=1))
+        return 0
     from zfcore.evaluation import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, limit=args.limit, ten_crop=args.ten_crop)
@@ -57,5 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """:func:`main`, with the expected failures (bad checkpoint, missing data, ...) as one line, exit code 2."""
+    from zfcore.data.locate import DatasetNotFoundError
+
+    try:
+        return main(argv)
+    except (ValueError, FileExistsError, DatasetNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -131,17 +131,7 @@ def export_reference(checkpoint: str | Path, destination: str | Path, *, metrics
                      dtype: torch.dtype = torch.bfloat16) -> Path:
     """Write a small weights file (``dtype`` weights + metadata) from a training checkpoint."""
     state = load_checkpoint(checkpoint)
-    meta = {
-        "recipe": state["config"],
-        "metrics": metrics,
-        "history": state.get("history", []),
-        "code_version": state.get("code_version", "unknown"),
-        "dataset_sha256": state.get("dataset_sha256"),
-        "classes": state.get("classes"),
-        "class_names": state.get("class_names"),
-        "epochs_trained": state["epoch"],
-        "weights_dtype": str(dtype),
-    }
+    meta = {**_meta_of(state), "metrics": metrics, "weights_dtype": str(dtype)}
     weights = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state["model"].items()}
     save_checkpoint({"config": state["config"], "model": weights, "epoch": state["epoch"], "meta": meta},
                     destination)
@@ -158,7 +148,22 @@ def load_reference(path: str | Path | None = None) -> Reference:
     state = load_checkpoint(path)
     model = build_model(config_from_dict(state["config"]))
     model.load_state_dict({key: value.float() for key, value in state["model"].items()})
-    return Reference(model=model.eval(), meta=state.get("meta", {"recipe": state["config"]}))
+    return Reference(model=model.eval(), meta=_meta_of(state))
+
+
+def _meta_of(state: dict[str, Any]) -> dict[str, Any]:
+    """A weights file's metadata; for a training checkpoint, what it knows of its run."""
+    if "meta" in state:
+        return state["meta"]
+    return {
+        "recipe": state["config"],
+        "history": state.get("history", []),
+        "code_version": state.get("code_version", "unknown"),
+        "dataset_sha256": state.get("dataset_sha256"),
+        "classes": state.get("classes"),
+        "class_names": state.get("class_names"),
+        "epochs_trained": state.get("epoch"),
+    }
 
 
 def checkpoint_state(config: TrainConfig, **state: Any) -> dict[str, Any]:

@@ -1,0 +1,94 @@
+"""What a chapter notebook needs under the active profile, in one call each.
+
+``book`` (default): the committed reference run (``data/reference``) and the 10,000 Tiny ImageNet
+validation images. ``ci``: a narrow ZF-64 trained for a few seconds (once, cached under the data
+root) and 200 validation images, so that every notebook runs top to bottom in CI in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from zfcore.analysis.evolution import Evolution, evolution, load_snapshots
+from zfcore.checkpoints import REFERENCE_CHECKPOINT, Reference, load_reference
+from zfcore.data.locate import data_root
+from zfcore.data.tiny_imagenet import cached_split
+from zfcore.profiles import Profile, active_profile
+
+__all__ = ["REFERENCE_DIR", "evolution_data", "metrics", "probe_images", "profile", "recipe_table", "trained"]
+
+REFERENCE_DIR = REFERENCE_CHECKPOINT.parent
+CI_PROBE_IMAGES = 200
+
+
+def profile() -> Profile:
+    """The active profile (``$ZFBOOK_PROFILE``, default ``book``)."""
+    return active_profile()
+
+
+def _ci_run() -> Path:
+    """Train the ``ci`` profile once (seconds) and return its run folder."""
+    from zfcore.train import train
+
+    folder = data_root() / "runs" / "ci-notebooks"
+    if not (folder / "checkpoint.pt").exists():
+        train(active_profile().train, folder, progress=False)
+    return folder
+
+
+def trained() -> Reference:
+    """The trained network of the profile with its metadata: the reference run, or the quick ``ci`` run."""
+    if profile().name == "ci":
+        return load_reference(_ci_run() / "checkpoint.pt")
+    return load_reference()
+
+
+def metrics() -> list[dict[str, float]]:
+    """Per-epoch training metrics of :func:`trained`'s run."""
+    return trained().meta["history"]
+
+
+def probe_images() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Validation images (uint8 ``[N, 64, 64, 3]``), labels, class names: all 10,000, or 200 under ``ci``."""
+    split = cached_split("val")
+    count = CI_PROBE_IMAGES if profile().name == "ci" else len(split)
+    return split.images[:count], split.labels[:count], split.class_names
+
+
+def evolution_data() -> Evolution:
+    """Fig. 4 data: the committed summary of the reference run, or computed from the ``ci`` run's snapshots."""
+    if profile().name != "ci":
+        return Evolution.load(REFERENCE_DIR / "fig4.pt")
+    reference = trained()
+    pixels = cached_split("train").images[::400][:CI_PROBE_IMAGES]
+    return evolution(reference.model, load_snapshots(_ci_run() / "snapshots"), np.asarray(pixels), maps_per_layer=4,
+                     progress=False)
+
+
+def recipe_table() -> str:
+    """The paper's recipe beside the active profile's, as a Markdown table (deviations with reasons below)."""
+    config = profile().train
+    paper = {
+        "data": "ImageNet 2012, 1.3M images, 1000 classes", "image size": "224 px (crops of 256)",
+        "network": "ZFNet, Fig. 3", "epochs": "70", "batch": "128", "optimiser": "SGD, momentum 0.9",
+        "learning rate": "1e-2, annealed by hand on plateaus", "initialisation": "weights N(0, 1e-2), biases 0",
+        "dropout": "0.5 (fc6, fc7)", "renormalisation": "filters with RMS > 0.1 scaled to 0.1",
+        "augmentation": "random 224 crops + flips", "hardware": "one GTX 580 GPU, 12 days",
+    }
+    ours = {
+        "data": f"{config.dataset}, {config.num_classes} classes", "image size": f"{config.input_size} px",
+        "network": f"ZF-{config.input_size}, widths {config.widths}, fc {config.fc}", "epochs": str(config.epochs),
+        "batch": str(config.batch_size), "optimiser": f"SGD, momentum {config.momentum}, weight decay {config.weight_decay}",
+        "learning rate": f"{config.lr:g}, {config.schedule}" + (f", {config.warmup_epochs:g}-epoch warm-up" if config.warmup_epochs else ""),
+        "initialisation": config.init, "dropout": f"{config.dropout:g} (fc6, fc7)",
+        "renormalisation": f"RMS > {config.renorm_rms:g} scaled back" if config.renorm_rms else "off",
+        "augmentation": "random crops of the 4-px reflect-padded image + flips" if config.input_size == 64 else "random 224 crops + flips",
+        "hardware": "CPU (2 cores, bf16)" if config.input_size == 64 else "GPU",
+    }
+    lines = ["| | paper | ours |", "|---|---|---|"]
+    lines += [f"| {key} | {paper[key]} | {ours[key]} |" for key in paper]
+    lines += ["", "**Every deviation and why:**", ""]
+    lines += [f"- **{what}** — {why}" for what, why in config.deviations]
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""ipywidgets explorers and their static twins, which work in the rendered book without a kernel.
+
+A static twin is a matplotlib animation rendered by :meth:`~matplotlib.animation.Animation.to_jshtml`:
+precomputed frames with a slider. Its HTML links a font-awesome stylesheet on a CDN, which an offline
+page cannot load (a console error), so :func:`static_slider` strips that link; the play buttons then
+show text instead of icons.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import animation
+from matplotlib.figure import Figure
+
+__all__ = ["explorer", "static_slider", "strip_cdn_links"]
+
+_CDN_LINK = re.compile(r"<link[^>]*(?:font-awesome|cdnjs)[^>]*>\s*", re.IGNORECASE)
+
+
+def strip_cdn_links(html: str) -> str:
+    """Remove ``<link>`` tags that load stylesheets from a CDN (to_jshtml's font-awesome)."""
+    return _CDN_LINK.sub("", html)
+
+
+def static_slider(frames: Sequence[np.ndarray], labels: Sequence[str], *, title: str = "", size: float = 6.0,
+                  interval_ms: int = 800):
+    """A kernel-free slider over precomputed images (``[H, W, 3]`` in [0, 1]): an HTML animation.
+
+    Returns an :class:`IPython.display.HTML` object; display it as the last expression of a cell.
+    """
+    from IPython.display import HTML
+
+    height, width = frames[0].shape[:2]
+    figure = plt.figure(figsize=(size, size * height / width + 0.4))
+    axis = figure.add_axes((0, 0, 1, 0.93))
+    axis.axis("off")
+    shown = axis.imshow(frames[0], interpolation="nearest")
+    heading = figure.suptitle(f"{title}{labels[0]}", fontsize=9)
+
+    def draw(index: int):
+        shown.set_data(frames[index])
+        heading.set_text(f"{title}{labels[index]}")
+        return (shown,)
+
+    movie = animation.FuncAnimation(figure, draw, frames=len(frames), interval=interval_ms, blit=False)
+    html = strip_cdn_links(movie.to_jshtml(default_mode="once"))
+    plt.close(figure)
+    return HTML(html)
+
+
+def explorer(render: Callable[..., Figure], **controls):
+    """An ipywidgets explorer: ``render(**values)`` is re-drawn whenever a control changes.
+
+    ``controls`` map argument names to widgets or abbreviations accepted by ``ipywidgets.interactive``
+    (a list = dropdown, an ``(min, max)`` tuple = slider).
+    """
+    import ipywidgets
+
+    def show(**values) -> None:
+        render(**values)
+        plt.show()
+
+    return ipywidgets.interactive(show, **controls)
