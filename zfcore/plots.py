@@ -7,10 +7,11 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 VIEWS = ("projections", "patches", "both")
-__all__ = ["convergence_plot", "filter_grid", "fig4_figure", "image_grid", "to_display", "top9_figure", "top9_mosaic",
+__all__ = ["convergence_plot", "filter_grid", "fig4_figure", "image_grid", "to_display", "top9_figure", "top9_mosaic", "crop_boxes",
            "training_curves"]
 
 
@@ -48,12 +49,14 @@ def image_grid(images: np.ndarray, *, titles: Sequence[str] | None = None, row_l
 
 
 def top9_figure(projections: torch.Tensor, patches: torch.Tensor, channels: Sequence[int], layer: str,
-                *, view: str = "both") -> Figure:
+                *, view: str = "both", boxes: torch.Tensor | None = None) -> Figure:
     """Fig. 2 for one layer: per feature map, the 9 projections (3x3) beside the 9 image patches (3x3).
 
-    ``projections``/``patches`` ``[M, 9, 3, S, S]``; ``view`` is ``"projections"``, ``"patches"`` or ``"both"``.
+    ``projections``/``patches`` ``[M, 9, 3, S, S]``; ``view`` is ``"projections"``, ``"patches"`` or ``"both"``;
+    ``boxes`` ``[M, 9, 4]`` crops both to the receptive fields (the paper's layout for small fields).
     """
-    blocks = [top9_mosaic(projections[m], patches[m], view=view) for m in range(len(channels))]
+    blocks = [top9_mosaic(projections[m], patches[m], view=view, boxes=None if boxes is None else boxes[m])
+              for m in range(len(channels))]
     width = 1.8 * (2 if view == "both" else 1)
     figure, axes = plt.subplots(1, len(blocks), figsize=(width * len(blocks), width + 0.3), squeeze=False)
     for axis, block, channel in zip(axes[0], blocks, channels):
@@ -63,10 +66,24 @@ def top9_figure(projections: torch.Tensor, patches: torch.Tensor, channels: Sequ
     return figure
 
 
-def top9_mosaic(projections: torch.Tensor, patches: torch.Tensor, *, view: str = "both") -> np.ndarray:
-    """One feature map's 9 projections and/or 9 patches (``[9, 3, S, S]`` each) as 3x3 mosaics side by side."""
+def crop_boxes(images: torch.Tensor, boxes: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """Crop each image ``[N, 3, S, S]`` to its box ``(top, left, bottom, right)`` and resize to ``size`` (nearest)."""
+    crops = [F.interpolate(image[None, :, top:bottom, left:right].float(), size=(size, size), mode="nearest")[0]
+             for image, (top, left, bottom, right) in zip(images, boxes.tolist())]
+    stacked = torch.stack(crops)
+    return stacked.to(torch.uint8) if images.dtype == torch.uint8 else stacked
+
+
+def top9_mosaic(projections: torch.Tensor, patches: torch.Tensor, *, view: str = "both",
+                boxes: torch.Tensor | None = None) -> np.ndarray:
+    """One feature map's 9 projections and/or 9 patches (``[9, 3, S, S]`` each) as 3x3 mosaics side by side.
+
+    With ``boxes`` ``[9, 4]`` (the receptive fields), both are cropped to the box and enlarged, as in the paper.
+    """
     if view not in VIEWS:
         raise ValueError(f"view={view!r} is not valid; valid views: {VIEWS}")
+    if boxes is not None:
+        projections, patches = crop_boxes(projections, boxes), crop_boxes(patches, boxes)
     parts = []
     if view in ("projections", "both"):
         parts.append(_tile(to_display(projections)))
