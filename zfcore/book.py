@@ -17,7 +17,7 @@ from zfcore.data.locate import data_root
 from zfcore.data.tiny_imagenet import cached_split
 from zfcore.profiles import Profile, active_profile
 
-__all__ = ["REFERENCE_DIR", "evolution_data", "metrics", "probe_images", "profile", "recipe_table", "trained"]
+__all__ = ["REFERENCE_DIR", "evolution_data", "probe_images", "profile", "recipe_table", "trained"]
 
 REFERENCE_DIR = REFERENCE_CHECKPOINT.parent
 CI_PROBE_IMAGES = 200
@@ -43,11 +43,6 @@ def trained() -> Reference:
     if profile().name == "ci":
         return load_reference(_ci_run() / "checkpoint.pt")
     return load_reference()
-
-
-def metrics() -> list[dict[str, float]]:
-    """Per-epoch training metrics of :func:`trained`'s run."""
-    return trained().meta["history"]
 
 
 def probe_images() -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Iterable, Protocol
 
 import numpy as np
-import torch
 
 from zfcore.data.loader import TensorBatches
 from zfcore.data.tiny_imagenet import CachedSplit, cached_split
