@@ -32,8 +32,9 @@ fc8           classes             all         classes             all
 At 224 px the padding is conv1 1, pool1 1, conv2 0, pool2 1, pool5 0: exactly the map sizes of
 Fig. 3 (110, 55, 26, 13, 13, 13, 6). At 64 px (ZF-64) conv1 pads 3, conv2 pads 2 and every pool
 pads 1, so each map keeps a meaningful size (32, 16, 8, 4, 4, 4, 2); receptive fields in pixels are
-the same as at 224 px, so from conv3 on (75 px and more) a unit sees most or all of a 64-px image. The AlexNet-style variant replaces conv1 by Krizhevsky's 11x11 stride 4 and
-conv2 by his 5x5 stride 1 (Fig. 6 of the paper), which keeps the maps from conv3 on identical.
+the same as at 224 px, so from conv3 on (75 px and more) a unit sees most or all of a 64-px image.
+The AlexNet-style variant replaces conv1 by Krizhevsky's 11x11 stride 4 and conv2 by his 5x5
+stride 1 (Fig. 6 of the paper), which keeps the maps from conv3 on identical.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ import math
 import os
 import random
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -96,8 +95,8 @@ def train(
         start_epoch, history = state["epoch"], state["history"]
         wall_before = history[-1]["wall_seconds"] if history else 0.0
         _set_rng_states(state["rng"])
-    autocast = _autocast(device, precision)
-    scaler = torch.amp.GradScaler("cuda") if autocast.fast_dtype == torch.float16 else None
+    fast_dtype = _autocast_dtype(device, precision)
+    scaler = torch.amp.GradScaler("cuda") if fast_dtype == torch.float16 else None
     network: nn.Module = model
     if world > 1:
         network = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -115,7 +114,7 @@ def train(
         for step, (images, labels) in enumerate(bar):
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
-            with autocast.context:
+            with _autocast(device, fast_dtype):
                 logits = network(images)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
@@ -195,11 +194,11 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    autocast = _autocast(device, precision)
+    fast_dtype = _autocast_dtype(device, precision)
     loss_sum = correct1 = correct5 = count = 0.0
     for images, labels in batches:
         images, labels = images.to(device), labels.to(device)
-        with autocast.context:
+        with _autocast(device, fast_dtype):
             logits = (transform(model, images) if transform else model(images)).float()
         loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
@@ -217,26 +216,19 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-class _Autocast:
-    def __init__(self, device: torch.device, dtype: torch.dtype | None) -> None:
-        self.fast_dtype = dtype
-        self.device = device
-
-    @property
-    def context(self):
-        if self.fast_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.fast_dtype)
-
-
-def _autocast(device: torch.device, precision: str) -> _Autocast:
+def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (``None``: plain fp32)."""
     if precision == "fp32":
-        return _Autocast(device, None)
+        return None
     if device.type == "cuda":
-        return _Autocast(device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if precision == "bf16" or torch.cpu._is_avx512_bf16_supported():
-        return _Autocast(device, torch.bfloat16)
-    return _Autocast(device, None)
+        return torch.bfloat16
+    return None
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 def _setup_distributed() -> tuple[int, int, torch.device]:

@@ -95,13 +95,17 @@ def evolution(model: ZFNet, snapshots: dict[int, dict[str, torch.Tensor]], pixel
     epochs = sorted(snapshots)
     final = snapshots[epochs[-1]]
 
-    def strongest(weights: dict[str, torch.Tensor]) -> dict:
+    def use(weights: dict[str, torch.Tensor]) -> None:
         network.features.load_state_dict({k: v.float() for k, v in weights.items()})
+
+    def strongest() -> dict:
+        """Each map's strongest activation over ``pixels`` with the weights in use."""
         batches = (normalize(torch.from_numpy(np.ascontiguousarray(pixels[i : i + batch_size]))).contiguous()
                    for i in range(0, len(pixels), batch_size))
         return top_activations(network, batches, layers, k=1, progress=False)
 
-    final_top = strongest(final)
+    use(final)
+    final_top = strongest()
     channels = {}
     for layer in layers:
         ranking = final_top[layer].values[:, 0].argsort(descending=True)
@@ -111,8 +115,8 @@ def evolution(model: ZFNet, snapshots: dict[int, dict[str, torch.Tensor]], pixel
     projections = {layer: [] for layer in layers}
     image_index = {layer: [] for layer in layers}
     for epoch in tqdm(epochs, desc="Fig. 4 snapshots", disable=not progress):
-        tops = final_top if epoch == epochs[-1] else strongest(snapshots[epoch])
-        network.features.load_state_dict({k: v.float() for k, v in snapshots[epoch].items()})
+        use(snapshots[epoch])
+        tops = final_top if epoch == epochs[-1] else strongest()
         for layer in layers:
             chosen = torch.tensor(channels[layer])
             index = tops[layer].image_index[chosen, 0]
