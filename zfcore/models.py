@@ -47,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zfcore.cpu_kernels import Conv2d, contrast_norm
+
 __all__ = [
     "CONV_LAYERS",
     "FC_LAYERS",
@@ -82,7 +84,8 @@ class ContrastNorm(nn.Module):
     Computes exactly what :class:`torch.nn.LocalResponseNorm` computes,
     ``b_c = a_c * (k + alpha / size * sum_{c' near c} a_{c'}^2) ** -beta`` with the window
     ``c - size // 2 <= c' <= c + (size - 1) // 2`` zero-padded at the ends, but sums the squares with
-    one matrix product over channels instead of a 3-d average pool: about 10x faster on a CPU.
+    one matrix product over channels instead of a 3-d average pool: about 10x faster on a CPU; its
+    backward reuses the forward's power (:func:`zfcore.cpu_kernels.contrast_norm`).
     Defaults are Krizhevsky et al.'s (size 5, alpha 1e-4, beta 0.75, k 2), which ZFNet follows.
 
     Args:
@@ -99,7 +102,7 @@ class ContrastNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         band = self.band.to(dtype=x.dtype) if x.dtype != self.band.dtype else self.band
-        return x * (F.conv2d(x * x, band) + self.k).pow(-self.beta)
+        return contrast_norm(x, band, self.k, self.beta)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
@@ -163,7 +166,7 @@ class ZFNet(nn.Module):
             if name in remove:
                 continue
             kernel, stride, padding = geometry.get(name, (3, 1, 1))
-            features[name] = nn.Conv2d(in_channels, width, kernel, stride, padding)
+            features[name] = Conv2d(in_channels, width, kernel, stride, padding)
             features[f"relu{index}"] = nn.ReLU()
             if index in (1, 2):
                 features[f"pool{index}"] = nn.MaxPool2d(3, 2, padding=pad1 if index == 1 else pad2)

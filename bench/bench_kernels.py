@@ -1,0 +1,121 @@
+"""The ZF-64 training step with zfcore's CPU backward passes vs the same step through plain autograd.
+
+Same model (ZF-64 of the ``book`` profile), same weights, batch 128, bf16 autocast + channels-last where
+supported; the two variants alternate for ``--rounds`` rounds so machine noise hits both alike:
+
+* ``autograd``: every ``zfcore.cpu_kernels.Conv2d`` turned back into ``torch.nn.Conv2d`` and the
+  contrast norm differentiated by autograd;
+* ``zfcore``: the model as built (weight gradients of stride-1 convolutions as forward convolutions,
+  contrast-norm backward without a second power).
+
+Also prints, per conv layer, the weight-gradient time of oneDNN's kernel vs the forward-convolution
+form, which is why :class:`zfcore.cpu_kernels.Conv2d` only takes stride-1 convolutions.
+
+Usage: ``python bench/bench_kernels.py [--rounds 5] [--steps 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zfcore.checkpoints import build_model
+from zfcore.models import ContrastNorm, renormalize_filters
+from zfcore.profiles import get_profile
+
+
+class AutogradContrastNorm(ContrastNorm):
+    """The same normalisation, differentiated by autograd."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (F.conv2d(x * x, self.band.to(x.dtype)) + self.k).pow(-self.beta)
+
+
+def autograd_variant(model: nn.Module) -> nn.Module:
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            module.__class__ = nn.Conv2d
+        elif isinstance(module, ContrastNorm):
+            module.__class__ = AutogradContrastNorm
+    return model
+
+
+def step_images_per_second(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int, bf16: bool) -> float:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    start = None
+    for index in range(steps + 2):  # two warm-up steps
+        if index == 2:
+            start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(images)
+        loss = F.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        renormalize_filters(model)
+    return steps * len(labels) / (time.perf_counter() - start)
+
+
+def per_layer(bf16: bool) -> None:
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    layers = {"conv1": (3, 96, 7, 2, 3, 64), "conv2": (96, 256, 5, 2, 2, 16), "conv3": (256, 384, 3, 1, 1, 4),
+              "conv4": (384, 384, 3, 1, 1, 4), "conv5": (384, 256, 3, 1, 1, 4)}
+    print("weight gradient, batch 128 (ms): oneDNN kernel vs forward convolution")
+    for name, (c_in, c_out, kernel, stride, padding, size) in layers.items():
+        x = torch.randn(128, c_in, size, size, dtype=dtype).to(memory_format=torch.channels_last)
+        weight = torch.randn(c_out, c_in, kernel, kernel, dtype=dtype).to(memory_format=torch.channels_last)
+        grad = torch.randn_like(F.conv2d(x, weight, None, stride, padding))
+
+        def native() -> torch.Tensor:
+            return torch.ops.aten.convolution_backward(grad, x, weight, None, [stride] * 2, [padding] * 2, [1, 1],
+                                                       False, [0, 0], 1, [False, True, False])[1]
+
+        def as_forward() -> torch.Tensor:
+            return F.conv2d(x.transpose(0, 1).contiguous(), grad.transpose(0, 1).contiguous(), None, 1, padding,
+                            dilation=stride)[:, :, :kernel, :kernel]
+
+        times = [min(_timed(f) for _ in range(3)) for f in (native, as_forward)]
+        print(f"  {name} stride {stride}: {times[0]:6.2f} vs {times[1]:6.2f}  ({times[0] / times[1]:.2f}x)")
+
+
+def _timed(function, repeats: int = 5) -> float:
+    function()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        function()
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    config = get_profile("book").train
+    bf16 = torch.cpu._is_avx512_bf16_supported()
+    torch.manual_seed(0)
+    ours = build_model(config).to(memory_format=torch.channels_last)
+    baseline = autograd_variant(build_model(config).to(memory_format=torch.channels_last))
+    baseline.load_state_dict(ours.state_dict())
+    images = torch.randn(config.batch_size, 3, 64, 64).to(memory_format=torch.channels_last)
+    labels = torch.randint(0, config.num_classes, (config.batch_size,))
+    results: dict[str, list[float]] = {"autograd": [], "zfcore": []}
+    for _ in range(args.rounds):
+        results["autograd"].append(step_images_per_second(baseline, images, labels, args.steps, bf16))
+        results["zfcore"].append(step_images_per_second(ours, images, labels, args.steps, bf16))
+    print(f"threads: {torch.get_num_threads()}, bf16 autocast: {bf16}, batch {config.batch_size}, "
+          f"{args.rounds} alternating rounds of {args.steps} steps (median img/s)")
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    for name, value in medians.items():
+        print(f"  {name:<9} {value:7.1f} img/s")
+    print(f"zfcore / autograd: {medians['zfcore'] / medians['autograd']:.3f}x")
+    per_layer(bf16)
+
+
+if __name__ == "__main__":
+    main()
