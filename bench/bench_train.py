@@ -6,7 +6,9 @@ Three measurements in one run, same model (ZF-64 of the ``book`` profile), batch
   renormalisation) on one synthetic batch held in memory — the ceiling;
 * ``zfcore``: the full training step fed by :class:`zfcore.data.TensorBatches` from the uint8 cache
   (random crops + flips on tensors) — goal: >= 90 % of model-only;
-* ``plain``: a fp32 model fed by ``torchvision.datasets.ImageFolder`` + ``DataLoader`` (PIL decoding,
+* ``plain``: the same network in fp32 through plain autograd (``torch.nn.Conv2d``, the contrast norm
+  differentiated by autograd: ``bench_kernels.autograd_variant``), fed by
+  ``torchvision.datasets.ImageFolder`` + ``DataLoader`` (PIL decoding,
   ``RandomCrop(64, padding=4, reflect)`` + flip + ``ToTensor`` + ``Normalize``) on the same images —
   what a straightforward implementation does; goal: zfcore >= 2.5x faster.
 
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 import torchvision
 from torchvision import transforms
 
+from bench_kernels import autograd_variant
 from zfcore.checkpoints import build_model
 from zfcore.data.loader import IMAGENET_MEAN, IMAGENET_STD
 from zfcore.data.sources import training_data
@@ -69,6 +72,8 @@ def main() -> None:
         model = build_model(config)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
+        else:
+            model = autograd_variant(model)
         return model, torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     data = training_data(config)
