@@ -1,6 +1,6 @@
 """Training throughput on Tiny ImageNet: zfcore's pipeline vs the model alone vs a plain torchvision loop.
 
-Three measurements in one run, same model (ZF-64 of the ``book`` profile), batch 128, same machine:
+Three measurements in one run, alternating in rounds so machine noise hits all alike, same model (ZF-64 of the ``book`` profile), batch 128, same machine:
 
 * ``model-only``: the training step (bf16 autocast + channels-last where supported, SGD, filter
   renormalisation) on one synthetic batch held in memory — the ceiling;
@@ -12,20 +12,23 @@ Three measurements in one run, same model (ZF-64 of the ``book`` profile), batch
   ``RandomCrop(64, padding=4, reflect)`` + flip + ``ToTensor`` + ``Normalize``) on the same images —
   what a straightforward implementation does; goal: zfcore >= 2.5x faster.
 
-Usage: ``python bench/bench_train.py [--steps 30] [--workers 1]`` (needs Tiny ImageNet: ZFBOOK_MIRROR).
+Usage: ``python bench/bench_train.py [--rounds 3] [--steps 20] [--workers 1]`` (needs Tiny ImageNet: ZFBOOK_MIRROR).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import statistics
 import time
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 import torchvision
+from bench_kernels import autograd_variant
 from torchvision import transforms
 
-from bench_kernels import autograd_variant
 from zfcore.checkpoints import build_model
 from zfcore.data.loader import IMAGENET_MEAN, IMAGENET_STD
 from zfcore.data.sources import training_data
@@ -46,14 +49,13 @@ def make_step(model, optimizer, bf16: bool):
     return step
 
 
-def timed(step, batches, steps: int, warmup: int = 5) -> float:
+def timed(step, batches: Iterator, steps: int, warmup: int = 3) -> float:
     """Images per second over ``steps`` steps after ``warmup`` (the batch source's time included)."""
-    iterator = iter(batches)
     for _ in range(warmup):
-        step(*next(iterator))
+        step(*next(batches))
     start, images = time.perf_counter(), 0
     for _ in range(steps):
-        x, y = next(iterator)
+        x, y = next(batches)
         step(x, y)
         images += len(y)
     return images / (time.perf_counter() - start)
@@ -61,7 +63,8 @@ def timed(step, batches, steps: int, warmup: int = 5) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers of the plain baseline")
     args = parser.parse_args()
     config = get_profile("book").train
@@ -74,19 +77,10 @@ def main() -> None:
             model = model.to(memory_format=torch.channels_last)
         else:
             model = autograd_variant(model)
-        return model, torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        return make_step(model, torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), bf16 and channels_last)
 
     data = training_data(config)
-    model, optimizer = fresh(True)
     images, labels = next(iter(data.train))
-
-    def synthetic():
-        while True:
-            yield images, labels
-
-    results = {"model-only": timed(make_step(model, optimizer, bf16), synthetic(), args.steps)}
-    model, optimizer = fresh(True)
-    results["zfcore"] = timed(make_step(model, optimizer, bf16), data.train, args.steps)
     plain_transform = transforms.Compose([
         transforms.RandomCrop(64, padding=4, padding_mode="reflect"), transforms.RandomHorizontalFlip(),
         transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
@@ -94,13 +88,22 @@ def main() -> None:
     folder = torchvision.datasets.ImageFolder(TinyImageNet().root / "train", transform=plain_transform)
     loader = torch.utils.data.DataLoader(folder, batch_size=config.batch_size, shuffle=True, num_workers=args.workers,
                                          drop_last=True, persistent_workers=args.workers > 0)
-    model, optimizer = fresh(False)
-    results["plain"] = timed(make_step(model, optimizer, False), loader, args.steps)
-    print(f"threads: {torch.get_num_threads()}, bf16 autocast: {bf16}, batch {config.batch_size}, {args.steps} steps")
-    for name, value in results.items():
-        print(f"  {name:<11} {value:8.1f} img/s")
-    print(f"zfcore / model-only: {results['zfcore'] / results['model-only']:.1%}  (goal >= 90 %)")
-    print(f"zfcore / plain:      {results['zfcore'] / results['plain']:.2f}x  (goal >= 2.5x)")
+    variants = {
+        "model-only": (fresh(True), itertools.repeat((images, labels))),
+        "zfcore": (fresh(True), iter(data.train)),
+        "plain": (fresh(False), iter(loader)),
+    }
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, (step, batches) in variants.items():
+            results[name].append(timed(step, batches, args.steps))
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    print(f"threads: {torch.get_num_threads()}, bf16 autocast: {bf16}, batch {config.batch_size}, "
+          f"{args.rounds} alternating rounds of {args.steps} steps, plain loader workers: {args.workers}")
+    for name, value in medians.items():
+        print(f"  {name:<11} {value:8.1f} img/s  (rounds: {', '.join(f'{v:.0f}' for v in results[name])})")
+    print(f"zfcore / model-only: {medians['zfcore'] / medians['model-only']:.1%}  (goal >= 90 %)")
+    print(f"zfcore / plain:      {medians['zfcore'] / medians['plain']:.2f}x  (goal >= 2.5x)")
 
 
 if __name__ == "__main__":
