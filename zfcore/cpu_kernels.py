@@ -8,8 +8,8 @@ choose cheaper kernels, measured on the 2-core AVX512-BF16 CPU of the book's ref
   CPU, is computed as a *forward* convolution of the input with the output gradient (batch and
   channel axes swapped): ``dW[o, i] = sum_b x[b, i] * g[b, o]`` (cross-correlation). oneDNN's forward
   kernels are much better tuned than its weight-gradient kernels for the small maps of conv3-conv5
-  (4 x 4 at 64 px): 1.5-1.6x faster there. Strided convolutions, GPUs and inference use the
-  ordinary path.
+  (4 x 4 at 64 px): 1.3-2x faster there, but 1.2-5x slower for the strided conv1 and conv2, so
+  strided convolutions, GPUs and inference use the ordinary path.
 * :func:`contrast_norm` — local response normalisation ``y = x * s ** -beta`` with
   ``s = k + band @ x**2`` whose backward reuses the forward's ``s ** -beta`` instead of evaluating a
   second power: ``dx = g * t - 2 * beta * x * band.T @ (g * t * x / s)`` with ``t = s ** -beta``.
