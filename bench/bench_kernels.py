@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,7 @@ class AutogradContrastNorm(ContrastNorm):
 
 
 def autograd_variant(model: nn.Module) -> nn.Module:
+    """``model`` with plain ``torch.nn.Conv2d`` layers and its contrast norm differentiated by autograd."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             module.__class__ = nn.Conv2d
@@ -45,12 +47,9 @@ def autograd_variant(model: nn.Module) -> nn.Module:
     return model
 
 
-def step_images_per_second(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int, bf16: bool) -> float:
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    start = None
-    for index in range(steps + 2):  # two warm-up steps
-        if index == 2:
-            start = time.perf_counter()
+def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, bf16: bool) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """One training step of the recipe: forward (bf16 autocast if asked), backward, SGD, filter renormalisation."""
+    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(images)
         loss = F.cross_entropy(logits.float(), labels)
@@ -58,6 +57,16 @@ def step_images_per_second(model: nn.Module, images: torch.Tensor, labels: torch
         loss.backward()
         optimizer.step()
         renormalize_filters(model)
+    return step
+
+
+def step_images_per_second(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int, bf16: bool) -> float:
+    step = make_step(model, torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), bf16)
+    for _ in range(2):  # warm-up
+        step(images, labels)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(images, labels)
     return steps * len(labels) / (time.perf_counter() - start)
 
 

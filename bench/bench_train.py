@@ -24,29 +24,15 @@ import time
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 import torchvision
-from bench_kernels import autograd_variant
+from bench_kernels import autograd_variant, make_step
 from torchvision import transforms
 
 from zfcore.checkpoints import build_model
 from zfcore.data.loader import IMAGENET_MEAN, IMAGENET_STD
 from zfcore.data.sources import training_data
 from zfcore.data.tiny_imagenet import TinyImageNet
-from zfcore.models import renormalize_filters
 from zfcore.profiles import get_profile
-
-
-def make_step(model, optimizer, bf16: bool):
-    def step(images, labels):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        renormalize_filters(model)
-    return step
 
 
 def timed(step, batches: Iterator, steps: int, warmup: int = 3) -> float:
