@@ -44,7 +44,7 @@ class _StrideOneConv(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 padding: tuple[int, int]) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.padding, ctx.has_bias = padding, bias is not None
+        ctx.padding = padding
         return F.conv2d(x, weight, bias, 1, padding)
 
     @staticmethod
@@ -59,10 +59,9 @@ class _StrideOneConv(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             # [C_in, B, H, W] correlated with [C_out, B, H', W'] -> [C_in, C_out, kh, kw]
             swapped = F.conv2d(x.transpose(0, 1).contiguous(), grad.transpose(0, 1).contiguous(), None, 1, ctx.padding)
-            grad_weight = swapped.transpose(0, 1).contiguous(memory_format=torch.channels_last
-                                                             if weight.is_contiguous(memory_format=torch.channels_last)
-                                                             else torch.contiguous_format)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+            layout = torch.channels_last if weight.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+            grad_weight = swapped.transpose(0, 1).contiguous(memory_format=layout)
+        if ctx.needs_input_grad[2]:  # False without a bias
             grad_bias = grad.sum(dim=(0, 2, 3))
         return grad_x, grad_weight, grad_bias, None
 
