@@ -17,9 +17,10 @@ Usage: ``python bench/bench_kernels.py [--rounds 5] [--steps 10]``
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -60,14 +61,16 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, bf16: bool) ->
     return step
 
 
-def step_images_per_second(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int, bf16: bool) -> float:
-    step = make_step(model, torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), bf16)
-    for _ in range(2):  # warm-up
-        step(images, labels)
-    start = time.perf_counter()
+def timed(step: Callable[[torch.Tensor, torch.Tensor], None], batches: Iterator, steps: int, warmup: int = 3) -> float:
+    """Images per second over ``steps`` steps after ``warmup`` (the batch source's time included)."""
+    for _ in range(warmup):
+        step(*next(batches))
+    start, images = time.perf_counter(), 0
     for _ in range(steps):
-        step(images, labels)
-    return steps * len(labels) / (time.perf_counter() - start)
+        x, y = next(batches)
+        step(x, y)
+        images += len(y)
+    return images / (time.perf_counter() - start)
 
 
 def per_layer(bf16: bool) -> None:
@@ -88,11 +91,11 @@ def per_layer(bf16: bool) -> None:
             return F.conv2d(x.transpose(0, 1).contiguous(), grad.transpose(0, 1).contiguous(), None, 1, padding,
                             dilation=stride)[:, :, :kernel, :kernel]
 
-        times = [min(_timed(f) for _ in range(3)) for f in (native, as_forward)]
+        times = [min(_milliseconds(f) for _ in range(3)) for f in (native, as_forward)]
         print(f"  {name} stride {stride}: {times[0]:6.2f} vs {times[1]:6.2f}  ({times[0] / times[1]:.2f}x)")
 
 
-def _timed(function, repeats: int = 5) -> float:
+def _milliseconds(function, repeats: int = 5) -> float:
     function()
     start = time.perf_counter()
     for _ in range(repeats):
@@ -115,8 +118,9 @@ def main() -> None:
     labels = torch.randint(0, config.num_classes, (config.batch_size,))
     results: dict[str, list[float]] = {"autograd": [], "zfcore": []}
     for _ in range(args.rounds):
-        results["autograd"].append(step_images_per_second(baseline, images, labels, args.steps, bf16))
-        results["zfcore"].append(step_images_per_second(ours, images, labels, args.steps, bf16))
+        for name, model in (("autograd", baseline), ("zfcore", ours)):
+            step = make_step(model, torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), bf16)
+            results[name].append(timed(step, itertools.repeat((images, labels)), args.steps))
     print(f"threads: {torch.get_num_threads()}, bf16 autocast: {bf16}, batch {config.batch_size}, "
           f"{args.rounds} alternating rounds of {args.steps} steps (median img/s)")
     medians = {name: statistics.median(values) for name, values in results.items()}

@@ -1,6 +1,7 @@
 """Training throughput on Tiny ImageNet: zfcore's pipeline vs the model alone vs a plain torchvision loop.
 
-Three measurements in one run, alternating in rounds so machine noise hits all alike, same model (ZF-64 of the ``book`` profile), batch 128, same machine:
+Three measurements in one run, alternating in rounds so machine noise hits all alike; same model (ZF-64
+of the ``book`` profile), batch 128, same machine:
 
 * ``model-only``: the training step (bf16 autocast + channels-last where supported, SGD, filter
   renormalisation) on one synthetic batch held in memory — the ceiling;
@@ -20,12 +21,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 import torchvision
-from bench_kernels import autograd_variant, make_step
+from bench_kernels import autograd_variant, make_step, timed
 from torchvision import transforms
 
 from zfcore.checkpoints import build_model
@@ -35,16 +35,10 @@ from zfcore.data.tiny_imagenet import TinyImageNet
 from zfcore.profiles import get_profile
 
 
-def timed(step, batches: Iterator, steps: int, warmup: int = 3) -> float:
-    """Images per second over ``steps`` steps after ``warmup`` (the batch source's time included)."""
-    for _ in range(warmup):
-        step(*next(batches))
-    start, images = time.perf_counter(), 0
-    for _ in range(steps):
-        x, y = next(batches)
-        step(x, y)
-        images += len(y)
-    return images / (time.perf_counter() - start)
+def endless(batches: Iterable) -> Iterator:
+    """The batches of ``batches``, epoch after epoch, so that any number of rounds can be timed."""
+    while True:
+        yield from batches
 
 
 def main() -> None:
@@ -76,8 +70,8 @@ def main() -> None:
                                          drop_last=True, persistent_workers=args.workers > 0)
     variants = {
         "model-only": (fresh(True), itertools.repeat((images, labels))),
-        "zfcore": (fresh(True), iter(data.train)),
-        "plain": (fresh(False), iter(loader)),
+        "zfcore": (fresh(True), endless(data.train)),
+        "plain": (fresh(False), endless(loader)),
     }
     results: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
