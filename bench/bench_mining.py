@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from zfcore.analysis.top9 import top_activations
-from zfcore.checkpoints import build_model, load_reference
+from zfcore.checkpoints import build_model
+from zfcore.weights import load_reference
 from zfcore.data.loader import normalize
 from zfcore.data.tiny_imagenet import cached_split
 from zfcore.profiles import get_profile

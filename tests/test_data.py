@@ -23,7 +23,6 @@ from zfcore.data import (
     cached_split,
     caltech_splits,
     eval_transform,
-    file_training_data,
     find_sample,
     imagenet,
     imagenet_class_names,
@@ -34,6 +33,7 @@ from zfcore.data import (
     normalize,
     ten_crop_transform,
     train_transform,
+    training_data,
 )
 from zfcore.data.images import decode_to_cache
 from zfcore.profiles import TrainConfig
@@ -127,6 +127,20 @@ def test_tiny_imagenet_fake_layout(tmp_path: Path) -> None:
     again = cached_split("train", root=root, cache_dir=tmp_path / "cache")  # from the cache
     np.testing.assert_array_equal(again.images, split.images)
     np.testing.assert_array_equal(again.labels, split.labels)
+
+
+def test_tiny_imagenet_subset_decodes_only_its_files(tmp_path: Path) -> None:
+    root = _tiny_imagenet(tmp_path)
+    cache = tmp_path / "cache"
+    subset = cached_split("train", classes=2, per_class=3, root=root, cache_dir=cache)
+    assert [p.name for p in cache.glob("*.npy") if "labels" not in p.name] == [
+        "tiny-imagenet-200-train-64-classes2-per3.npy"]  # the whole split was not decoded
+    assert subset.labels.tolist() == [0, 0, 0, 1, 1, 1] and subset.classes == list(WNIDS[:2])
+    full = cached_split("train", root=root, cache_dir=cache)
+    np.testing.assert_array_equal(subset.images, full.images[[0, 1, 2, 4, 5, 6]])
+    from_full = cached_split("train", classes=2, per_class=3, root=root, cache_dir=cache)  # now cut from the full cache
+    np.testing.assert_array_equal(from_full.images, subset.images)
+    np.testing.assert_array_equal(from_full.labels, subset.labels)
 
 
 def test_tiny_imagenet_extracted_from_mirror(tmp_path: Path, places: tuple[Path, Path]) -> None:
@@ -298,8 +312,9 @@ def test_imagenette_and_file_training_data(places: tuple[Path, Path]) -> None:
     val = imagenette("val", download=False)
     assert len(val) == 10 and val.wnids == ["n01440764", "n03888257"]
 
-    config = TrainConfig(dataset="imagenette", input_size=16, num_classes=2, workers=0, seed=3)
-    training = file_training_data(config, 4)
+    config = TrainConfig(dataset="imagenette", input_size=16, num_classes=2, workers=0, seed=3, batch_size=4,
+                         preprocessing="mean-std")
+    training = training_data(config)
     assert training.class_names == ["tench", "parachute"] and training.train_images == 10
     assert len(training.train) == 2 and len(training.val) == 3
     images, labels = next(iter(training.train))
@@ -308,16 +323,18 @@ def test_imagenette_and_file_training_data(places: tuple[Path, Path]) -> None:
     order = list(training.train.sampler)
     training.train.set_epoch(1)
     assert list(training.train.sampler) != order and sorted(training.train.sampler) == sorted(order)
-    assert len(training.sha256) == 64 and file_training_data(config, 4).sha256 == training.sha256
+    assert len(training.sha256) == 64 and training_data(config).sha256 == training.sha256
 
-    ranks = [file_training_data(config, 2, num_replicas=2, rank=rank).train.sampler for rank in (0, 1)]
+    ranks = [training_data(config, num_replicas=2, rank=rank).train.sampler for rank in (0, 1)]
     assert sorted([*ranks[0], *ranks[1]]) == list(range(10))
-    subset = file_training_data(config.replace(classes_limit=1, num_classes=1, train_per_class=3), 2)
+    subset = training_data(config.replace(classes_limit=1, num_classes=1, train_per_class=3, batch_size=2))
     assert subset.train_images == 3 and subset.classes == ["n01440764"]
     with pytest.raises(ValueError, match="num_classes=5 but the data has 2 classes"):
-        file_training_data(config.replace(num_classes=5), 4)
-    with pytest.raises(ValueError, match="'tiny-imagenet'"):
-        file_training_data(config.replace(dataset="tiny-imagenet"), 4)
+        training_data(config.replace(num_classes=5))
+    with pytest.raises(ValueError, match="preprocessing='pixel-mean' is not available for file-based data"):
+        training_data(config.replace(preprocessing="pixel-mean"))
+    with pytest.raises(ValueError, match="dataset='mnist' is not valid"):
+        training_data(config.replace(dataset="mnist"))
 
 
 def test_imagenet_samples_probe_set(tmp_path: Path, places: tuple[Path, Path]) -> None:

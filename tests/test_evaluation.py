@@ -2,7 +2,8 @@
 
 import torch
 
-from zfcore.evaluation import ten_crop_logits, ten_crops
+from zfcore.data.sources import ten_crops
+from zfcore.evaluation import ten_crop_logits
 from zfcore.models import zfnet
 
 

@@ -63,11 +63,11 @@ def test_projections_equal_single_calls_and_patches_sit_in_their_box(setup):
 
 def test_mine_top9_caches_by_weights(setup, tmp_path, monkeypatch):
     model, pixels = setup
-    first = mine_top9(model, pixels, data_name="random", layers=("conv2",), k=4, channels_per_layer=3,
+    first = mine_top9(model, pixels, layers=("conv2",), k=4, channels_per_layer=3,
                       cache_dir=tmp_path, progress=False)
     assert first["conv2"][1].projections.shape[:2] == (3, 4)
     monkeypatch.setattr(top9, "top_activations", lambda *a, **k: pytest.fail("cache not used"))
-    again = mine_top9(model, pixels, data_name="random", layers=("conv2",), k=4, channels_per_layer=3,
+    again = mine_top9(model, pixels, layers=("conv2",), k=4, channels_per_layer=3,
                       cache_dir=tmp_path, progress=False)
     torch.testing.assert_close(again["conv2"][1].projections, first["conv2"][1].projections)
     other = zfnet(5, 64, widths=(8, 12, 16, 16, 12), fc=16, init="he").eval()

@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from zfcore.checkpoints import CheckpointError, load_checkpoint, load_reference
+from zfcore.checkpoints import CheckpointError, load_checkpoint
+from zfcore.weights import load_reference
 from zfcore.data.loader import TensorBatches
 from zfcore.data.sources import TrainingData
 from zfcore.profiles import TrainConfig

@@ -1,46 +1,89 @@
-"""Command line: ``python -m zfcore train|evaluate --help``."""
+"""The zfcore command line: train, evaluate and export ZFNet / ZF-64 networks.
+
+Run "python -m zfcore COMMAND --help" for a command's options. Datasets are looked for under
+--data-root (ZFBOOK_DATA_ROOT), then as archives in --mirror (ZFBOOK_MIRROR), then downloaded.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
 from zfcore.profiles import PROFILES, get_profile
 
+# Python argument names in library error messages -> the flags a CLI user typed
+_FLAGS = {"resume": "--resume", "epochs": "--epochs", "stop_after": "--stop-after", "limit": "--limit",
+          "out_dir": "--out", "precision": "--precision", "init": "--init", "preprocessing": "--preprocessing"}
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zfcore", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
 
-    train_cmd = commands.add_parser("train", help="train a profile's network (resumable; torchrun for DDP)")
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not valid; give a whole number of at least 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not valid; give 0 (all) or a positive number")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    plain = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="python -m zfcore", description=__doc__, formatter_class=plain)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     title="commands (run 'python -m zfcore COMMAND --help')")
+
+    train_cmd = commands.add_parser(
+        "train", help="train a profile's network (resumable; torchrun for DDP)", formatter_class=plain,
+        description="Train a profile's network into a run folder: checkpoint.pt, metrics.csv and snapshots/ are\n"
+                    "written after every epoch. --resume continues a run with the schedule it was started with.")
     train_cmd.add_argument("--profile", choices=tuple(PROFILES), default="book", help="what to train (default: book)")
-    train_cmd.add_argument("--data-root", type=Path, help="where datasets are/will be extracted (ZFBOOK_DATA_ROOT)")
-    train_cmd.add_argument("--mirror", type=Path, help="folder of dataset archives to use before downloading (ZFBOOK_MIRROR)")
+    train_cmd.add_argument("--out", type=Path, help="the run folder (default: runs/PROFILE)")
     train_cmd.add_argument("--resume", type=Path, help="a checkpoint.pt to continue from")
-    train_cmd.add_argument("--epochs", type=int, help="override the profile's number of epochs")
-    train_cmd.add_argument("--out", type=Path, help="output folder (default: runs/<profile>)")
-    train_cmd.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    train_cmd.add_argument("--epochs", type=_positive_int,
+                           help="the schedule's length in epochs (default: the profile's; fixed once a run starts)")
+    train_cmd.add_argument("--stop-after", type=_positive_int, metavar="N",
+                           help="end after N epochs, keeping the schedule planned for --epochs (resume later)")
+    train_cmd.add_argument("--init", choices=("paper", "he", "torch"), help="override the profile's initialisation")
+    train_cmd.add_argument("--preprocessing", choices=("pixel-mean", "mean-std"),
+                           help="override the profile's input normalisation (pixel-mean: the paper's)")
+    train_cmd.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                           help="autocast precision (default: auto, bf16 where the hardware has it)")
     train_cmd.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
+    _data_options(train_cmd)
 
-    eval_cmd = commands.add_parser("evaluate", help="top-1/top-5 of a checkpoint on its profile's val set")
+    eval_cmd = commands.add_parser("evaluate", help="top-1/top-5 of a checkpoint on its validation set",
+                                   formatter_class=plain, description="Top-1/top-5 of a checkpoint on the "
+                                   "validation set of the data it was trained on, as JSON.")
     eval_cmd.add_argument("--checkpoint", type=Path, help="a checkpoint.pt or reference file (default: the reference)")
-    eval_cmd.add_argument("--limit", type=int, default=0, help="evaluate on the first N val images only")
+    eval_cmd.add_argument("--limit", type=_count, default=0, help="evaluate on the first N val images only (default 0: all)")
     eval_cmd.add_argument("--ten-crop", action="store_true", help="also report 10-crop accuracy")
-    eval_cmd.add_argument("--data-root", type=Path)
-    eval_cmd.add_argument("--mirror", type=Path)
+    _data_options(eval_cmd)
 
     export_cmd = commands.add_parser(
-        "export", help="turn a finished run into the committed reference: weights + metadata, metrics, Fig. 4 data")
+        "export", help="turn a finished run into the committed reference files", formatter_class=plain,
+        description="Evaluate a finished run (single view and 10-crop) and write its small bf16 weights with\n"
+                    "metadata, metrics and Fig. 4 data into data/reference (about 5 minutes).")
     export_cmd.add_argument("--run", type=Path, default=Path("runs/book"), help="the run folder (default: runs/book)")
     export_cmd.add_argument("--out", type=Path, help="destination folder (default: data/reference)")
-    export_cmd.add_argument("--data-root", type=Path)
-    export_cmd.add_argument("--mirror", type=Path)
-    args = parser.parse_args(argv)
+    _data_options(export_cmd)
+    return parser
 
-    import os
 
+def _data_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--data-root", type=Path, help="where datasets are or will be extracted (ZFBOOK_DATA_ROOT)")
+    command.add_argument("--mirror", type=Path, help="a folder of dataset archives to use before downloading (ZFBOOK_MIRROR)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.data_root:
         os.environ["ZFBOOK_DATA_ROOT"] = str(args.data_root)
     if args.mirror:
@@ -49,12 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         from zfcore.train import train
 
         config = get_profile(args.profile).train
-        if args.epochs:
-            config = config.replace(epochs=args.epochs)
-        if args.compile:
-            config = config.replace(compile=True)
+        overrides = {"epochs": args.epochs, "init": args.init, "preprocessing": args.preprocessing,
+                     "compile": True if args.compile else None}
+        config = config.replace(**{key: value for key, value in overrides.items() if value is not None})
         out = args.out or Path("runs") / args.profile
-        history = train(config, out, resume=args.resume, precision=args.precision)
+        history = train(config, out, resume=args.resume, precision=args.precision, stop_after=args.stop_after)
         print(json.dumps(history[-1] if history else {}, indent=1))
         return 0
     if args.command == "export":
@@ -64,9 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from zfcore.evaluation import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.checkpoint, limit=args.limit, ten_crop=args.ten_crop)
-    print(json.dumps(result, indent=1))
+    print(json.dumps(evaluate_checkpoint(args.checkpoint, limit=args.limit, ten_crop=args.ten_crop), indent=1))
     return 0
+
+
+def cli_message(message: str) -> str:
+    """A library error message in the CLI's words: ``resume=...`` becomes ``--resume ...``."""
+    return re.sub(r"\b(" + "|".join(_FLAGS) + r")=", lambda match: _FLAGS[match.group(1)] + " ", message)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -76,7 +122,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         return main(argv)
     except (ValueError, FileExistsError, DatasetNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {cli_message(str(error))}", file=sys.stderr)
         return 2
 
 

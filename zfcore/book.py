@@ -7,20 +7,22 @@ root) and 200 validation images, so that every notebook runs top to bottom in CI
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from zfcore.analysis.evolution import Evolution, evolution, load_snapshots
-from zfcore.checkpoints import REFERENCE_CHECKPOINT, Reference, load_reference
 from zfcore.data.locate import data_root
 from zfcore.data.tiny_imagenet import cached_split
 from zfcore.profiles import Profile, active_profile
+from zfcore.weights import Reference, load_reference, reference_file
 
-__all__ = ["REFERENCE_DIR", "evolution_data", "probe_images", "profile", "recipe_table", "trained"]
+__all__ = ["evolution_data", "probe_images", "profile", "recipe_table", "trained"]
 
-REFERENCE_DIR = REFERENCE_CHECKPOINT.parent
-CI_PROBE_IMAGES = 200
+CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
 
 def profile() -> Profile:
@@ -29,12 +31,14 @@ def profile() -> Profile:
 
 
 def _ci_run() -> Path:
-    """Train the ``ci`` profile once (seconds) and return its run folder."""
+    """Train the ``ci`` profile once (seconds) and return its run folder, keyed by the recipe."""
     from zfcore.train import train
 
-    folder = data_root() / "runs" / "ci-notebooks"
+    config = active_profile().train
+    key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
+    folder = data_root() / "runs" / f"ci-notebooks-{key}"
     if not (folder / "checkpoint.pt").exists():
-        train(active_profile().train, folder, progress=False)
+        train(config, folder, progress=False)
     return folder
 
 
@@ -46,40 +50,57 @@ def trained() -> Reference:
 
 
 def probe_images() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Validation images (uint8 ``[N, 64, 64, 3]``), labels, class names: all 10,000, or 200 under ``ci``."""
-    split = cached_split("val")
-    count = CI_PROBE_IMAGES if profile().name == "ci" else len(split)
-    return split.images[:count], split.labels[:count], split.class_names
+    """Validation images (uint8 ``[N, 64, 64, 3]``), labels, class names: all 10,000, or 200 under ``ci``.
+
+    Under ``ci`` they are the first 20 images of each of the profile's 10 classes (only those are decoded).
+    """
+    if profile().name == "ci":
+        split = cached_split("val", classes=profile().train.classes_limit, per_class=CI_PROBE_PER_CLASS)
+    else:
+        split = cached_split("val")
+    return split.images, split.labels, split.class_names
 
 
 def evolution_data() -> Evolution:
     """Fig. 4 data: the committed summary of the reference run, or computed from the ``ci`` run's snapshots."""
     if profile().name != "ci":
-        return Evolution.load(REFERENCE_DIR / "fig4.pt")
+        return Evolution.load(reference_file("fig4.pt"))
+    config = profile().train
     reference = trained()
-    pixels = cached_split("train").images[::400][:CI_PROBE_IMAGES]
+    pixels = cached_split("train", classes=config.classes_limit, per_class=config.train_per_class).images
     return evolution(reference.model, load_snapshots(_ci_run() / "snapshots"), np.asarray(pixels), maps_per_layer=4,
                      progress=False)
 
 
 def recipe_table() -> str:
-    """The paper's recipe beside the active profile's, as a Markdown table (deviations with reasons below)."""
+    """The paper's recipe (§3) beside the active profile's, as a Markdown table (deviations with reasons below)."""
     config = profile().train
     paper = {
         "data": "ImageNet 2012, 1.3M images, 1000 classes", "image size": "224 px (crops of 256)",
+        "input": "0-255 pixels minus the per-pixel mean image",
         "network": "ZFNet, Fig. 3", "epochs": "70", "batch": "128", "optimiser": "SGD, momentum 0.9",
+        "weight decay": "not stated",
         "learning rate": "1e-2, annealed by hand on plateaus", "initialisation": "weights N(0, 1e-2), biases 0",
         "dropout": "0.5 (fc6, fc7)", "renormalisation": "filters with RMS > 0.1 scaled to 0.1",
-        "augmentation": "random 224 crops + flips", "hardware": "one GTX 580 GPU, 12 days",
+        "augmentation": "10 fixed 224 sub-crops per image: corners + centre of the 256² centre square, with and "
+                        "without flips",
+        "hardware": "one GTX 580 GPU, 12 days",
     }
+    inputs = {"pixel-mean": "0-255 pixels minus the per-pixel mean image",
+              "mean-std": "ImageNet mean/std, 0-1 scale"}
+    inits = {"paper": "weights N(0, 1e-2), biases 0", "he": "He (Kaiming) normal, biases 0",
+             "torch": "PyTorch's default"}
     ours = {
         "data": f"{config.dataset}, {config.num_classes} classes", "image size": f"{config.input_size} px",
+        "input": inputs[config.preprocessing],
         "network": f"ZF-{config.input_size}, widths {config.widths}, fc {config.fc}", "epochs": str(config.epochs),
-        "batch": str(config.batch_size), "optimiser": f"SGD, momentum {config.momentum}, weight decay {config.weight_decay}",
+        "batch": str(config.batch_size), "optimiser": f"SGD, momentum {config.momentum}",
+        "weight decay": f"{config.weight_decay:g} (Krizhevsky et al.'s)",
         "learning rate": f"{config.lr:g}, {config.schedule}" + (f", {config.warmup_epochs:g}-epoch warm-up" if config.warmup_epochs else ""),
-        "initialisation": config.init, "dropout": f"{config.dropout:g} (fc6, fc7)",
+        "initialisation": inits[config.init], "dropout": f"{config.dropout:g} (fc6, fc7)",
         "renormalisation": f"RMS > {config.renorm_rms:g} scaled back" if config.renorm_rms else "off",
-        "augmentation": "random crops of the 4-px reflect-padded image + flips" if config.input_size == 64 else "random 224 crops + flips",
+        "augmentation": ("random 64 crops of the 4-px reflect-padded image + flips" if config.input_size == 64
+                         else "random 224 crops of the 256² centre square + flips"),
         "hardware": "CPU (2 cores, bf16)" if config.input_size == 64 else "GPU",
     }
     lines = ["| | paper | ours |", "|---|---|---|"]

@@ -1,8 +1,6 @@
-"""Checkpoints: atomic saving, validated loading, and the reference weights with their metadata.
+"""Checkpoints: atomic saving, validated loading, the network a config builds, and the code version.
 
-Like torchvision's ``WeightsEnum`` entries, the reference checkpoint carries its metadata (recipe,
-metrics, code version, dataset checksum); :func:`load_reference` returns the model in eval mode
-together with it.
+The published reference networks and their metadata are in :mod:`zfcore.weights`.
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ import os
 import pickle
 import subprocess
 import zipfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +20,15 @@ from zfcore.profiles import TrainConfig
 
 __all__ = [
     "CheckpointError",
-    "REFERENCE_CHECKPOINT",
-    "Reference",
     "build_model",
+    "checkpoint_state",
     "code_version",
     "config_from_dict",
-    "export_reference",
     "load_checkpoint",
-    "load_reference",
     "save_checkpoint",
 ]
 
 FORMAT = "zfbook-checkpoint"
-REFERENCE_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "reference" / "zf64-tiny-imagenet.pt"
 ARCH_FIELDS = ("input_size", "num_classes", "widths", "fc", "lrn")
 
 
@@ -54,6 +48,7 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     clean = {key: value for key, value in values.items() if key in known}
     clean["widths"] = tuple(clean.get("widths", TrainConfig.widths))
     clean["deviations"] = tuple(tuple(pair) for pair in clean.get("deviations", ()))
+    clean.setdefault("preprocessing", "mean-std")  # checkpoints written before the field existed
     return TrainConfig(**clean)
 
 
@@ -108,62 +103,6 @@ def code_version() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
-
-
-@dataclass
-class Reference:
-    """A trained network and what it is: ``model`` (eval mode, fp32) and ``meta``.
-
-    ``meta`` holds ``recipe`` (the :class:`TrainConfig` as a dict), ``metrics`` (final top-1/top-5, single
-    and 10-crop, wall time, img/s), ``history`` (per-epoch rows), ``code_version``, ``dataset_sha256``,
-    ``classes`` and ``class_names``.
-    """
-
-    model: ZFNet
-    meta: dict[str, Any]
-
-    @property
-    def config(self) -> TrainConfig:
-        return config_from_dict(self.meta["recipe"])
-
-
-def export_reference(checkpoint: str | Path, destination: str | Path, *, metrics: dict[str, Any],
-                     dtype: torch.dtype = torch.bfloat16) -> Path:
-    """Write a small weights file (``dtype`` weights + metadata) from a training checkpoint."""
-    state = load_checkpoint(checkpoint)
-    meta = {**_meta_of(state), "metrics": metrics, "weights_dtype": str(dtype)}
-    weights = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state["model"].items()}
-    save_checkpoint({"config": state["config"], "model": weights, "epoch": state["epoch"], "meta": meta},
-                    destination)
-    return Path(destination)
-
-
-def load_reference(path: str | Path | None = None) -> Reference:
-    """The reference ZF-64 trained on Tiny ImageNet (``data/reference``), in eval mode, with its metadata.
-
-    Args:
-        path: another weights file written by :func:`export_reference` (default: the reference).
-    """
-    path = REFERENCE_CHECKPOINT if path is None else Path(path)
-    state = load_checkpoint(path)
-    model = build_model(config_from_dict(state["config"]))
-    model.load_state_dict({key: value.float() for key, value in state["model"].items()})
-    return Reference(model=model.eval(), meta=_meta_of(state))
-
-
-def _meta_of(state: dict[str, Any]) -> dict[str, Any]:
-    """A weights file's metadata; for a training checkpoint, what it knows of its run."""
-    if "meta" in state:
-        return state["meta"]
-    return {
-        "recipe": state["config"],
-        "history": state.get("history", []),
-        "code_version": state.get("code_version", "unknown"),
-        "dataset_sha256": state.get("dataset_sha256"),
-        "classes": state.get("classes"),
-        "class_names": state.get("class_names"),
-        "epochs_trained": state.get("epoch"),
-    }
 
 
 def checkpoint_state(config: TrainConfig, **state: Any) -> dict[str, Any]:

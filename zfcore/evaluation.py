@@ -1,37 +1,63 @@
-"""Accuracy of a trained network on its profile's validation set: single centre view and 10-crop.
+"""Accuracy of a network on validation batches: single centre view and 10-crop, in one home.
 
+:func:`evaluate` computes loss, top-1 and top-5 over any ``(images, labels)`` batches (the trainer
+calls it after every epoch); :func:`evaluate_checkpoint` evaluates a saved network on the validation
+set of the data it was trained on (:func:`zfcore.data.sources.eval_batches` chooses cache or files).
 10-crop follows Krizhevsky et al. and the paper (§3): the four corner crops and the centre crop of
-the image and of its mirror image, averaging the ten softmax outputs. At 224 px the crops are 224 of
-the 256-px image; at 64 px (ZF-64, trained on random 64-px crops of the 4-px reflect-padded image)
-they are 64 of the 72-px padded image.
+the image and of its mirror image, averaging the ten softmax outputs (:func:`ten_crop_logits`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zfcore.checkpoints import load_reference
-from zfcore.data.loader import TensorBatches
-from zfcore.data.sources import subset
-from zfcore.data.tiny_imagenet import cached_split
-from zfcore.train import evaluate
+from zfcore.weights import load_reference
+from zfcore.data.sources import eval_batches
+from zfcore.devices import autocast, autocast_dtype
 
-__all__ = ["evaluate_checkpoint", "ten_crop_logits", "ten_crops"]
+__all__ = ["evaluate", "evaluate_checkpoint", "ten_crop_logits"]
 
 
-def ten_crops(images: torch.Tensor, pad: int) -> torch.Tensor:
-    """``[B, 3, S, S]`` -> ``[B, 10, 3, S, S]``: corners + centre of the reflect-padded image, and flipped."""
-    size = images.shape[-1]
-    padded = F.pad(images, (pad,) * 4, mode="reflect")
-    far = 2 * pad
-    crops = [padded[..., r : r + size, c : c + size] for r, c in ((0, 0), (0, far), (far, 0), (far, far), (pad, pad))]
-    views = torch.stack(crops, dim=1)
-    return torch.cat([views, views.flip(-1)], dim=1)
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
+             device: torch.device | str = "cpu", precision: str = "auto",
+             transform: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    """Cross-entropy loss, top-1 and top-5 accuracy of ``model`` over ``batches`` (eval mode, restored after).
+
+    Args:
+        model: the network, on ``device``.
+        batches: ``(images, labels)`` pairs.
+        device: where to compute.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (see :func:`zfcore.devices.autocast_dtype`).
+        transform: ``transform(model, images)`` replaces the plain forward pass and returns logits
+            (10-crop evaluation passes :func:`ten_crop_logits`).
+
+    Returns:
+        ``{"loss", "top1", "top5", "images"}``.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    fast_dtype = autocast_dtype(device, precision)
+    loss_sum = correct1 = correct5 = count = 0.0
+    for images, labels in batches:
+        images, labels = images.to(device), labels.to(device)
+        with autocast(device, fast_dtype):
+            logits = (transform(model, images) if transform else model(images)).float()
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct1 += (top5[:, 0] == labels).sum().item()
+        correct5 += (top5 == labels[:, None]).any(1).sum().item()
+        count += len(labels)
+    model.train(was_training)
+    if not count:
+        raise ValueError("batches held no images: nothing to evaluate")
+    return {"loss": loss_sum / count, "top1": correct1 / count, "top5": correct5 / count, "images": count}
 
 
 def ten_crop_logits(model: nn.Module, views: torch.Tensor) -> torch.Tensor:
@@ -54,23 +80,13 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, limit: int = 0,
     Returns:
         ``{"single": {...}, "ten_crop": {...}?, "images": N}`` with ``loss``, ``top1``, ``top5`` each.
     """
+    if limit < 0:
+        raise ValueError(f"limit={limit!r}: must be 0 (all images) or a positive count")
     reference = load_reference(checkpoint)
-    config = reference.config
-    model = reference.model
-    if config.dataset != "tiny-imagenet":
-        from zfcore.data.imagenet import file_eval_batches
-
-        single = evaluate(model, file_eval_batches(config, batch_size, ten_crop=False, limit=limit))
-        result: dict[str, Any] = {"single": single, "images": single["images"]}
-        if ten_crop:
-            result["ten_crop"] = evaluate(model, file_eval_batches(config, batch_size, ten_crop=True, limit=limit),
-                                          transform=ten_crop_logits)
-        return result
-    val = subset(cached_split("val"), config.classes_limit, config.val_per_class)
-    count = min(limit, len(val)) if limit else len(val)
-    batches = TensorBatches(val.images[:count], val.labels[:count], batch_size, train=False, channels_last=True)
-    single = evaluate(model, batches)
-    result = {"single": single, "images": count}
+    config, model = reference.config, reference.model
+    single = evaluate(model, eval_batches(config, batch_size, limit=limit))
+    result: dict[str, Any] = {"single": single, "images": int(single["images"])}
     if ten_crop:
-        result["ten_crop"] = evaluate(model, batches, transform=lambda net, x: ten_crop_logits(net, ten_crops(x, 4)))
+        result["ten_crop"] = evaluate(model, eval_batches(config, batch_size, ten_crop=True, limit=limit),
+                                      transform=ten_crop_logits)
     return result

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +67,7 @@ FC_LAYERS = ("fc6", "fc7", "fc8")
 LAYER_NAMES = CONV_LAYERS + FC_LAYERS
 REMOVABLE_LAYERS = ("conv3", "conv4", "fc6", "fc7")
 SUPPORTED_INPUT_SIZES = (64, 224)
+PAPER_WIDTHS = (96, 256, 384, 384, 256)
 INITS = ("paper", "he", "torch")
 
 # (kernel, stride, padding) of conv1, conv2 and the padding of pool1, pool2, pool5, per style and size.
@@ -300,53 +301,46 @@ def renormalize_filters(model: nn.Module, max_rms: float = 0.1) -> None:
                 weight.mul_((max_rms / rms.clamp_min(1e-12)).clamp(max=1.0).to(weight.dtype))
 
 
-def zfnet(
-    num_classes: int = 1000,
-    input_size: int = 224,
-    *,
-    widths: Sequence[int] = (96, 256, 384, 384, 256),
-    fc: int = 4096,
-    lrn: bool = True,
-    dropout: float = 0.5,
-    remove: Iterable[str] = (),
-    init: str = "paper",
-) -> ZFNet:
+def zfnet(num_classes: int = 1000, input_size: int = 224, **options: Any) -> ZFNet:
     """ZFNet of Zeiler & Fergus (2014), Fig. 3; at ``input_size=64`` the CPU-scale "ZF-64".
 
     Args:
         num_classes: size of fc8 (1000 for ImageNet, 200 for Tiny ImageNet).
-        input_size: 224 (exactly Fig. 3) or 64 (ZF-64: same widths, paddings chosen for 64 px).
-        widths: output channels of conv1..conv5 (Table 2 varies them).
-        fc: width of fc6 and fc7.
-        lrn: contrast normalisation after pool1 and pool2 (:class:`ContrastNorm`).
-        dropout: dropout rate before fc6 and fc7.
-        remove: layers to drop for Table 3, any of ``("conv3", "conv4", "fc6", "fc7")``.
-        init: ``"paper"`` (N(0, 1e-2), default), ``"he"`` or ``"torch"``; see :meth:`ZFNet.initialize`.
+        input_size: 224 (exactly Fig. 3) or 64 (ZF-64: same widths and strides, paddings chosen for 64 px).
+        **options: keyword-only, each with the paper's value as default:
+
+            - ``widths`` — output channels of conv1..conv5 (default ``(96, 256, 384, 384, 256)``;
+              Table 2 varies them);
+            - ``fc`` — width of fc6 and fc7 (default 4096);
+            - ``lrn`` — contrast normalisation after pool1 and pool2 (:class:`ContrastNorm`, default ``True``);
+            - ``dropout`` — dropout rate before fc6 and fc7 (default 0.5);
+            - ``remove`` — layers to drop for Table 3, any of ``("conv3", "conv4", "fc6", "fc7")`` (default none);
+            - ``init`` — ``"paper"`` (N(0, 1e-2), default), ``"he"`` or ``"torch"``; see :meth:`ZFNet.initialize`.
 
     Returns:
         A :class:`ZFNet` in training mode.
     """
-    return ZFNet(style="zf", num_classes=num_classes, input_size=input_size, widths=widths, fc=fc,
-                 lrn=lrn, dropout=dropout, remove=remove, init=init)
+    return _build("zf", num_classes, input_size, **options)
 
 
-def alexnet_style(
-    num_classes: int = 1000,
-    input_size: int = 224,
-    *,
-    widths: Sequence[int] = (96, 256, 384, 384, 256),
-    fc: int = 4096,
-    lrn: bool = True,
-    dropout: float = 0.5,
-    remove: Iterable[str] = (),
-    init: str = "paper",
-) -> ZFNet:
+def alexnet_style(num_classes: int = 1000, input_size: int = 224, **options: Any) -> ZFNet:
     """ZFNet with Krizhevsky et al.'s first layers (conv1 11x11 stride 4, conv2 5x5 stride 1), for Fig. 6.
 
     Same arguments as :func:`zfnet`; from conv3 on the maps have the same sizes.
     """
-    return ZFNet(style="alexnet", num_classes=num_classes, input_size=input_size, widths=widths, fc=fc,
-                 lrn=lrn, dropout=dropout, remove=remove, init=init)
+    return _build("alexnet", num_classes, input_size, **options)
+
+
+def _build(style: str, num_classes: int, input_size: int, *, widths: Sequence[int] = PAPER_WIDTHS,
+           fc: int = 4096, lrn: bool = True, dropout: float = 0.5, remove: Iterable[str] | str = (),
+           init: str = "paper") -> ZFNet:
+    """The one builder behind :func:`zfnet` and :func:`alexnet_style`: checks the option types, builds."""
+    for name, value in (("num_classes", num_classes), ("input_size", input_size), ("fc", fc)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name}={value!r} must be an int (got {type(value).__name__})")
+    remove = (remove,) if isinstance(remove, str) else tuple(remove)
+    return ZFNet(style=style, num_classes=num_classes, input_size=input_size, widths=widths, fc=fc, lrn=lrn,
+                 dropout=dropout, remove=remove, init=init)
 
 
 def _check_choice(name: str, value: object, valid: Sequence[object]) -> None:

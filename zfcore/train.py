@@ -32,14 +32,15 @@ from tqdm.auto import tqdm
 
 from zfcore.checkpoints import build_model, checkpoint_state, code_version, load_checkpoint, save_checkpoint
 from zfcore.data.sources import TrainingData, training_data
+from zfcore.devices import PRECISIONS, autocast, autocast_dtype
+from zfcore.evaluation import evaluate
 from zfcore.models import renormalize_filters
 from zfcore.profiles import TrainConfig
 
-__all__ = ["METRIC_FIELDS", "StepCallback", "evaluate", "read_metrics", "train"]
+__all__ = ["METRIC_FIELDS", "StepCallback", "read_metrics", "train"]
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "img_per_s",
                  "epoch_seconds", "wall_seconds")
-PRECISIONS = ("auto", "fp32", "bf16")
 StepCallback = Callable[[int, int, float], None]
 """Called after every optimiser step as ``callback(epoch, step, loss)``; raising stops the run."""
 
@@ -53,6 +54,7 @@ def train(
     precision: str = "auto",
     progress: bool = True,
     data: TrainingData | None = None,
+    stop_after: int | None = None,
 ) -> list[dict[str, float]]:
     """Train ``config`` into ``out_dir``; returns the per-epoch metric rows.
 
@@ -65,17 +67,32 @@ def train(
         precision: ``"auto"`` (bf16 autocast where the hardware has it), ``"fp32"`` or ``"bf16"``.
         progress: show a tqdm bar with loss and img/s.
         data: batches to use instead of those ``config`` names (tests).
+        stop_after: end after this many epochs (counted from the run's start), with the learning-rate
+            schedule still planned for ``config.epochs``; resume later to go on. Default: all epochs.
+
+    A resumed run keeps the schedule it was started with: ``config.epochs`` must equal the
+    checkpoint's under the cosine schedule (whose shape depends on it), else :class:`ValueError`;
+    use ``stop_after`` to end a run early.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not valid; valid values: {PRECISIONS}")
     if config.schedule not in ("plateau", "cosine"):
         raise ValueError(f"schedule={config.schedule!r} is not valid; valid schedules: ('plateau', 'cosine')")
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"stop_after={stop_after!r}: must be at least 1 epoch (or None for all)")
     out_dir = Path(out_dir)
     checkpoint_file = out_dir / "checkpoint.pt"
     state = load_checkpoint(resume, expect=config) if resume is not None else None
+    if state is not None and config.schedule == "cosine" and state["config"]["epochs"] != config.epochs:
+        raise ValueError(
+            f"epochs={config.epochs} but {resume} was trained with a cosine schedule planned for "
+            f"{state['config']['epochs']} epochs; changing the total would make the learning rate jump. Resume "
+            f"with epochs={state['config']['epochs']} (the run's own), or end early with stop_after=N; "
+            f"nothing was changed"
+        )
     if state is None and checkpoint_file.exists():
         raise FileExistsError(
-            f"{checkpoint_file} exists: pass resume={str(checkpoint_file)!r} (CLI: --resume) to continue that "
+            f"{checkpoint_file} exists: pass resume={checkpoint_file} to continue that "
             f"run, or choose another output folder; nothing was overwritten"
         )
     rank, world, device = _setup_distributed()
@@ -95,7 +112,7 @@ def train(
         start_epoch, history = state["epoch"], state["history"]
         wall_before = history[-1]["wall_seconds"] if history else 0.0
         _set_rng_states(state["rng"])
-    fast_dtype = _autocast_dtype(device, precision)
+    fast_dtype = autocast_dtype(device, precision)
     scaler = torch.amp.GradScaler("cuda") if fast_dtype == torch.float16 else None
     network: nn.Module = model
     if world > 1:
@@ -104,7 +121,8 @@ def train(
         network = torch.compile(network)
     started = time.perf_counter()
     snapshot_epochs = set(config.fig4_epochs())
-    for epoch in range(start_epoch, config.epochs):
+    end_epoch = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    for epoch in range(start_epoch, end_epoch):
         data.train.set_epoch(epoch)
         network.train()
         epoch_start = time.perf_counter()
@@ -114,7 +132,7 @@ def train(
         for step, (images, labels) in enumerate(bar):
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
-            with _autocast(device, fast_dtype):
+            with autocast(device, fast_dtype):
                 logits = network(images)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
@@ -166,7 +184,7 @@ def train(
                     config, model=model.state_dict(), optimizer=optimizer.state_dict(),
                     scheduler=scheduler.state_dict(), epoch=epoch + 1, rng=_rng_states(), history=history,
                     code_version=code_version(), dataset_sha256=data.sha256, classes=data.classes,
-                    class_names=data.class_names,
+                    class_names=data.class_names, mean_image=data.mean_image,
                 ),
                 checkpoint_file,
             )
@@ -182,33 +200,6 @@ def train(
     return history
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
-             device: torch.device | str = "cpu", precision: str = "auto",
-             transform: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
-    """Cross-entropy loss, top-1 and top-5 accuracy of ``model`` over ``batches`` (eval mode, restored after).
-
-    ``transform(model, images)`` may replace the plain forward pass and return probabilities' logits
-    (10-crop evaluation passes one).
-    """
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    fast_dtype = _autocast_dtype(device, precision)
-    loss_sum = correct1 = correct5 = count = 0.0
-    for images, labels in batches:
-        images, labels = images.to(device), labels.to(device)
-        with _autocast(device, fast_dtype):
-            logits = (transform(model, images) if transform else model(images)).float()
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        correct1 += (top5[:, 0] == labels).sum().item()
-        correct5 += (top5 == labels[:, None]).any(1).sum().item()
-        count += len(labels)
-    model.train(was_training)
-    return {"loss": loss_sum / count, "top1": correct1 / count, "top5": correct5 / count, "images": count}
-
-
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
     """The rows of a ``metrics.csv`` written by :func:`train`, as floats."""
     with open(path, newline="") as handle:
@@ -216,21 +207,6 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (``None``: plain fp32)."""
-    if precision == "fp32":
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if precision == "bf16" or torch.cpu._is_avx512_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
-
-
 def _setup_distributed() -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

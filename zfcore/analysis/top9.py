@@ -20,11 +20,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from zfcore.data.loader import normalize
+from zfcore.data.loader import normalize, pixel_batches
 from zfcore.deconv import project, receptive_field
+from zfcore.devices import model_device
 from zfcore.models import CONV_LAYERS, ZFNet
 
-__all__ = ["TopActivations", "TopProjections", "mine_top9", "top_activations", "top_projections", "weights_digest"]
+__all__ = ["TopActivations", "TopProjections", "content_digest", "mine_top9", "top_activations", "top_projections",
+           "weights_digest"]
 
 
 @dataclass
@@ -71,7 +73,8 @@ def top_activations(model: ZFNet, batches: Iterable[torch.Tensor | tuple[torch.T
     """The ``k`` images with the largest activation of every channel of ``layers``, in one pass.
 
     Args:
-        model: the network (put in eval mode for the pass, restored after).
+        model: the network (put in eval mode for the pass, restored after); each batch is moved to
+            its device.
         batches: float image batches ``[B, 3, S, S]`` (or ``(images, labels)`` tuples), in a fixed
             order: image indices count along it.
         layers: conv layers to mine (default conv1-conv5).
@@ -79,7 +82,8 @@ def top_activations(model: ZFNet, batches: Iterable[torch.Tensor | tuple[torch.T
         progress: show a tqdm bar.
 
     Returns:
-        layer -> :class:`TopActivations` (fewer than ``k`` images per channel if there are fewer images).
+        layer -> :class:`TopActivations` on the CPU (fewer than ``k`` images per channel if there are
+        fewer images).
     """
     if k < 1:
         raise ValueError(f"k={k!r}: must be a positive integer")
@@ -89,13 +93,14 @@ def top_activations(model: ZFNet, batches: Iterable[torch.Tensor | tuple[torch.T
             raise ValueError(f"layer={layer!r}: mining needs a conv layer; valid layers: {CONV_LAYERS}")
     was_training = model.training
     model.eval()
+    device = model_device(model)
     best: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # values, image, flat position
     widths: dict[str, int] = {}
     seen = 0
     for batch in tqdm(batches, desc="mining " + ",".join(layers), disable=not progress, unit="batch"):
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        images = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(device, non_blocking=True)
         trace = model.trace(images, layers=layers)
-        index = torch.arange(seen, seen + images.shape[0])
+        index = torch.arange(seen, seen + images.shape[0], device=device)
         for layer in layers:
             activation = trace.activations[layer].float()
             values, flat_position = activation.flatten(2).max(dim=2)  # [B, C]
@@ -109,7 +114,7 @@ def top_activations(model: ZFNet, batches: Iterable[torch.Tensor | tuple[torch.T
     model.train(was_training)
     result = {}
     for layer in layers:
-        values, image_index, flat_position = best[layer]
+        values, image_index, flat_position = (tensor.cpu() for tensor in best[layer])
         positions = torch.stack([flat_position // widths[layer], flat_position % widths[layer]], dim=-1)
         result[layer] = TopActivations(layer, values, image_index, positions)
     return result
@@ -129,25 +134,40 @@ def top_projections(model: ZFNet, pixels: np.ndarray | torch.Tensor, top: TopAct
         mode: ``"deconvnet"`` (the paper), ``"backprop"`` or ``"guided"``.
         chunk: projections per batched pass.
         progress: show a tqdm bar.
+
+    The projections run on the model's device; the result is on the CPU.
     """
+    device = model_device(model)
     chosen = torch.arange(top.values.shape[0]) if channels is None else torch.as_tensor(list(channels))
     k = top.values.shape[1]
     image_index = top.image_index[chosen].flatten()
     channel_of = chosen[:, None].expand(-1, k).flatten()
     positions = top.positions[chosen].flatten(0, 1)
-    pixels = torch.as_tensor(np.asarray(pixels)) if not isinstance(pixels, torch.Tensor) else pixels
+    # the mined images only, copied (a read-only memory map is never wrapped in place); row r is image_index[r]
+    selected = pixels[image_index] if isinstance(pixels, torch.Tensor) else torch.from_numpy(
+        np.asarray(pixels)[image_index.numpy()])
     outputs = []
     for start in tqdm(range(0, len(image_index), chunk), desc=f"projecting {top.layer}", disable=not progress):
         part = slice(start, start + chunk)
-        images = normalize(pixels[image_index[part]]).contiguous()
-        outputs.append(project(model, images, top.layer, channel_of[part], positions[part], mode=mode))
+        images = normalize(selected[part]).contiguous().to(device)
+        outputs.append(project(model, images, top.layer, channel_of[part], positions[part], mode=mode).cpu())
     projections = torch.cat(outputs).view(len(chosen), k, *outputs[0].shape[1:])
     boxes = torch.tensor([receptive_field(model, top.layer, tuple(p.tolist())) for p in positions]).view(len(chosen), k, 4)
-    canvas = torch.full((len(image_index), *pixels.shape[1:]), 128, dtype=torch.uint8)
-    for row, ((top_px, left, bottom, right), index) in enumerate(zip(boxes.view(-1, 4).tolist(), image_index.tolist())):
-        canvas[row, top_px:bottom, left:right] = pixels[index, top_px:bottom, left:right]
-    patches = canvas.permute(0, 3, 1, 2).reshape(len(chosen), k, 3, *pixels.shape[1:3])
+    canvas = torch.full_like(selected, 128)
+    for row, (top_px, left, bottom, right) in enumerate(boxes.view(-1, 4).tolist()):
+        canvas[row, top_px:bottom, left:right] = selected[row, top_px:bottom, left:right]
+    patches = canvas.permute(0, 3, 1, 2).reshape(len(chosen), k, 3, *selected.shape[1:3])
     return TopProjections(top.layer, projections, patches, boxes)
+
+
+def content_digest(array: np.ndarray | torch.Tensor, chunk: int = 4096) -> str:
+    """A short SHA-256 of an array's shape, dtype and bytes: what cached results of that data are keyed by."""
+    digest = hashlib.sha256(f"{tuple(array.shape)}-{array.dtype}".encode())
+    for start in range(0, len(array), chunk):
+        part = array[start : start + chunk]
+        part = part.contiguous().numpy() if isinstance(part, torch.Tensor) else np.ascontiguousarray(part)
+        digest.update(part.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -159,7 +179,7 @@ def weights_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def mine_top9(model: ZFNet, pixels: np.ndarray, *, data_name: str, layers: Sequence[str] = CONV_LAYERS,
+def mine_top9(model: ZFNet, pixels: np.ndarray, *, layers: Sequence[str] = CONV_LAYERS,
               k: int = 9, channels_per_layer: int | None = None, batch_size: int = 500,
               cache_dir: str | Path | None = None, progress: bool = True) -> dict[str, tuple[TopActivations, TopProjections]]:
     """Mine ``layers`` over ``pixels`` and project the top-``k`` of each channel; cached on disk.
@@ -167,22 +187,22 @@ def mine_top9(model: ZFNet, pixels: np.ndarray, *, data_name: str, layers: Seque
     Args:
         model: the network.
         pixels: uint8 ``[N, S, S, 3]`` images (e.g. the Tiny ImageNet validation cache).
-        data_name: names the data in the cache key (e.g. ``"tiny-imagenet-val"``).
         layers, k: as in :func:`top_activations`.
         channels_per_layer: project only the first this many channels of each layer (default: all).
         batch_size: images per forward pass while mining.
-        cache_dir: where results are cached (default: ``<data root>/cache/top9``); ``None`` in the key.
+        cache_dir: where results are cached (default: ``<data root>/cache/top9``).
         progress: show tqdm bars.
+
+    The cache key is made of what produced the result: the weights' digest, the pixels' digest
+    (:func:`content_digest`) and the parameters.
     """
     from zfcore.data.locate import data_root
 
-    key = f"{weights_digest(model)}-{data_name}-{len(pixels)}-{'_'.join(layers)}-k{k}-c{channels_per_layer}"
+    key = f"{weights_digest(model)}-{content_digest(pixels)}-{'_'.join(layers)}-k{k}-c{channels_per_layer}"
     cache_file = Path(cache_dir or data_root() / "cache" / "top9") / f"{key}.pt"
     if cache_file.exists():
         return torch.load(cache_file, weights_only=False)
-    batches = (normalize(torch.from_numpy(np.ascontiguousarray(pixels[i : i + batch_size]))).contiguous()
-               for i in range(0, len(pixels), batch_size))
-    tops = top_activations(model, batches, layers, k, progress=progress)
+    tops = top_activations(model, pixel_batches(pixels, batch_size), layers, k, progress=progress)
     result = {}
     for layer, top in tops.items():
         channels = None if channels_per_layer is None else range(min(channels_per_layer, top.values.shape[0]))

@@ -17,7 +17,7 @@ Which variant the book uses:
 Both classes are :mod:`torchvision.datasets` subclasses: torchvision's constructor checks the folder
 and applies the transforms, but the index is rebuilt from the image files actually present (torchvision
 always drops the background class, and numbers images by counting directory entries, which would count
-the file ``BACKGROUND_Google/tmp`` as an image) and images are read with :func:`zfcore.data.imagenet.load_rgb_checked` (always RGB:
+the file ``BACKGROUND_Google/tmp`` as an image) and images are read with :func:`zfcore.data.images.load_rgb_checked` (always RGB:
 some Caltech images are greyscale, which torchvision returns as is; torchvision's
 ``Caltech101.__getitem__`` also imports scipy, which this project does not install, for its outlines).
 
@@ -44,7 +44,7 @@ import torch
 import torchvision
 from torchvision.datasets.utils import download_url
 
-from zfcore.data.imagenet import load_rgb_checked
+from zfcore.data.images import load_rgb_checked
 from zfcore.data.locate import Archive, DatasetNotFoundError, data_root, find_or_fetch
 
 __all__ = [

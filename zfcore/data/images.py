@@ -1,4 +1,10 @@
-"""Decode image files once into a uint8 cache (a memory-mapped ``.npy``), skipping unreadable files."""
+"""Reading image files: decode to RGB, name the unreadable ones, and decode once into a uint8 cache.
+
+* :func:`load_rgb` opens any image as RGB; :func:`load_rgb_checked` raises :class:`UnreadableImageError`
+  (naming the file) for a file that cannot be decoded, which :class:`~zfcore.data.loader.FileBatches`
+  skips and lists in one :class:`CorruptImageWarning` per pass.
+* :func:`decode_to_cache` decodes many files once into a memory-mapped ``.npy`` (:func:`open_cache`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-__all__ = ["CorruptImageWarning", "decode_to_cache", "load_rgb", "open_cache"]
+__all__ = ["CorruptImageWarning", "UnreadableImageError", "decode_to_cache", "load_rgb", "load_rgb_checked", "open_cache"]
 
 
 class CorruptImageWarning(UserWarning):
@@ -23,6 +29,26 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     with Image.open(path) as image:
         image = ImageOps.exif_transpose(image) if image.format == "JPEG" else image
         return image.convert("RGB")
+
+
+class UnreadableImageError(OSError):
+    """An image file could not be decoded; ``path`` names it."""
+
+    def __init__(self, path: str | os.PathLike, reason: BaseException) -> None:
+        super().__init__(f"{path}: {type(reason).__name__}: {reason}")
+        self.path = str(path)
+
+
+def load_rgb_checked(path: str | os.PathLike) -> Image.Image:
+    """:func:`load_rgb`, raising :class:`UnreadableImageError` (with the path) on a bad file.
+
+    The loader for every file-based dataset here: :class:`SkipUnreadable` skips exactly these errors,
+    so a bug in a transform still fails loudly instead of being skipped.
+    """
+    try:
+        return load_rgb(path)
+    except (OSError, ValueError, SyntaxError) as error:  # what PIL raises for truncated or garbled files
+        raise UnreadableImageError(path, error) from error
 
 
 def decode_to_cache(

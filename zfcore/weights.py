@@ -1,0 +1,256 @@
+"""The reference networks published with zfbook, modelled on torchvision's ``WeightsEnum``.
+
+Each :class:`ReferenceWeights` member names a tracked file of the repository's ``data/reference``
+folder, its SHA-256, typed metadata (:class:`WeightsMeta`: data, recipe, measured accuracy) and the
+preprocessing the network was trained with (:meth:`Weights.transforms`)::
+
+    from zfcore.weights import ReferenceWeights
+    weights = ReferenceWeights.DEFAULT
+    print(weights.meta.top1)                  # 0.4093
+    reference = weights.load()                # model in eval mode + the run's full metadata
+    inputs = weights.transforms()(pixels)     # uint8 [B, 64, 64, 3] -> the network's input
+
+Where the files come from (:func:`reference_file`): in a clone or an editable install, the tracked
+file itself; from an installed package (``pip install git+...``, Colab), a copy fetched once from
+the repository into ``~/.cache/zfbook`` (``ZFBOOK_CACHE``) and checked against its SHA-256.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zfcore.checkpoints import CheckpointError, build_model, config_from_dict, load_checkpoint, save_checkpoint
+from zfcore.data.loader import normalize
+from zfcore.data.locate import sha256
+from zfcore.models import ZFNet
+from zfcore.profiles import TrainConfig
+
+__all__ = [
+    "REFERENCE_DIR",
+    "REFERENCE_URL",
+    "Reference",
+    "ReferenceWeights",
+    "Weights",
+    "WeightsMeta",
+    "export_reference",
+    "load_reference",
+    "reference_file",
+]
+
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"
+"""The tracked folder, present in a clone or an editable install."""
+REFERENCE_URL = "https://raw.githubusercontent.com/zfbook/zfbook/main/data/reference"
+"""Where an installed package fetches the tracked files from (the repository named in ``_config.yml``)."""
+CACHE_ENV = "ZFBOOK_CACHE"
+REFERENCE_SHA256 = {
+    "zf64-tiny-imagenet.pt": "926a30192bd7db7f673fda6ec58731c6f9d0bb057d6e56b72d5c2d12e9f485b7",
+    "fig4.pt": "f4a5bb79f96f864820a036e907fc2a91788864db353bb47edcd4d29c9a495c5c",
+}
+"""SHA-256 of every tracked reference file (a test checks them against ``data/reference``)."""
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "zfbook")).expanduser() / "reference"
+
+
+def reference_file(name: str) -> Path:
+    """The local path of the tracked reference file ``name``, fetched and verified if not in a checkout.
+
+    Raises:
+        ValueError: ``name`` is not a reference file.
+        CheckpointError: the download failed or its checksum does not match (nothing is kept).
+    """
+    if name not in REFERENCE_SHA256:
+        raise ValueError(f"name={name!r} is not a reference file; valid names: {tuple(REFERENCE_SHA256)}")
+    tracked = REFERENCE_DIR / name
+    if tracked.is_file():
+        return tracked
+    cached = _cache_dir() / name
+    if cached.is_file() and sha256(cached) == REFERENCE_SHA256[name]:
+        return cached
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f".{name}.partial")
+    url = f"{REFERENCE_URL}/{name}"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as handle:
+            shutil.copyfileobj(response, handle)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise CheckpointError(f"could not fetch the reference file {name} from {url} ({error}); without internet, "
+                              f"use a clone of the repository (its data/reference holds the file)") from error
+    digest = sha256(partial)
+    if digest != REFERENCE_SHA256[name]:
+        partial.unlink()
+        raise CheckpointError(f"{url} has SHA-256 {digest}, expected {REFERENCE_SHA256[name]}: the repository's "
+                              f"reference files changed; upgrade zfcore (pip install -U) and try again")
+    os.replace(partial, cached)
+    return cached
+
+
+@dataclass(frozen=True)
+class WeightsMeta:
+    """What a reference network is, as torchvision's ``Weights.meta`` (typed).
+
+    Attributes:
+        dataset, num_classes, input_size: the data it was trained on.
+        profile: the recipe's profile name (:mod:`zfcore.profiles`).
+        preprocessing: ``"mean-std"`` or ``"pixel-mean"`` (see :func:`zfcore.data.loader.normalize`).
+        epochs, train_minutes: length of training and its wall time (2-core CPU).
+        top1, top5: validation accuracy, single centre view, all ``val_images``.
+        top1_10crop, top5_10crop: the same with the paper's 10 crops.
+        val_images: how many validation images were evaluated.
+        num_params: parameters of the network.
+    """
+
+    dataset: str
+    num_classes: int
+    input_size: int
+    profile: str
+    preprocessing: str
+    epochs: int
+    train_minutes: float
+    top1: float
+    top5: float
+    top1_10crop: float
+    top5_10crop: float
+    val_images: int
+    num_params: int
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One reference network: its file, checksum and metadata; :meth:`load` gives the model."""
+
+    file: str
+    meta: WeightsMeta
+
+    def path(self) -> Path:
+        """The local weights file (fetched and verified if needed, see :func:`reference_file`)."""
+        return reference_file(self.file)
+
+    def load(self) -> "Reference":
+        """The network in eval mode, fp32, with the run's full metadata (history, classes, ...)."""
+        return load_reference(self.path())
+
+    def transforms(self) -> "Preprocess":
+        """uint8 ``[B, H, W, 3]`` images -> this network's input, as it was trained."""
+        return self.load().preprocess
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return (f"Weights({self.file}: ZF-{m.input_size} on {m.dataset} ({m.num_classes} classes), "
+                f"top-1 {100 * m.top1:.1f} %, top-5 {100 * m.top5:.1f} %, {m.epochs} epochs)")
+
+
+class ReferenceWeights(enum.Enum):
+    """The published reference networks. ``DEFAULT`` is the book's (the ``book`` profile's run)."""
+
+    ZF64_TINY_IMAGENET = Weights(
+        file="zf64-tiny-imagenet.pt",
+        meta=WeightsMeta(
+            dataset="tiny-imagenet", num_classes=200, input_size=64, profile="book", preprocessing="mean-std",
+            epochs=28, train_minutes=83.1, top1=0.4093, top5=0.6717, top1_10crop=0.43, top5_10crop=0.6876,
+            val_images=10000, num_params=6_030_664,
+        ),
+    )
+    DEFAULT = ZF64_TINY_IMAGENET
+
+    def __repr__(self) -> str:
+        return f"ReferenceWeights.{self.name}"
+
+
+class Preprocess:
+    """uint8 ``[B, H, W, 3]`` -> float ``[B, 3, H, W]`` as a network was trained (mean/std or the paper's mean image)."""
+
+    def __init__(self, preprocessing: str, mean_image: torch.Tensor | None) -> None:
+        if preprocessing == "pixel-mean" and mean_image is None:
+            raise CheckpointError("preprocessing='pixel-mean' but the checkpoint holds no mean image")
+        self.preprocessing = preprocessing
+        self.mean_image = mean_image if preprocessing == "pixel-mean" else None
+
+    def __call__(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+        tensor = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.array(pixels, dtype=np.uint8))
+        return normalize(tensor, self.mean_image).contiguous()
+
+    def __repr__(self) -> str:
+        return f"Preprocess({self.preprocessing!r})"
+
+
+@dataclass(repr=False)
+class Reference:
+    """A trained network and what it is: ``model`` (eval mode, fp32), ``meta`` and ``preprocess``.
+
+    ``meta`` holds ``recipe`` (the :class:`TrainConfig` as a dict), ``metrics`` (final top-1/top-5, single
+    and 10-crop, wall time, img/s), ``history`` (per-epoch rows), ``code_version``, ``dataset_sha256``,
+    ``classes`` and ``class_names``. ``preprocess`` turns uint8 images into the network's input.
+    """
+
+    model: ZFNet
+    meta: dict[str, Any]
+    preprocess: Preprocess
+
+    @property
+    def config(self) -> TrainConfig:
+        return config_from_dict(self.meta["recipe"])
+
+    def __repr__(self) -> str:
+        config = self.config
+        metrics = self.meta.get("metrics") or {}
+        history = self.meta.get("history") or [{}]
+        top1 = metrics.get("val_top1", history[-1].get("val_top1"))
+        accuracy = f", val top-1 {100 * top1:.1f} %" if top1 is not None else ""
+        return (f"Reference(ZF-{config.input_size} on {config.dataset}, {config.num_classes} classes, "
+                f"{self.meta.get('epochs_trained', len(history))} epochs{accuracy}, "
+                f"code {str(self.meta.get('code_version', 'unknown'))[:12]})")
+
+
+def export_reference(checkpoint: str | Path, destination: str | Path, *, metrics: dict[str, Any],
+                     dtype: torch.dtype = torch.bfloat16) -> Path:
+    """Write a small weights file (``dtype`` weights + metadata) from a training checkpoint."""
+    state = load_checkpoint(checkpoint)
+    meta = {**_meta_of(state), "metrics": metrics, "weights_dtype": str(dtype)}
+    weights = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state["model"].items()}
+    save_checkpoint({"config": state["config"], "model": weights, "epoch": state["epoch"], "meta": meta,
+                     "mean_image": state.get("mean_image")}, destination)
+    return Path(destination)
+
+
+def load_reference(path: str | Path | ReferenceWeights | None = None) -> Reference:
+    """A trained network with its metadata, in eval mode: the book's reference by default.
+
+    Args:
+        path: a weights file written by :func:`export_reference`, a training ``checkpoint.pt``, or a
+            :class:`ReferenceWeights` member (default: ``ReferenceWeights.DEFAULT``).
+    """
+    if path is None or isinstance(path, ReferenceWeights):
+        path = (path or ReferenceWeights.DEFAULT).value.path()
+    state = load_checkpoint(path)
+    config = config_from_dict(state["config"])
+    model = build_model(config)
+    model.load_state_dict({key: value.float() for key, value in state["model"].items()})
+    return Reference(model=model.eval(), meta=_meta_of(state),
+                     preprocess=Preprocess(config.preprocessing, state.get("mean_image")))
+
+
+def _meta_of(state: dict[str, Any]) -> dict[str, Any]:
+    """A weights file's metadata; for a training checkpoint, what it knows of its run."""
+    if "meta" in state:
+        return state["meta"]
+    return {
+        "recipe": state["config"],
+        "history": state.get("history", []),
+        "code_version": state.get("code_version", "unknown"),
+        "dataset_sha256": state.get("dataset_sha256"),
+        "classes": state.get("classes"),
+        "class_names": state.get("class_names"),
+        "epochs_trained": state.get("epoch"),
+    }
