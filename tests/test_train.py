@@ -131,3 +131,37 @@ def test_wrong_architecture_and_corrupt_checkpoints_fail_clearly(tmp_path):
     torch.save({"weights": torch.zeros(2)}, not_ours)
     with pytest.raises(CheckpointError, match="not a zfbook checkpoint"):
         load_reference(not_ours)
+
+
+def test_stop_after_then_resume_follows_the_planned_schedule(tmp_path):
+    uninterrupted = train(TINY, tmp_path / "a", data=synthetic_data(TINY), progress=False)
+    first = train(TINY, tmp_path / "b", data=synthetic_data(TINY), progress=False, stop_after=1)
+    assert len(first) == 1 and load_checkpoint(tmp_path / "b" / "checkpoint.pt")["epoch"] == 1
+    resumed = train(TINY, tmp_path / "b", data=synthetic_data(TINY), progress=False,
+                    resume=tmp_path / "b" / "checkpoint.pt")
+    assert [row["lr"] for row in resumed] == [row["lr"] for row in uninterrupted]  # no jump back up
+
+
+def test_resume_with_another_total_is_refused_and_changes_nothing(tmp_path):
+    train(TINY, tmp_path / "run", data=synthetic_data(TINY), progress=False, stop_after=1)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match=r"epochs=5 but .* planned for 3 epochs"):
+        train(TINY.replace(epochs=5), tmp_path / "run", resume=checkpoint, data=synthetic_data(TINY), progress=False)
+    assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == digest
+    with pytest.raises(ValueError, match="stop_after=0"):
+        train(TINY, tmp_path / "other", data=synthetic_data(TINY), progress=False, stop_after=0)
+
+
+def test_paper_preprocessing_is_saved_with_the_weights(tmp_path):
+    data = synthetic_data(TINY)
+    mean_image = torch.full((64, 64, 3), 100.0)
+    for batches in (data.train, data.val):
+        batches.mean_image = mean_image
+    data.mean_image = mean_image
+    config = TINY.replace(epochs=1, preprocessing="pixel-mean", init="paper")
+    train(config, tmp_path, data=data, progress=False)
+    reference = load_reference(tmp_path / "checkpoint.pt")
+    assert reference.preprocess.preprocessing == "pixel-mean"
+    pixels = torch.full((1, 64, 64, 3), 110, dtype=torch.uint8)
+    torch.testing.assert_close(reference.preprocess(pixels), torch.full((1, 3, 64, 64), 10.0))
