@@ -105,3 +105,49 @@ def test_a_training_step_matches_plain_autograd():
         F.cross_entropy(model(images), labels).backward()
     for (name, p), q in zip(ours.named_parameters(), reference.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-6, atol=1e-9, msg=name)  # float32 norm band
+
+
+def test_contrast_norm_backward_takes_the_dtypes_of_cuda_autocast(monkeypatch):
+    """Under CUDA autocast ``s.pow(-beta)`` runs in fp32: ``x``, ``band``, ``s`` bf16, ``t`` and the gradient fp32.
+
+    CPU autocast keeps ``pow`` in bf16, so the test makes ``pow`` return fp32 as CUDA does, and checks the
+    gradient against float64 autograd (bf16 tolerance).
+    """
+    torch.manual_seed(0)
+    channels = 16
+    norm = ContrastNorm(channels, 5, 1.0, 0.75, 2.0)
+    x64 = torch.randn(2, channels, 4, 4, dtype=torch.float64)
+    x = x64.bfloat16().requires_grad_()
+    seen: dict[str, torch.dtype] = {}
+    bf16_pow = torch.Tensor.pow
+
+    def cuda_autocast_pow(tensor: torch.Tensor, exponent):
+        seen["s"] = tensor.dtype
+        return bf16_pow(tensor.float(), exponent)
+
+    monkeypatch.setattr(torch.Tensor, "pow", cuda_autocast_pow)
+    out = norm(x)
+    monkeypatch.undo()
+    assert seen == {"s": torch.bfloat16} and out.dtype == torch.float32 and out.grad_fn.name() == "_ContrastNormBackward"
+    grad = torch.randn(out.shape, dtype=torch.float32)
+    got, = torch.autograd.grad(out, x, grad)
+    x64.requires_grad_()
+    reference = x64 * (F.conv2d(x64 * x64, norm.band.double()) + 2.0).pow(-0.75)
+    want, = torch.autograd.grad(reference, x64, grad.double())
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.double(), want, rtol=2e-2, atol=2e-2 * want.abs().max().item())
+
+
+def test_stride_one_conv_backward_under_autocast_with_an_fp32_consumer():
+    """The conv's backward gets its gradient in the output's dtype even when fp32 code consumes the output."""
+    torch.manual_seed(0)
+    ours, reference = _conv_pair(6, 4, 3, 1, 1, torch.float32)
+    x = torch.randn(2, 6, 5, 5, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, expected = ours(x), reference(x)
+    assert out.grad_fn.name() == "_StrideOneConvBackward"
+    got = torch.autograd.grad(out.float().square().sum(), [x, ours.weight, ours.bias])
+    want = torch.autograd.grad(expected.float().square().sum(), [x, reference.weight, reference.bias])
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype == torch.float32
+        torch.testing.assert_close(g, w, rtol=2e-2, atol=2e-2 * w.abs().max().item())

@@ -225,3 +225,25 @@ def test_receptive_field_sizes_match_the_paper_geometry():
 def test_bad_input_raises_value_error_naming_it(call, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         call(_model(), _images(2))
+
+
+def test_tf32_is_off_during_projection_and_restored_after_even_on_error():
+    """Projections on CUDA must match the CPU's: TF32 (cuDNN convolutions, matmuls) is off inside ``project``."""
+    model = _model()
+    images = _images(1)
+    seen: list[tuple[bool, bool]] = []
+    dict(model.named_steps())["conv1"].register_forward_hook(
+        lambda *_: seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+    )
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        project(model, images, "conv2", 0)
+        assert seen == [(False, False)]
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        with pytest.raises(ValueError, match="channels=.*out of range"):
+            project(model, images, "conv2", 10_000)  # fails after the forward pass, inside the TF32-off block
+        assert seen == [(False, False)] * 2
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

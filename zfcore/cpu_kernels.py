@@ -38,7 +38,11 @@ def _autocast_cast(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, 
 
 
 class _StrideOneConv(torch.autograd.Function):
-    """``F.conv2d`` with stride 1, no dilation, one group; weight gradient as a forward convolution."""
+    """``F.conv2d`` with stride 1, no dilation, one group; weight gradient as a forward convolution.
+
+    Its backward sees one dtype only: :class:`Conv2d` casts input, weight and bias to one dtype and
+    turns autocast off around it, and autograd hands the gradient over in the output's dtype.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -99,9 +103,12 @@ class _ContrastNorm(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        # Under CUDA autocast ``pow`` runs in fp32, so ``t`` and ``grad`` are fp32 while ``x``, ``band``
+        # and ``s`` are bf16: the products promote to fp32 and ``band`` must follow them into the conv.
         x, band, s, t = ctx.saved_tensors
         grad_t = grad * t
-        spread = F.conv2d(grad_t.mul(x).div_(s), band.transpose(0, 1))
+        weighted = grad_t.mul(x).div_(s)
+        spread = F.conv2d(weighted, band.to(weighted.dtype).transpose(0, 1))
         return grad_t.addcmul_(x, spread, value=-2.0 * ctx.beta), None, None, None
 
 

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zfcore.devices import exact_float32
 from zfcore.models import CONV_LAYERS, ContrastNorm, ZFNet
 
 __all__ = ["MODES", "project", "receptive_field"]
@@ -62,7 +63,8 @@ def project(
     kept activation's value, so it is linear in it: for a ReLU output (every layer but ``fc8``)
     this is the same as injecting the value itself, as the paper does, since every rule is
     positively homogeneous. All projections run in one batched pass, in evaluation-mode semantics
-    (dropout is the identity); the model is not modified.
+    (dropout is the identity); the model is not modified. On CUDA they run with TF32 off
+    (:func:`~zfcore.devices.exact_float32`), so that they agree with the CPU's.
 
     Args:
         model: a :class:`~zfcore.models.ZFNet`.
@@ -98,7 +100,7 @@ def project(
         raise ValueError(f"mode={mode!r} is not valid; valid modes: {MODES}")
     model.check_images(images)
     through_norm = mode != "deconvnet" if through_norm is None else bool(through_norm)
-    with torch.no_grad():
+    with torch.no_grad(), exact_float32():
         steps, activation = _forward(model, images, model.activation_step(layer), mode, through_norm)
         index = _kept_index(layer, activation, channels, positions)
         count = index.shape[0]
@@ -256,7 +258,7 @@ def _kept_index(
     positions = _as_long(positions, "positions", dims=(2,))
     if positions.shape != (count, 2):
         raise ValueError(f"positions have shape {tuple(positions.shape)}; expected ({count}, 2): (row, col) each")
-    bad = ((positions < 0) | (positions >= torch.tensor([height, cols]))).any(1)
+    bad = ((positions < 0) | (positions >= torch.tensor([height, cols], device=positions.device))).any(1)
     if bad.any():
         raise ValueError(f"positions={positions[bad].tolist()} outside the {height}x{cols} map of {layer!r}: "
                          f"valid rows 0..{height - 1}, cols 0..{cols - 1}")

@@ -100,7 +100,7 @@ def train(
     _seed_everything(config.seed)
     model = build_model(config).to(device, memory_format=torch.channels_last)
     optimizer = _optimizer(model, config)
-    data = data or training_data(config, num_replicas=world, rank=rank)
+    data = data or training_data(config, num_replicas=world, rank=rank, device=device)
     steps_per_epoch = len(data.train)
     scheduler = _scheduler(optimizer, config, steps_per_epoch)
     history: list[dict[str, float]] = []

@@ -65,11 +65,12 @@ def device_decodable(data: bytes | memoryview | np.ndarray) -> bool:
     Reads the JPEG headers only: true for a Huffman-coded (baseline or progressive) JPEG with three
     components that are not Adobe-tagged RGB, and no EXIF rotation (``decode_jpeg`` applies EXIF
     orientation only on the CPU). Everything else — grey and CMYK JPEGs, other codings, other
-    formats, garbage — goes to the CPU decoder.
+    formats, garbage, and truncated files (no end-of-image marker: nvjpeg would decode them partly
+    where PIL refuses them) — goes to the CPU decoder.
     """
     view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data
     try:
-        if view[0] != 0xFF or view[1] != 0xD8:
+        if view[0] != 0xFF or view[1] != 0xD8 or bytes(view[-2:]) != b"\xff\xd9":
             return False
         position = 2
         while True:
@@ -186,6 +187,8 @@ class DeviceBatches:
         self.batch_size, self.train, self.size, self.resize = batch_size, train, size, resize
         self.seed, self.rank, self.epoch = seed, rank, 0
         self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:  # one device for nvjpeg, streams and tensors
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.sampler = (
             DistributedSampler(range(len(self.paths)), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
                                drop_last=True)
@@ -197,6 +200,9 @@ class DeviceBatches:
             collate_fn=_collate_bytes, drop_last=train, persistent_workers=workers > 0,
             prefetch_factor=4 if workers > 0 else None,
         )
+        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        self._scale = 1.0 / (255.0 * std)
+        self._shift = -torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) / std
         self.skipped: list[str] = []
         self.cpu_decoded: list[str] = []
 
@@ -211,7 +217,8 @@ class DeviceBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.skipped, self.cpu_decoded = [], []
-        yield from _prefetched(self._batches(), self.device, _PREFETCH)
+        files = iter(self.loader)  # in this thread: starts (or, later, reuses) the worker processes
+        yield from _prefetched(self._batches(files), self.device, _PREFETCH)
         if self.skipped:
             warnings.warn(
                 f"{len(self.skipped)} unreadable image file(s) skipped in epoch {self.epoch}: " + "; ".join(self.skipped),
@@ -219,8 +226,9 @@ class DeviceBatches:
                 stacklevel=2,
             )
 
-    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The pass's batches, made in order (run by the prefetching thread)."""
+    def _batches(self, files: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The pass's batches from the DataLoader's ``files``, made in order (run by the prefetching thread)."""
         offsets = flips = None
         if self.train:
             generator = torch.Generator().manual_seed(
@@ -229,7 +237,7 @@ class DeviceBatches:
             count = len(self.loader) * self.batch_size
             offsets = torch.randint(0, self.resize - self.size + 1, (count, 2), generator=generator).to(self.device)
             flips = (torch.rand(count, generator=generator) < 0.5).to(self.device)
-        for batch_number, (indices, blob, lengths) in enumerate(self.loader):
+        for batch_number, (indices, blob, lengths) in enumerate(files):
             squares, kept = self._decode_squares(indices, blob, lengths)
             if not kept:
                 continue
@@ -238,7 +246,7 @@ class DeviceBatches:
                 images = self._crop_and_flip(squares, offsets[places], flips[places])
             else:
                 images = TF.center_crop(squares, [self.size, self.size]).contiguous(memory_format=torch.channels_last)
-            images = TF.normalize(TF.to_dtype(images, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
+            images = torch.addcmul(self._shift, images, self._scale)  # (x / 255 - mean) / std in one kernel
             yield images, self.labels[indices[kept]].to(self.device, non_blocking=True)
 
     def _decode_squares(self, indices: torch.Tensor, blob: torch.Tensor,

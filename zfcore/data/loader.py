@@ -38,8 +38,9 @@ def normalize(pixels: torch.Tensor, mean_image: torch.Tensor | None = None) -> t
         raise ValueError(f"pixels have shape {tuple(pixels.shape)}; expected [B, H, W, 3] uint8")
     if mean_image is not None:
         return (pixels.float() - mean_image).permute(0, 3, 1, 2)
-    scale = 1.0 / (255.0 * torch.tensor(IMAGENET_STD))
-    shift = torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
+    std = torch.tensor(IMAGENET_STD, device=pixels.device)
+    scale = 1.0 / (255.0 * std)
+    shift = torch.tensor(IMAGENET_MEAN, device=pixels.device) / std
     return (pixels.float() * scale - shift).permute(0, 3, 1, 2)
 
 

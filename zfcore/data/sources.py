@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
+from zfcore.data.gpu_batches import DeviceBatches
 from zfcore.data.imagenet import imagenet, imagenet_class_names, imagenette
 from zfcore.data.loader import FileBatches, TensorBatches
 from zfcore.data.tiny_imagenet import cached_split
@@ -106,8 +107,13 @@ def mean_image_for(config: TrainConfig) -> torch.Tensor | None:
 # -- the two kinds of data -----------------------------------------------------------------------
 
 
-def training_data(config: TrainConfig, *, num_replicas: int = 1, rank: int = 0) -> TrainingData:
+def training_data(config: TrainConfig, *, num_replicas: int = 1, rank: int = 0,
+                  device: torch.device | str = "cpu") -> TrainingData:
     """Train and validation batches for ``config`` (its dataset, subset, batch size and DDP shard).
+
+    ``device``: where the run trains. On CUDA, file-based data is decoded and cropped on the GPU
+    (:class:`~zfcore.data.gpu_batches.DeviceBatches`: workers only read file bytes); elsewhere
+    :class:`~zfcore.data.loader.FileBatches` decodes with PIL in the workers.
 
     Raises:
         ValueError: an unknown dataset, a batch that does not split over the processes, or
@@ -119,7 +125,8 @@ def training_data(config: TrainConfig, *, num_replicas: int = 1, rank: int = 0) 
         raise ValueError(f"batch_size={config.batch_size} does not split over {num_replicas} processes")
     per_process = config.batch_size // num_replicas
     if config.dataset in FILE_DATASETS:
-        return _file_training_data(config, per_process, num_replicas=num_replicas, rank=rank)
+        return _file_training_data(config, per_process, num_replicas=num_replicas, rank=rank,
+                                   device=torch.device(device))
     train = cached_split("train", classes=config.classes_limit, per_class=config.train_per_class)
     val = cached_split("val", classes=config.classes_limit, per_class=config.val_per_class)
     _check_classes(config, train.classes)
@@ -187,9 +194,12 @@ def _file_split(config: TrainConfig, split: str, transform) -> Dataset:
     return _limit(dataset, config.classes_limit, config.train_per_class if split == "train" else config.val_per_class)
 
 
-def _file_training_data(config: TrainConfig, per_process_batch: int, *, num_replicas: int,
-                        rank: int) -> TrainingData:
-    """Training: :func:`train_transform`, sharded and shuffled (``config.seed``); validation: the centre crop."""
+def _file_training_data(config: TrainConfig, per_process_batch: int, *, num_replicas: int, rank: int,
+                        device: torch.device) -> TrainingData:
+    """Training: :func:`train_transform`, sharded and shuffled (``config.seed``); validation: the centre crop.
+
+    On CUDA the same crops are made on the GPU from the same file lists (:class:`DeviceBatches`).
+    """
     mean_image_for(config)  # refuses the paper's pixel mean, which needs a cache
     size = config.input_size
     train = _file_split(config, "train", train_transform(size))
@@ -202,10 +212,20 @@ def _file_training_data(config: TrainConfig, per_process_batch: int, *, num_repl
     if config.classes_limit:
         classes, class_names = classes[: config.classes_limit], class_names[: config.classes_limit]
     _check_classes(config, classes)
+    if device.type == "cuda":
+        resize = round(size * 256 / 224)
+        train_batches: Batches = DeviceBatches(
+            _file_list(train), per_process_batch, train=True, size=size, resize=resize, seed=config.seed,
+            workers=config.workers, device=device, num_replicas=num_replicas, rank=rank)
+        val_batches: Batches = DeviceBatches(_file_list(val), per_process_batch, train=False, size=size,
+                                             resize=resize, workers=config.workers, device=device)
+    else:
+        train_batches = FileBatches(train, per_process_batch, train=True, seed=config.seed, workers=config.workers,
+                                    num_replicas=num_replicas, rank=rank)
+        val_batches = FileBatches(val, per_process_batch, train=False, workers=config.workers)
     return TrainingData(
-        train=FileBatches(train, per_process_batch, train=True, seed=config.seed, workers=config.workers,
-                          num_replicas=num_replicas, rank=rank),
-        val=FileBatches(val, per_process_batch, train=False, workers=config.workers),
+        train=train_batches,
+        val=val_batches,
         classes=classes,
         class_names=class_names,
         sha256=file_sha256([train, val]),
