@@ -13,14 +13,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from zfcore.analysis.evolution import Evolution, evolution, load_snapshots
 from zfcore.data.locate import data_root
 from zfcore.data.tiny_imagenet import cached_split
+from zfcore.devices import default_device
 from zfcore.profiles import Profile, active_profile
 from zfcore.weights import Reference, load_reference, reference_file
 
-__all__ = ["evolution_data", "probe_images", "profile", "recipe_table", "trained"]
+__all__ = ["device", "evolution_data", "probe_images", "profile", "recipe_table", "trained"]
 
 CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
@@ -42,11 +44,16 @@ def _ci_run() -> Path:
     return folder
 
 
+def device() -> torch.device:
+    """Where the chapters compute: the GPU when there is one (Colab, JupyterLab on a GPU), else the CPU."""
+    return default_device()
+
+
 def trained() -> Reference:
-    """The trained network of the profile with its metadata: the reference run, or the quick ``ci`` run."""
-    if profile().name == "ci":
-        return load_reference(_ci_run() / "checkpoint.pt")
-    return load_reference()
+    """The trained network of the profile with its metadata, on :func:`device`: the reference run, or the ``ci`` run."""
+    reference = load_reference(_ci_run() / "checkpoint.pt") if profile().name == "ci" else load_reference()
+    reference.model.to(device())
+    return reference
 
 
 def probe_images() -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zfcore.devices import exact_float32
+from zfcore.devices import exact_float32, model_device
 from zfcore.models import CONV_LAYERS, ContrastNorm, ZFNet
 
 __all__ = ["MODES", "project", "receptive_field"]
@@ -87,6 +87,7 @@ def project(
 
     Returns:
         ``[B, 3, S, S]`` tensor (dtype and device of ``images``, no autograd graph): the projections.
+        They are computed on the model's device (``images`` are moved there and the result back).
 
     Raises:
         ValueError: unknown layer or mode; images not float ``[N, 3, S, S]``; a channel or position
@@ -100,6 +101,8 @@ def project(
         raise ValueError(f"mode={mode!r} is not valid; valid modes: {MODES}")
     model.check_images(images)
     through_norm = mode != "deconvnet" if through_norm is None else bool(through_norm)
+    home = images.device
+    images = images.to(model_device(model))
     with torch.no_grad(), exact_float32():
         steps, activation = _forward(model, images, model.activation_step(layer), mode, through_norm)
         index = _kept_index(layer, activation, channels, positions)
@@ -109,7 +112,7 @@ def project(
         signal = flat.new_zeros(flat.shape).scatter_(1, index[:, None], 1.0).view(count, *activation.shape[1:])
         for module, saved in reversed(steps):
             signal = _backward_step(module, saved, signal, mode)
-        return signal * values.view(count, 1, 1, 1)
+        return (signal * values.view(count, 1, 1, 1)).to(home)
 
 
 def receptive_field(model: ZFNet, layer: str, position: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
