@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import textwrap
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,21 +11,43 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
+if TYPE_CHECKING:
+    from zfcore.analysis.top9 import TopProjections
+
 VIEWS = ("projections", "patches", "both")
-__all__ = ["convergence_plot", "filter_grid", "fig4_figure", "image_grid", "to_display", "top9_figure", "top9_mosaic", "crop_boxes",
-           "training_curves"]
+__all__ = ["convergence_plot", "filter_grid", "fig4_figure", "evolution_mosaic", "image_grid", "projection_comparison", "to_display", "top9_figure",
+           "top9_mosaic", "crop_boxes", "training_curves"]
 
 
-def to_display(images: torch.Tensor) -> np.ndarray:
+def to_display(images: torch.Tensor, *, percentile: float | None = None) -> np.ndarray:
     """Projections ``[..., 3, H, W]`` (any sign) -> ``[..., H, W, 3]`` in [0, 1], each scaled on its own.
 
-    Zero maps to grey (0.5), the largest absolute value of each image to 0 or 1, as the paper displays
-    its reconstructions. uint8 images are just divided by 255.
+    Zero maps to grey (0.5) and ``+-scale`` of each image to 1 or 0, as the paper displays its
+    reconstructions. uint8 images are just divided by 255.
+
+    Args:
+        images: float projections, or uint8 images ``[..., 3, H, W]``.
+        percentile: ``None``: ``scale`` is the largest absolute value (nothing clips). A number in
+            (0, 100]: ``scale`` is that percentile of the image's non-zero absolute values, and larger
+            values clip (percentile contrast: a few strong pixels no longer leave the rest faint
+            grey; the zeros outside the receptive field do not count).
+
+    Returns:
+        ``[..., H, W, 3]`` float array in [0, 1].
     """
+    images = images.detach().cpu()  # projections may come from a GPU
     if images.dtype == torch.uint8:
         return images.movedim(-3, -1).float().numpy() / 255.0
+    if percentile is not None and not 0 < percentile <= 100:
+        raise ValueError(f"percentile={percentile!r} is not valid; valid: None or a number in (0, 100]")
     images = images.float()
-    scale = images.abs().flatten(-3).amax(-1).clamp_min(1e-12)[..., None, None, None]
+    magnitudes = images.abs().flatten(-3)
+    if percentile is None:
+        scale = magnitudes.amax(-1)
+    else:
+        nonzero = magnitudes.masked_fill(magnitudes == 0, float("nan")).reshape(-1, magnitudes.shape[-1])
+        scale = torch.nanquantile(nonzero, percentile / 100, dim=-1).nan_to_num(0.0).view(magnitudes.shape[:-1])
+    scale = scale.clamp_min(1e-12)[..., None, None, None]
     return (0.5 + 0.5 * images / scale).movedim(-3, -1).clamp(0, 1).numpy()
 
 
@@ -48,21 +71,95 @@ def image_grid(images: np.ndarray, *, titles: Sequence[str] | None = None, row_l
     return figure
 
 
-def top9_figure(projections: torch.Tensor, patches: torch.Tensor, channels: Sequence[int], layer: str,
-                *, view: str = "both", boxes: torch.Tensor | None = None) -> Figure:
-    """Fig. 2 for one layer: per feature map, the 9 projections (3x3) beside the 9 image patches (3x3).
+def top9_figure(layers: Mapping[str, TopProjections], channels: Sequence[int], *, view: str = "both",
+                maps_per_row: int = 2, tile: int = 64, percentile: float | None = 99.0, dpi: int = 100) -> Figure:
+    """Fig. 2 (Zeiler & Fergus 2014, §4): one block per layer, stacked top to bottom.
 
-    ``projections``/``patches`` ``[M, 9, 3, S, S]``; ``view`` is ``"projections"``, ``"patches"`` or ``"both"``;
-    ``boxes`` ``[M, 9, 4]`` crops both to the receptive fields (the paper's layout for small fields).
+    Each block shows ``channels`` of its layer, ``maps_per_row`` side by side: per feature map the 9
+    projections (3x3) beside the 9 image patches (3x3), both cropped to the receptive field and
+    enlarged to ``tile`` px (nearest neighbour), as the paper lays them out. The figure is drawn
+    pixel for pixel (one image pixel per figure pixel at ``dpi``), so a tile is ``tile`` px wide in
+    the PNG; at the defaults the PNG is about 800 px wide, the book's text width.
+
+    Args:
+        layers: layer name -> its :class:`~zfcore.analysis.top9.TopProjections` (projections and
+            patches ``[C, 9, 3, S, S]``, boxes ``[C, 9, 4]``).
+        channels: which entries of each layer's ``TopProjections`` to show (indices into its first axis).
+        view: ``"projections"``, ``"patches"`` or ``"both"``.
+        maps_per_row: feature maps side by side in a block.
+        tile: width and height of one enlarged tile, in pixels.
+        percentile: contrast of the projections (see :func:`to_display`); ``None``: scaled to the maximum.
+        dpi: figure pixels per inch (the PNG is drawn at this resolution).
+
+    Returns:
+        The figure.
     """
-    blocks = [top9_mosaic(projections[m], patches[m], view=view, boxes=None if boxes is None else boxes[m])
-              for m in range(len(channels))]
-    width = 1.8 * (2 if view == "both" else 1)
-    figure, axes = plt.subplots(1, len(blocks), figsize=(width * len(blocks), width + 0.3), squeeze=False)
-    for axis, block, channel in zip(axes[0], blocks, channels):
+    if maps_per_row < 1:
+        raise ValueError(f"maps_per_row={maps_per_row!r}: must be a positive integer")
+    spacer, header, title = 12, 18, 26  # px: between maps, above each row of maps (its labels), above each block
+    blocks = []
+    for layer, projected in layers.items():
+        mosaics = [top9_mosaic(projected.projections[c], projected.patches[c], view=view, boxes=projected.boxes[c],
+                               tile=tile, percentile=percentile) for c in channels]
+        blank = np.ones_like(mosaics[0])
+        rows, labels = [], []
+        for start in range(0, len(mosaics), maps_per_row):
+            row = mosaics[start : start + maps_per_row]
+            row = row + [blank] * (maps_per_row - len(row))
+            gap = np.ones((row[0].shape[0], spacer, 3))
+            rows.append(np.concatenate([np.ones((header, (row[0].shape[1] + spacer) * maps_per_row - spacer, 3)),
+                                        np.concatenate([part for m in row for part in (m, gap)][:-1], axis=1)]))
+            labels.append([f"map {c}: projections | patches" if view == "both" else f"map {c}"
+                           for c in channels[start : start + maps_per_row]])
+        blocks.append((layer, np.concatenate(rows), labels, rows[0].shape[0]))
+    width = blocks[0][1].shape[1]
+    height = sum(title + block.shape[0] for _, block, _, _ in blocks)
+    figure = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    top = height
+    for layer, block, labels, row_height in blocks:
+        figure.text(0.0, (top - title / 2) / height, f"{layer}", fontsize=11, fontweight="bold", va="center")
+        top -= title
+        axis = figure.add_axes((0, (top - block.shape[0]) / height, block.shape[1] / width, block.shape[0] / height))
         axis.imshow(block, interpolation="nearest")
-        axis.set_title(f"{layer} map {channel}", fontsize=8)
         axis.axis("off")
+        pair = (width - spacer * (maps_per_row - 1)) / maps_per_row
+        for r, names in enumerate(labels):
+            for c, name in enumerate(names):
+                axis.text(c * (pair + spacer) + pair / 2, r * row_height + header / 2, name, fontsize=9,
+                          ha="center", va="center")
+        top -= block.shape[0]
+    return figure
+
+
+def projection_comparison(image: np.ndarray, projections: Mapping[str, torch.Tensor], variants: Sequence[str],
+                          boxes: Mapping[str, tuple[int, int, int, int]], *, row_labels: Sequence[str] | None = None,
+                          percentile: float | None = 99.0, cell: float = 2.0) -> Figure:
+    """One image and, per layer, the same activation projected several ways; the receptive field boxed.
+
+    Args:
+        image: the input, uint8 ``[S, S, 3]``.
+        projections: layer -> ``[V, 3, S, S]`` its activation projected by each of ``variants``.
+        variants: column titles, one per projection (wrapped at 20 characters).
+        boxes: layer -> ``(top, left, bottom, right)`` of the activation's receptive field, drawn on the input.
+        row_labels: one label per layer (default: the layer names).
+        percentile: contrast of the projections (see :func:`to_display`).
+        cell: inches per image.
+
+    Returns:
+        The figure: rows = layers, columns = the input then the variants.
+    """
+    from matplotlib.patches import Rectangle
+
+    shown = np.stack([np.concatenate([image[None] / 255.0, to_display(views, percentile=percentile)])
+                      for views in projections.values()])
+    titles = [textwrap.fill(title, 20) for title in ("input (receptive field boxed)", *variants)]
+    figure = image_grid(shown, titles=titles,
+                        row_labels=list(projections) if row_labels is None else row_labels, cell=cell)
+    columns = shown.shape[1]
+    for row, layer in enumerate(projections):
+        top, left, bottom, right = boxes[layer]
+        figure.axes[row * columns].add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top,
+                                                       fill=False, edgecolor="red", linewidth=1.5))
     return figure
 
 
@@ -75,31 +172,34 @@ def crop_boxes(images: torch.Tensor, boxes: torch.Tensor, size: int = 32) -> tor
 
 
 def top9_mosaic(projections: torch.Tensor, patches: torch.Tensor, *, view: str = "both",
-                boxes: torch.Tensor | None = None) -> np.ndarray:
+                boxes: torch.Tensor | None = None, tile: int = 32, percentile: float | None = None) -> np.ndarray:
     """One feature map's 9 projections and/or 9 patches (``[9, 3, S, S]`` each) as 3x3 mosaics side by side.
 
-    With ``boxes`` ``[9, 4]`` (the receptive fields), both are cropped to the box and enlarged, as in the paper.
+    With ``boxes`` ``[9, 4]`` (the receptive fields), both are cropped to the box and enlarged to
+    ``tile`` px, as in the paper. ``percentile`` sets the projections' contrast (see :func:`to_display`).
+    Each mosaic has a 2-px white border; tiles are 1 px apart.
     """
     if view not in VIEWS:
         raise ValueError(f"view={view!r} is not valid; valid views: {VIEWS}")
     if boxes is not None:
-        projections, patches = crop_boxes(projections, boxes), crop_boxes(patches, boxes)
+        projections, patches = crop_boxes(projections, boxes, tile), crop_boxes(patches, boxes, tile)
     parts = []
     if view in ("projections", "both"):
-        parts.append(_tile(to_display(projections)))
+        parts.append(_tile(to_display(projections, percentile=percentile)))
     if view in ("patches", "both"):
         parts.append(_tile(to_display(patches)))
     return np.concatenate([np.pad(p, ((2, 2), (2, 2), (0, 0)), constant_values=1.0) for p in parts], axis=1)
 
 
-def _tile(images: np.ndarray) -> np.ndarray:
-    """``[9, H, W, 3]`` -> one ``[3H, 3W, 3]`` 3x3 mosaic (padded with white if fewer than 9)."""
+def _tile(images: np.ndarray, gap: int = 1) -> np.ndarray:
+    """``[9, H, W, 3]`` -> one 3x3 mosaic, tiles ``gap`` px apart (white; white cells if fewer than 9)."""
     count, height, width = images.shape[:3]
     side = int(np.ceil(np.sqrt(count)))
-    canvas = np.ones((side * height, side * width, 3))
+    canvas = np.ones((side * height + (side - 1) * gap, side * width + (side - 1) * gap, 3))
     for index in range(count):
         r, c = divmod(index, side)
-        canvas[r * height : (r + 1) * height, c * width : (c + 1) * width] = images[index]
+        top, left = r * (height + gap), c * (width + gap)
+        canvas[top : top + height, left : left + width] = images[index]
     return canvas
 
 
@@ -137,6 +237,37 @@ def fig4_figure(projections: torch.Tensor, epochs: Sequence[int], channels: Sequ
     images = to_display(projections).transpose(1, 0, 2, 3, 4)
     return image_grid(images, titles=[f"epoch {e}" for e in epochs], row_labels=[f"map {c}" for c in channels],
                       title=f"{layer}: strongest activation of each map, projected, during training")
+
+
+def evolution_mosaic(projections: dict[str, torch.Tensor], snapshot: int, *, border: int = 1) -> np.ndarray:
+    """One snapshot of Fig. 4 (§4) as one image: a row per layer, its maps' projections side by side.
+
+    The frame of the static Fig. 4 explorer: one such image per snapshot epoch.
+
+    Args:
+        projections: layer -> ``[E, M, 3, S, S]`` projections (``Evolution.projections``); one row per
+            layer, in the dict's order.
+        snapshot: which of the ``E`` snapshots, ``0 <= snapshot < E``.
+        border: white pixels around each projection.
+
+    Returns:
+        float ``[H, W, 3]`` in [0, 1]: ``H`` the sum over layers of ``S + 2 * border``, ``W`` the widest
+        row (``M * (S + 2 * border)``); shorter rows are padded with white on the right.
+    """
+    counts = {len(stack) for stack in projections.values()}
+    if len(counts) != 1:
+        raise ValueError(f"projections have {sorted(counts)} snapshots in different layers; expected one count")
+    count = counts.pop()
+    if not 0 <= snapshot < count:
+        raise ValueError(f"snapshot={snapshot!r} is not valid; valid snapshots: 0 to {count - 1}")
+    rows = []
+    for stack in projections.values():
+        images = to_display(stack[snapshot])
+        rows.append(np.concatenate([np.pad(image, ((border, border), (border, border), (0, 0)), constant_values=1.0)
+                                    for image in images], axis=1))
+    width = max(row.shape[1] for row in rows)
+    return np.concatenate([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=1.0)
+                           for row in rows])
 
 
 def convergence_plot(epochs: Sequence[int], curves: dict[str, dict[str, torch.Tensor]]) -> Figure:

@@ -12,7 +12,8 @@ What is checked, per HTML page of ``_build/html`` (served from a local ``http.se
   ``Animation.to_jshtml()``) changes the frame shown when moved;
 - every internal link (``a[href]`` not starting with ``http``, ``mailto:`` or ``#``) answers HTTP 200.
 
-A screenshot of each page's first screen goes to ``_build/html/_screenshots/<page>.png``.
+A screenshot of each page's first screen goes to ``_build/screenshots/<page>.png`` (beside the site,
+not inside it: the screenshots are never published).
 
 Running it::
 
@@ -54,7 +55,7 @@ SITE = Path(os.environ.get("ZFBOOK_SITE_DIR", REPO / "_build" / "html")).resolve
 CHROMIUM = os.environ.get("ZFBOOK_CHROMIUM", "/usr/bin/chromium")
 REQUIRE = os.environ.get("ZFBOOK_REQUIRE_BROWSER", "") == "1"
 TIMEOUT_MS = int(float(os.environ.get("ZFBOOK_BROWSER_TIMEOUT", "120")) * 1000)  # per wait
-SCREENSHOTS = SITE / "_screenshots"
+SCREENSHOTS = SITE.parent / "screenshots"  # _build/screenshots: outside the published site
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -86,7 +87,7 @@ def _pages() -> list[str]:
     for path in sorted(SITE.rglob("*.html")):
         rel = path.relative_to(SITE)
         if any(part.startswith("_") for part in rel.parts[:-1]):
-            continue  # _static/, _sources/, _images/, _screenshots/ ...
+            continue  # _static/, _sources/, _images/ ...
         pages.append(rel.as_posix())
     return pages
 
@@ -285,3 +286,27 @@ def test_site_has_pages():
         _skip(f"no built book at {SITE} (run book/build.sh first)")
     assert "index.html" in PAGES
     assert any(p.startswith("book/") for p in PAGES), PAGES
+
+
+def test_fig2_tiles_are_legible_in_the_built_page(site_url, browser_context):
+    """Fig. 2 of chapter 02 (the tallest figure there) shows each tile at least 48 CSS px wide."""
+    import inspect
+
+    from zfcore.plots import top9_figure
+
+    page_path = "notebooks/02_deconvnet.html"
+    if page_path not in PAGES:
+        _skip(f"no built {page_path}")
+    tile = inspect.signature(top9_figure).parameters["tile"].default  # px of one tile in the PNG
+    page = browser_context.new_page()
+    try:
+        page.goto(site_url + page_path, wait_until="load")
+        natural, shown = page.evaluate(
+            """() => { const imgs = [...document.querySelectorAll('.cell_output img')];
+                       const fig = imgs.reduce((a, b) => (b.naturalHeight > a.naturalHeight ? b : a));
+                       return [fig.naturalWidth, fig.getBoundingClientRect().width]; }""")
+    finally:
+        page.close()
+    width = shown * tile / natural
+    print(f"Fig. 2: PNG {natural} px wide shown at {shown:.0f} px: a tile is {width:.1f} px wide")
+    assert width >= 48, f"Fig. 2 tiles are {width:.1f} px wide in the page (PNG {natural} px shown at {shown:.0f} px)"

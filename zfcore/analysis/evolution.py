@@ -1,4 +1,4 @@
-"""Feature evolution during training (Zeiler & Fergus 2014, §4.1, Fig. 4).
+"""Feature evolution during training (Zeiler & Fergus 2014, §4, Fig. 4).
 
 Fig. 4 shows, for a few feature maps of every layer, the strongest activation across the training
 set projected to pixels at epochs 1, 2, 5, 10, 20, 30, 40 and 64. The paper's reading: "the lower
@@ -7,6 +7,7 @@ develop after a considerable number of epochs (40-50)". :func:`evolution` recomp
 the conv-weight snapshots the trainer keeps, and measures the claim per layer: how close each
 snapshot's filters are to the final ones (mean correlation of each filter with its final self) and
 how close its projections are (mean correlation of the chosen maps' projections with the final).
+:func:`first_epoch_reaching` turns the filter curves into one number per layer: when it settled.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from tqdm.auto import tqdm
 
 from zfcore.analysis.top9 import top_activations
 from zfcore.checkpoints import load_checkpoint
-from zfcore.data.loader import normalize
+from zfcore.data.loader import normalize, pixel_batches
 from zfcore.deconv import project
+from zfcore.devices import model_device
 from zfcore.models import CONV_LAYERS, ZFNet
 
-__all__ = ["Evolution", "evolution", "load_snapshots"]
+__all__ = ["Evolution", "evolution", "first_epoch_reaching", "load_snapshots"]
 
 
 @dataclass
@@ -82,7 +84,8 @@ def evolution(model: ZFNet, snapshots: dict[int, dict[str, torch.Tensor]], pixel
 
     Args:
         model: a network of the snapshots' architecture (its conv weights are replaced in turn; the
-            model passed in is not modified: a copy is used).
+            model passed in is not modified: a copy is used). Everything runs on its device; the
+            result is on the CPU.
         snapshots: ``{epoch: features state dict}`` (:func:`load_snapshots`).
         pixels: uint8 ``[N, S, S, 3]`` probe images standing in for "the training set".
         maps_per_layer: how many feature maps per layer to show; chosen as the maps with the largest
@@ -92,6 +95,7 @@ def evolution(model: ZFNet, snapshots: dict[int, dict[str, torch.Tensor]], pixel
         progress: show a tqdm bar.
     """
     network = copy.deepcopy(model).eval()
+    device = model_device(network)
     epochs = sorted(snapshots)
     final = snapshots[epochs[-1]]
 
@@ -100,9 +104,7 @@ def evolution(model: ZFNet, snapshots: dict[int, dict[str, torch.Tensor]], pixel
 
     def strongest() -> dict:
         """Each map's strongest activation over ``pixels`` with the weights in use."""
-        batches = (normalize(torch.from_numpy(np.ascontiguousarray(pixels[i : i + batch_size]))).contiguous()
-                   for i in range(0, len(pixels), batch_size))
-        return top_activations(network, batches, layers, k=1, progress=False)
+        return top_activations(network, pixel_batches(pixels, batch_size), layers, k=1, progress=False)
 
     use(final)
     final_top = strongest()
@@ -120,8 +122,8 @@ def evolution(model: ZFNet, snapshots: dict[int, dict[str, torch.Tensor]], pixel
         for layer in layers:
             chosen = torch.tensor(channels[layer])
             index = tops[layer].image_index[chosen, 0]
-            images = normalize(torch.from_numpy(np.ascontiguousarray(pixels[index.numpy()]))).contiguous()
-            projections[layer].append(project(network, images, layer, chosen, tops[layer].positions[chosen, 0]))
+            images = normalize(torch.from_numpy(np.ascontiguousarray(pixels[index.numpy()]))).contiguous().to(device)
+            projections[layer].append(project(network, images, layer, chosen, tops[layer].positions[chosen, 0]).cpu())
             image_index[layer].append(index)
     stacked = {layer: torch.stack(projections[layer]) for layer in layers}
     projection_correlation = {
@@ -142,3 +144,28 @@ def evolution(model: ZFNet, snapshots: dict[int, dict[str, torch.Tensor]], pixel
         filter_correlation=filter_correlation, projection_correlation=projection_correlation,
         conv1_filters=torch.stack([snapshots[e]["conv1.weight"] for e in epochs]).half(),
     )
+
+
+def first_epoch_reaching(evolution: Evolution, threshold: float = 0.9) -> dict[str, int | None]:
+    """Per layer, the first snapshot epoch whose filters correlate at least ``threshold`` with the final ones.
+
+    Our measure of when a layer has "converged" in the sense of the paper's Fig. 4 (§4): "the lower
+    layers of the model can be seen to converge within a few epochs", the upper ones "only develop
+    after a considerable number of epochs (40-50)".
+
+    Args:
+        evolution: the Fig. 4 data (:func:`evolution`); its ``filter_correlation`` is read.
+        threshold: the mean filter correlation with the final snapshot that counts as settled, in [-1, 1].
+
+    Returns:
+        ``{layer: epoch}`` in the layer order of ``evolution.filter_correlation``; ``None`` for a layer
+        that never reaches ``threshold`` (the final snapshot always does, with correlation 1).
+    """
+    if not -1.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold={threshold!r} is not valid; a correlation threshold lies in [-1, 1]")
+    first = {}
+    for layer, values in evolution.filter_correlation.items():
+        # compared at the curve's own precision, so that a stored 0.9 counts as reaching 0.9
+        reached = [epoch for epoch, settled in zip(evolution.epochs, (values >= threshold).tolist()) if settled]
+        first[layer] = reached[0] if reached else None
+    return first

@@ -28,7 +28,10 @@ def _to_normalized_tensor() -> list[v2.Transform]:
 
 
 def train_transform(size: int = 224, resize: int | None = None) -> v2.Compose:
-    """The paper's training crops: shorter side to ``resize``, centre ``resize``², random ``size``² crop, flip.
+    """Training crops: shorter side to ``resize``, centre ``resize``², a random ``size``² crop, a random flip.
+
+    The paper takes 10 fixed crops of that square (corners + centre, with flips); this draws one at
+    random each time, the common denser variant (a deviation stated in the book's recipe table).
 
     Args:
         size: the crop (default 224).
