@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tarfile
-import urllib.request
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from archives import tgz_folder, zip_folder
 from zfcore.data import (
     Caltech101,
     Caltech256,
@@ -54,37 +52,6 @@ def _corrupt(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes())
     return path
-
-
-def _zip(folder: Path, archive: Path) -> Path:
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(folder.rglob("*")):
-            bundle.write(path, path.relative_to(folder.parent))
-    return archive
-
-
-def _tar(folder: Path, archive: Path) -> Path:
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz") as bundle:
-        bundle.add(folder, arcname=folder.name)
-    return archive
-
-
-@pytest.fixture
-def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """An empty data root and mirror, and no network: every ``urlopen`` fails."""
-    data, mirror = tmp_path / "data", tmp_path / "mirror"
-    data.mkdir()
-    mirror.mkdir()
-    monkeypatch.setenv("ZFBOOK_DATA_ROOT", str(data))
-    monkeypatch.setenv("ZFBOOK_MIRROR", str(mirror))
-
-    def offline(*args: object, **kwargs: object) -> None:
-        raise OSError("offline in tests")
-
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
-    return data, mirror
 
 
 # -- Tiny ImageNet -------------------------------------------------------------------------------
@@ -145,7 +112,7 @@ def test_tiny_imagenet_subset_decodes_only_its_files(tmp_path: Path) -> None:
 
 def test_tiny_imagenet_extracted_from_mirror(tmp_path: Path, places: tuple[Path, Path]) -> None:
     data, mirror = places
-    _zip(_tiny_imagenet(tmp_path / "build"), mirror / "tiny-imagenet-200.zip")
+    zip_folder(_tiny_imagenet(tmp_path / "build"), mirror / "tiny-imagenet-200.zip")
     dataset = TinyImageNet(download=False)
     assert dataset.root == data / "tiny-imagenet-200"
     assert len(dataset.files("val")[0]) == 6
@@ -203,7 +170,7 @@ def test_caltech101_from_mirror_with_and_without_background(tmp_path: Path, plac
         for index in range(1, count + 1):
             _jpeg(folder / name / f"image_{index:04d}.jpg", index, mode="L" if name == "Faces" else "RGB")
     (folder / "BACKGROUND_Google" / "tmp").write_text("not an image")  # as in the real archive
-    _tar(folder, mirror / "caltech101" / "101_ObjectCategories.tar.gz")
+    tgz_folder(folder, mirror / "caltech101" / "101_ObjectCategories.tar.gz")
 
     dataset = Caltech101(download=False)
     assert (data / "caltech101" / "101_ObjectCategories" / "yin_yang" / "image_0001.jpg").exists()
@@ -343,7 +310,7 @@ def test_imagenet_samples_probe_set(tmp_path: Path, places: tuple[Path, Path]) -
     names = ("n02088094_Afghan_hound", "n02112018_Pomeranian", "n02974003_car_wheel", "n03874293_paddlewheel")
     for seed, name in enumerate(names):
         _jpeg(folder / f"{name}.JPEG", seed, mode="L" if seed == 0 else "RGB")
-    _zip(folder, mirror / "imagenet-samples.zip")
+    zip_folder(folder, mirror / "imagenet-samples.zip")
     samples = imagenet_samples()
     assert len(samples) == 4 and samples.wnids[1] == "n02112018"
     assert find_sample(samples, "car wheel").wnid == "n02974003"

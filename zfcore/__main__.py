@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from zfcore.profiles import PROFILES, get_profile
 
@@ -20,15 +21,29 @@ _FLAGS = {"resume": "--resume", "epochs": "--epochs", "stop_after": "--stop-afte
           "out_dir": "--out", "precision": "--precision", "init": "--init", "preprocessing": "--preprocessing"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit code 2, like every expected CLI failure."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; give a whole number") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not valid; give a whole number of at least 1")
     return value
 
 
 def _count(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is not valid; give 0 (all) or a positive number")
     return value
@@ -36,7 +51,7 @@ def _count(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     plain = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="python -m zfcore", description=__doc__, formatter_class=plain)
+    parser = _Parser(prog="python -m zfcore", description=__doc__, formatter_class=plain)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      title="commands (run 'python -m zfcore COMMAND --help')")
 
@@ -84,10 +99,13 @@ def _data_options(command: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.data_root:
+    if args.data_root is not None:
         os.environ["ZFBOOK_DATA_ROOT"] = str(args.data_root)
-    if args.mirror:
+    if args.mirror is not None:
         os.environ["ZFBOOK_MIRROR"] = str(args.mirror)
+    from zfcore.data.locate import data_root
+
+    data_root()  # a data root that is a file or cannot be written: one clear error before anything else
     if args.command == "train":
         from zfcore.train import train
 
@@ -116,12 +134,13 @@ def cli_message(message: str) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """:func:`main`, with the expected failures (bad checkpoint, missing data, ...) as one line, exit code 2."""
+    """:func:`main`, with the expected failures (bad checkpoint, missing data, a diverged run, ...) as one line,
+    exit code 2."""
     from zfcore.data.locate import DatasetNotFoundError
 
     try:
         return main(argv)
-    except (ValueError, FileExistsError, DatasetNotFoundError) as error:
+    except (ValueError, FileExistsError, FloatingPointError, DatasetNotFoundError) as error:
         print(f"error: {cli_message(str(error))}", file=sys.stderr)
         return 2
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+import numpy as np
 import torch
+from torch import nn
 
 from zfcore.models import ZFNet, zfnet
 from zfcore.profiles import TrainConfig
@@ -25,11 +28,23 @@ __all__ = [
     "code_version",
     "config_from_dict",
     "load_checkpoint",
+    "load_weights",
+    "read_torch_file",
     "save_checkpoint",
 ]
 
 FORMAT = "zfbook-checkpoint"
 ARCH_FIELDS = ("input_size", "num_classes", "widths", "fc", "lrn")
+NUMPY_RNG_TYPES = (np.ndarray.__reduce__(np.zeros(0))[0], np.ndarray, np.dtype, type(np.dtype(np.uint32)))
+"""What ``np.random.get_state()`` pickles to besides plain values: numpy's array rebuilder (its module moved in
+numpy 2, so it is taken from an array's own pickle), the array and dtype classes."""
+KINDS = {
+    "network": (("config", "model"), "a run's checkpoint.pt or a reference weights file (data/reference)"),
+    "training": (("config", "model", "optimizer", "scheduler", "epoch", "rng", "history"),
+                 "a run's own checkpoint.pt (a reference weights file holds no optimizer state to resume)"),
+    "snapshot": (("epoch", "features"), "a run's snapshots/epoch_NNN.pt"),
+}
+"""What each kind of file must hold, and where such a file comes from (for the error message)."""
 
 
 class CheckpointError(ValueError):
@@ -61,35 +76,114 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     os.replace(partial, path)
 
 
-def load_checkpoint(path: str | Path, *, expect: TrainConfig | None = None) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+def read_torch_file(path: str | Path, *, what: str = "checkpoint", allow: Iterable[type | Any] = ()) -> Any:
+    """``torch.load`` that can never run code: ``weights_only=True``, numpy's RNG-state types and ``allow`` allowed.
+
+    Args:
+        path: the file.
+        what: what the file should be, for the error message ("checkpoint", "Fig. 4 data", ...).
+        allow: further classes or functions the file may name (e.g. a cache's dataclasses).
+
+    Raises:
+        CheckpointError: missing, corrupt or not a PyTorch file, or a pickle naming anything else (which
+            could run code); nothing in the file was executed. The message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        with torch.serialization.safe_globals([*NUMPY_RNG_TYPES, *allow]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        refused = re.search(r"GLOBAL ([\w.]+)|but got <class '([\w.]+)'>", str(error))
+        if refused is None:
+            raise CheckpointError(f"{what} {path} is corrupt or not a PyTorch file ({_first_line(error)})") from error
+        raise CheckpointError(
+            f"{what} {path} was refused: its pickle names {refused.group(1) or refused.group(2)}, which could run "
+            f"code, and only tensors, numbers, strings and containers may be loaded (nothing was executed); use a "
+            f"file written by zfcore"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{what} {path} is corrupt or not a PyTorch file ({_first_line(error)})") from error
+
+
+def load_checkpoint(path: str | Path, *, expect: TrainConfig | None = None, kind: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`, safely (:func:`read_torch_file`).
 
     Args:
         path: the file.
         expect: if given, the architecture the caller will load the weights into.
+        kind: what the file must hold: ``"network"`` (config and weights: a training checkpoint or a
+            reference weights file), ``"training"`` (everything a run needs to resume), ``"snapshot"``
+            (a Fig. 4 snapshot: epoch and conv weights) or ``None`` (any file :func:`save_checkpoint` wrote).
 
     Raises:
-        CheckpointError: missing or corrupt file, not a zfbook checkpoint, or (with ``expect``) a network
-            of another architecture; the message names the file and the mismatching fields.
+        CheckpointError: missing, corrupt or unsafe file, not a zfbook checkpoint, another kind of file
+            (e.g. a Fig. 4 snapshot given as a network), an unreadable config, or (with ``expect``) a
+            network of another architecture; the message names the file and what is wrong.
     """
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not valid; valid kinds: {(*KINDS, None)}")
+    if kind is None and expect is not None:
+        kind = "network"  # an architecture to compare needs the config
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file ({error})") from error
+    state = read_torch_file(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a zfbook checkpoint (no '{FORMAT}' format marker)")
-    if expect is not None:
-        saved = config_from_dict(state["config"])
-        mismatches = [
-            f"{name}: checkpoint {getattr(saved, name)!r} vs expected {getattr(expect, name)!r}"
-            for name in ARCH_FIELDS if getattr(saved, name) != getattr(expect, name)
-        ]
-        if mismatches:
-            raise CheckpointError(f"checkpoint {path} holds another architecture: " + "; ".join(mismatches))
+    required, source = KINDS[kind] if kind is not None else ((), "")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is {_describe(state)}, not a {kind} checkpoint: it lacks "
+                              f"{', '.join(missing)}; pass {source}")
+    if "config" in state:
+        try:
+            saved = config_from_dict(state["config"])
+        except (TypeError, ValueError, AttributeError) as error:
+            raise CheckpointError(f"checkpoint {path} holds an unreadable config ({_first_line(error)})") from error
+        if expect is not None:
+            mismatches = [
+                f"{name}: checkpoint {getattr(saved, name)!r} vs expected {getattr(expect, name)!r}"
+                for name in ARCH_FIELDS if getattr(saved, name) != getattr(expect, name)
+            ]
+            if mismatches:
+                raise CheckpointError(f"checkpoint {path} holds another architecture: " + "; ".join(mismatches))
     return state
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], path: str | Path) -> None:
+    """``model.load_state_dict(weights)`` (as fp32), with a mismatch reported as the file's fault.
+
+    Raises:
+        CheckpointError: the weights in ``path`` do not fit ``model`` (missing or unexpected keys,
+            other shapes): the file's config and weights disagree.
+    """
+    try:
+        model.load_state_dict({key: value.float() if value.is_floating_point() else value
+                               for key, value in weights.items()})
+    except (RuntimeError, AttributeError) as error:
+        problems = [line.strip().rstrip(".") for line in str(error).splitlines()[1:] if line.strip()]
+        details = problems[0] if problems else _first_line(error)
+        if len(problems) > 1:
+            details += f"; and {len(problems) - 1} more"
+        raise CheckpointError(f"checkpoint {path}: its weights do not fit the network its config describes "
+                              f"({details}); the file is damaged or was edited") from error
+
+
+def _describe(state: dict[str, Any]) -> str:
+    """What a zfbook file is, judged by its keys (for error messages)."""
+    if "features" in state and "config" not in state:
+        return "a Fig. 4 snapshot (conv weights only)"
+    if "meta" in state and "optimizer" not in state:
+        return "a reference weights file (no optimizer state)"
+    if "optimizer" in state:
+        return "a training checkpoint"
+    return "a file holding only " + ", ".join(sorted(key for key in state if key != "format"))
+
+
+def _first_line(error: BaseException) -> str:
+    """An exception's message on one line (for one-line CLI errors)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def code_version() -> str:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zfcore.devices import exact_float32, model_device
+from zfcore.devices import exact_float32
 from zfcore.models import CONV_LAYERS, ContrastNorm, ZFNet
 
 __all__ = ["MODES", "project", "receptive_field"]
@@ -68,9 +68,10 @@ def project(
 
     Args:
         model: a :class:`~zfcore.models.ZFNet`.
-        images: float ``[N, 3, S, S]`` with ``S = model.input_size``. ``N`` is the number of
-            projections ``B``, or 1: then the one image is projected for every channel, with a
-            single forward pass.
+        images: float ``[N, 3, S, S]`` with ``S = model.input_size``, all finite. ``N`` is the number
+            of projections ``B``, or 1: then the one image is projected for every channel, with a
+            single forward pass. Another float dtype than the model's (fp16, bf16, fp64) is cast to
+            the model's parameter dtype for the computation (:meth:`~zfcore.models.ZFNet.prepare_images`).
         layer: one of ``model.layer_names`` (``"conv1"`` ... ``"fc8"``); its activation is the
             output of its ReLU (``fc8``: the logits).
         channels: the channel (feature map, or unit of a fc layer) of each projection: one int for
@@ -87,24 +88,27 @@ def project(
 
     Returns:
         ``[B, 3, S, S]`` tensor (dtype and device of ``images``, no autograd graph): the projections.
-        They are computed on the model's device (``images`` are moved there and the result back).
+        They are computed on the model's device and in its dtype (``images`` are moved and cast
+        there, the result back).
 
     Raises:
-        ValueError: unknown layer or mode; images not float ``[N, 3, S, S]``; a channel or position
-            out of range; ``N``, the channels and the positions disagree on ``B``; positions given
-            for a fc layer.
+        ValueError: unknown layer or mode; ``through_norm`` not a bool or ``None``; images not float
+            ``[N, 3, S, S]`` (integer pixels: normalise them with :func:`zfcore.data.loader.normalize`)
+            or not finite (naming how many values and which images); a channel or position out of
+            range; ``N``, the channels and the positions disagree on ``B``; positions given for a
+            fc layer.
         TypeError: the model has a step other than conv, ReLU, max-pool, norm, flatten, dropout
             and linear.
     """
     model.check_layer(layer)
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not valid; valid modes: {MODES}")
-    model.check_images(images)
-    through_norm = mode != "deconvnet" if through_norm is None else bool(through_norm)
-    home = images.device
-    images = images.to(model_device(model))
+    if through_norm is not None and not isinstance(through_norm, bool):
+        raise ValueError(f"through_norm={through_norm!r}: must be True, False or None (the mode's default)")
+    through_norm = mode != "deconvnet" if through_norm is None else through_norm
+    inputs = model.prepare_images(images)
     with torch.no_grad(), exact_float32():
-        steps, activation = _forward(model, images, model.activation_step(layer), mode, through_norm)
+        steps, activation = _forward(model, inputs, model.activation_step(layer), mode, through_norm)
         index = _kept_index(layer, activation, channels, positions)
         count = index.shape[0]
         flat = activation.flatten(1).expand(count, -1)
@@ -112,7 +116,7 @@ def project(
         signal = flat.new_zeros(flat.shape).scatter_(1, index[:, None], 1.0).view(count, *activation.shape[1:])
         for module, saved in reversed(steps):
             signal = _backward_step(module, saved, signal, mode)
-        return (signal * values.view(count, 1, 1, 1)).to(home)
+        return (signal * values.view(count, 1, 1, 1)).to(images.device, images.dtype)
 
 
 def receptive_field(model: ZFNet, layer: str, position: tuple[int, int] | None = None) -> tuple[int, int, int, int]:

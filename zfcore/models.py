@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
@@ -58,6 +59,7 @@ __all__ = [
     "Trace",
     "ZFNet",
     "alexnet_style",
+    "check_finite",
     "renormalize_filters",
     "zfnet",
 ]
@@ -69,6 +71,9 @@ REMOVABLE_LAYERS = ("conv3", "conv4", "fc6", "fc7")
 SUPPORTED_INPUT_SIZES = (64, 224)
 PAPER_WIDTHS = (96, 256, 384, 384, 256)
 INITS = ("paper", "he", "torch")
+STYLES = ("zf", "alexnet")
+# the keyword options of zfnet() and alexnet_style(), with their defaults (the paper's values)
+OPTIONS: dict[str, Any] = dict(widths=PAPER_WIDTHS, fc=4096, lrn=True, dropout=0.5, remove=(), init="paper")
 
 # (kernel, stride, padding) of conv1, conv2 and the padding of pool1, pool2, pool5, per style and size.
 _GEOMETRY = {
@@ -145,17 +150,30 @@ class ZFNet(nn.Module):
         init: str,
     ) -> None:
         super().__init__()
-        remove = tuple(remove)
+        _check_choice("style", style, STYLES)
+        for name, value in (("num_classes", num_classes), ("input_size", input_size), ("fc", fc)):
+            _check_int(name, value)
+        num_classes, input_size, fc = int(num_classes), int(input_size), int(fc)
         _check_choice("input_size", input_size, SUPPORTED_INPUT_SIZES)
         _check_choice("init", init, INITS)
+        if isinstance(remove, str) or not isinstance(remove, Iterable):
+            raise ValueError(f"remove={remove!r}: give a sequence of layer names, any of {REMOVABLE_LAYERS}")
+        remove = tuple(remove)
         for name in remove:
             _check_choice("remove", name, REMOVABLE_LAYERS)
-        if len(widths) != 5 or any(int(w) < 1 for w in widths):
-            raise ValueError(f"widths={tuple(widths)!r}: give five positive channel counts for conv1..conv5")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout={dropout!r}: must be in [0, 1)")
-        if num_classes < 1 or fc < 1:
-            raise ValueError(f"num_classes={num_classes!r}, fc={fc!r}: both must be positive")
+        if (isinstance(widths, str) or not isinstance(widths, Sequence) or len(widths) != 5
+                or not all(isinstance(w, Integral) and not isinstance(w, bool) and w >= 1 for w in widths)):
+            raise ValueError(f"widths={widths!r}: give five positive whole channel counts for conv1..conv5, "
+                             f"e.g. {PAPER_WIDTHS}")
+        widths = tuple(int(w) for w in widths)
+        if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout={dropout!r}: must be a number in [0, 1) (the paper: 0.5)")
+        if not isinstance(lrn, bool):
+            raise ValueError(f"lrn={lrn!r}: must be True or False")
+        if num_classes < 1:
+            raise ValueError(f"num_classes={num_classes!r}: must be at least 1")
+        if fc < 1:
+            raise ValueError(f"fc={fc!r}: must be at least 1 (the paper: 4096)")
         self.style, self.input_size, self.num_classes = style, input_size, num_classes
         self.removed = remove
         geometry = _GEOMETRY[(style, input_size)]
@@ -224,24 +242,48 @@ class ZFNet(nn.Module):
         if layer not in self.layer_names:
             raise ValueError(f"layer={layer!r} is not a layer of this network; valid layers: {self.layer_names}")
 
-    def check_images(self, images: torch.Tensor) -> None:
-        """Raise ``ValueError`` unless ``images`` is a float ``[B, 3, input_size, input_size]`` tensor."""
+    def check_images(self, images: torch.Tensor, *, finite: bool = True) -> None:
+        """Raise ``ValueError`` unless ``images`` is a finite float ``[B, 3, input_size, input_size]`` tensor.
+
+        Args:
+            images: the network's input (normalised pixels).
+            finite: also refuse NaN or infinite values (:func:`check_finite`); one NaN pixel makes
+                the image's activations, and so its projections, entirely NaN. :meth:`forward` skips
+                this check: the trainer's inputs are normalised uint8 pixels, and a data-dependent
+                check would stall the GPU and split ``torch.compile`` graphs at every step.
+        """
         if not isinstance(images, torch.Tensor):
             raise ValueError(f"images must be a torch.Tensor [B, 3, H, W], got {type(images).__name__}")
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images have shape {tuple(images.shape)}; expected [B, 3, H, W]")
         if not images.is_floating_point():
-            raise ValueError(f"images have dtype {images.dtype}; expected a float dtype (normalised pixels)")
+            raise ValueError(
+                f"images have dtype {images.dtype}; expected float (normalised pixels): turn uint8 pixels "
+                "[B, H, W, 3] into inputs with zfcore.data.loader.normalize (or pixel_batches)"
+            )
         if tuple(images.shape[2:]) != (self.input_size, self.input_size):
             raise ValueError(
                 f"images are {images.shape[2]}x{images.shape[3]} px but this network takes "
                 f"{self.input_size}x{self.input_size}; resize/crop them or build it with input_size="
                 f"{images.shape[2]} (supported: {SUPPORTED_INPUT_SIZES})"
             )
+        if finite:
+            check_finite(images)
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` checked (:meth:`check_images`), on the network's device and in its parameters' dtype.
+
+        Float images of another dtype (fp16, bf16, fp64) are cast to the parameters' dtype (float32
+        for a network as built), so that any float input gives the network's own arithmetic.
+        """
+        self.check_images(images)
+        parameter = next(self.parameters())
+        # asynchronous only towards a GPU: a GPU -> CPU copy could be read before it has landed
+        return images.to(device=parameter.device, dtype=parameter.dtype, non_blocking=parameter.device.type == "cuda")
 
     # ------------------------------------------------------------------ forward
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        self.check_images(images)
+        self.check_images(images, finite=False)
         return self.classifier(self.flatten(self.features(images)))
 
     def trace(self, images: torch.Tensor, layers: Iterable[str] | None = None) -> Trace:
@@ -287,6 +329,26 @@ class ZFNet(nn.Module):
             nn.init.zeros_(module.bias)
 
 
+def check_finite(images: torch.Tensor, name: str = "images") -> None:
+    """Raise ``ValueError`` naming how many values of ``images`` are NaN or infinite, and in which images.
+
+    One ``torch.isfinite(...).all()`` when all is well; the images are counted along dimension 0.
+
+    Args:
+        images: a float tensor ``[N, ...]`` (integer tensors are always finite).
+        name: what to call them in the message.
+    """
+    if not images.is_floating_point() or bool(torch.isfinite(images).all()):
+        return
+    bad_per_image = (~torch.isfinite(images)).flatten(1).sum(1)
+    indices = bad_per_image.nonzero().flatten().tolist()
+    shown = ", ".join(map(str, indices[:10])) + (", ..." if len(indices) > 10 else "")
+    raise ValueError(
+        f"{name} have {int(bad_per_image.sum())} non-finite values (NaN or inf) in {len(indices)} of "
+        f"{images.shape[0]} images (indices {shown}); drop those images or repair them (e.g. torch.nan_to_num)"
+    )
+
+
 def renormalize_filters(model: nn.Module, max_rms: float = 0.1) -> None:
     """Scale back every conv filter whose RMS exceeds ``max_rms`` to RMS ``max_rms`` (paper §3).
 
@@ -314,13 +376,18 @@ def zfnet(num_classes: int = 1000, input_size: int = 224, **options: Any) -> ZFN
             - ``fc`` — width of fc6 and fc7 (default 4096);
             - ``lrn`` — contrast normalisation after pool1 and pool2 (:class:`ContrastNorm`, default ``True``);
             - ``dropout`` — dropout rate before fc6 and fc7 (default 0.5);
-            - ``remove`` — layers to drop for Table 3, any of ``("conv3", "conv4", "fc6", "fc7")`` (default none);
+            - ``remove`` — layers to drop for Table 3: one name or a sequence of names, any of
+              ``("conv3", "conv4", "fc6", "fc7")`` (default none);
             - ``init`` — ``"paper"`` (N(0, 1e-2), default), ``"he"`` or ``"torch"``; see :meth:`ZFNet.initialize`.
 
     Returns:
         A :class:`ZFNet` in training mode.
+
+    Raises:
+        ValueError: a value of the wrong type or out of range, naming the argument and the valid values.
+        TypeError: an unknown option, listing the valid ones.
     """
-    return _build("zf", num_classes, input_size, **options)
+    return _build("zfnet", "zf", num_classes, input_size, options)
 
 
 def alexnet_style(num_classes: int = 1000, input_size: int = 224, **options: Any) -> ZFNet:
@@ -328,21 +395,29 @@ def alexnet_style(num_classes: int = 1000, input_size: int = 224, **options: Any
 
     Same arguments as :func:`zfnet`; from conv3 on the maps have the same sizes.
     """
-    return _build("alexnet", num_classes, input_size, **options)
+    return _build("alexnet_style", "alexnet", num_classes, input_size, options)
 
 
-def _build(style: str, num_classes: int, input_size: int, *, widths: Sequence[int] = PAPER_WIDTHS,
-           fc: int = 4096, lrn: bool = True, dropout: float = 0.5, remove: Iterable[str] | str = (),
-           init: str = "paper") -> ZFNet:
-    """The one builder behind :func:`zfnet` and :func:`alexnet_style`: checks the option types, builds."""
-    for name, value in (("num_classes", num_classes), ("input_size", input_size), ("fc", fc)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name}={value!r} must be an int (got {type(value).__name__})")
-    remove = (remove,) if isinstance(remove, str) else tuple(remove)
-    return ZFNet(style=style, num_classes=num_classes, input_size=input_size, widths=widths, fc=fc, lrn=lrn,
-                 dropout=dropout, remove=remove, init=init)
+def _build(builder: str, style: str, num_classes: int, input_size: int, options: dict[str, Any]) -> ZFNet:
+    """The one builder behind :func:`zfnet` and :func:`alexnet_style`: checks the option names, builds.
+
+    ``remove`` may be one layer name or a sequence of them; :class:`ZFNet` checks every value.
+    """
+    unknown = [name for name in options if name not in OPTIONS]
+    if unknown:
+        raise TypeError(f"{builder}() got unknown option(s) {', '.join(map(repr, unknown))}; "
+                        f"valid options: {', '.join(OPTIONS)}")
+    values = {**OPTIONS, **options}
+    if isinstance(values["remove"], str):
+        values["remove"] = (values["remove"],)
+    return ZFNet(style=style, num_classes=num_classes, input_size=input_size, **values)
 
 
 def _check_choice(name: str, value: object, valid: Sequence[object]) -> None:
     if value not in valid:
         raise ValueError(f"{name}={value!r} is not valid; valid values: {tuple(valid)}")
+
+
+def _check_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name}={value!r} must be a whole number (an int), not {type(value).__name__}")

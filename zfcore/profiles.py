@@ -16,16 +16,36 @@ profile       data, model                     recipe
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from numbers import Integral, Real
+from typing import Any, Callable
 
-__all__ = ["PROFILES", "PROFILE_ENV", "FIG4_PAPER_EPOCHS", "Profile", "TrainConfig", "active_profile", "get_profile"]
+__all__ = ["DATASETS", "FIG4_PAPER_EPOCHS", "INITS", "PREPROCESSING", "PROFILES", "PROFILE_ENV", "SCHEDULES",
+           "Profile", "TrainConfig", "active_profile", "get_profile"]
 
 PROFILE_ENV = "ZFBOOK_PROFILE"
 # the epochs whose features Fig. 4 shows, out of the paper's 70 epochs of training
 FIG4_PAPER_EPOCHS = (1, 2, 5, 10, 20, 30, 40, 64)
 PAPER_EPOCHS = 70
+# the valid values of TrainConfig's named choices (zfcore.data.sources and zfcore.models hold the same; tested)
+DATASETS = ("tiny-imagenet", "imagenette", "imagenet")
+PREPROCESSING = ("pixel-mean", "mean-std")
+INITS = ("paper", "he", "torch")
+SCHEDULES = ("plateau", "cosine")
+
+
+def _check_number(name: str, value: object, valid: str, in_range: Callable[[float], bool]) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite real number (not a bool) for which ``in_range`` holds."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or not in_range(value):
+        raise ValueError(f"{name}={value!r} is not valid; give a finite number {valid}")
+
+
+def _check_whole(name: str, value: object, minimum: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name}={value!r} is not valid; give a whole number of at least {minimum}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,10 @@ class TrainConfig:
         workers: DataLoader workers for file-based (224 px) datasets.
         compile: wrap the model in ``torch.compile``.
         deviations: (what, why) for every departure from the paper, shown in the book's recipe table.
+
+    Raises:
+        ValueError: when made (or :meth:`replace`-d) with a value of the wrong type or out of range,
+            naming the field and its valid values, so a bad recipe fails before anything runs.
     """
 
     dataset: str = "imagenet"
@@ -82,7 +106,42 @@ class TrainConfig:
     compile: bool = False
     deviations: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self) -> None:
+        """Check every field's type and range (see Raises); the model's own checks come on top."""
+        for name, valid in (("dataset", DATASETS), ("init", INITS), ("preprocessing", PREPROCESSING),
+                            ("schedule", SCHEDULES)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not valid; valid values: {valid}")
+        for name in ("input_size", "num_classes", "fc", "epochs", "batch_size"):
+            _check_whole(name, getattr(self, name), minimum=1)
+        for name in ("plateau_patience", "seed", "classes_limit", "train_per_class", "val_per_class", "workers"):
+            _check_whole(name, getattr(self, name), minimum=0)
+        if (not isinstance(self.widths, tuple) or len(self.widths) != 5
+                or not all(isinstance(w, Integral) and not isinstance(w, bool) and w >= 1 for w in self.widths)):
+            raise ValueError(f"widths={self.widths!r}: give a tuple of five positive channel counts for conv1..conv5, "
+                             f"e.g. {TrainConfig.widths}")
+        for name in ("lrn", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}: must be True or False")
+        _check_number("lr", self.lr, "> 0", lambda value: value > 0)
+        for name in ("dropout", "momentum", "label_smoothing"):
+            _check_number(name, getattr(self, name), "in [0, 1)", lambda value: 0 <= value < 1)
+        for name in ("weight_decay", "warmup_epochs", "renorm_rms"):
+            _check_number(name, getattr(self, name), ">= 0 (0: off)", lambda value: value >= 0)
+        if self.warmup_epochs and self.schedule != "cosine":
+            raise ValueError(f"warmup_epochs={self.warmup_epochs!r} needs schedule='cosine'; "
+                             "the paper's plateau schedule has no warm-up (use 0)")
+        if not (isinstance(self.deviations, tuple) and all(
+                isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(text, str) for text in pair)
+                for pair in self.deviations)):
+            raise ValueError(f"deviations={self.deviations!r}: give a tuple of (what, why) string pairs")
+
     def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with ``changes``, validated like a new recipe; ``TypeError`` for an unknown field."""
+        unknown = [name for name in changes if name not in {f.name for f in fields(self)}]
+        if unknown:
+            raise TypeError(f"unknown TrainConfig field(s) {', '.join(map(repr, unknown))}; "
+                             f"valid fields: {', '.join(f.name for f in fields(self))}")
         return replace(self, **changes)
 
     def fig4_epochs(self) -> tuple[int, ...]:

@@ -19,7 +19,10 @@ import csv
 import math
 import os
 import random
+import tempfile
 import time
+import warnings
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -30,19 +33,28 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from zfcore.checkpoints import build_model, checkpoint_state, code_version, load_checkpoint, save_checkpoint
+from zfcore.checkpoints import (ARCH_FIELDS, build_model, checkpoint_state, code_version, config_from_dict,
+                                load_checkpoint, load_weights, save_checkpoint)
 from zfcore.data.sources import TrainingData, training_data
 from zfcore.devices import PRECISIONS, autocast, autocast_dtype
 from zfcore.evaluation import evaluate
 from zfcore.models import renormalize_filters
 from zfcore.profiles import TrainConfig
 
-__all__ = ["METRIC_FIELDS", "StepCallback", "read_metrics", "train"]
+__all__ = ["METRIC_FIELDS", "DivergedError", "StepCallback", "read_metrics", "train"]
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "img_per_s",
                  "epoch_seconds", "wall_seconds")
 StepCallback = Callable[[int, int, float], None]
 """Called after every optimiser step as ``callback(epoch, step, loss)``; raising stops the run."""
+RESUME_WARNS = ("workers", "compile", "deviations")
+"""Settings a resumed run may change (with a warning): how batches are made and run, and prose."""
+CHECK_EVERY = 20
+"""Steps between two looks at the loss (each look waits for the device; the progress bar looks as often)."""
+
+
+class DivergedError(FloatingPointError):
+    """Training produced a NaN or infinite loss (or weights); the last good checkpoint is kept."""
 
 
 def train(
@@ -62,7 +74,7 @@ def train(
         config: the recipe (see :mod:`zfcore.profiles`).
         out_dir: where ``checkpoint.pt``, ``metrics.csv`` and ``snapshots/`` go. Refuses to overwrite an
             earlier run's checkpoint unless ``resume`` points at it.
-        resume: a ``checkpoint.pt`` to continue from (same architecture, else :class:`CheckpointError`).
+        resume: a ``checkpoint.pt`` to continue from (see "Resuming" below).
         callbacks: called after every step (see :data:`StepCallback`).
         precision: ``"auto"`` (bf16 autocast where the hardware has it), ``"fp32"`` or ``"bf16"``.
         progress: show a tqdm bar with loss and img/s.
@@ -70,9 +82,32 @@ def train(
         stop_after: end after this many epochs (counted from the run's start), with the learning-rate
             schedule still planned for ``config.epochs``; resume later to go on. Default: all epochs.
 
-    A resumed run keeps the schedule it was started with: ``config.epochs`` must equal the
-    checkpoint's under the cosine schedule (whose shape depends on it), else :class:`ValueError`;
-    use ``stop_after`` to end a run early.
+    Before the data is loaded or anything trained, ``out_dir`` and ``out_dir/snapshots`` are created and
+    a file is written to and removed from each, so a bad folder fails at once (:class:`ValueError`).
+
+    Resuming continues one run, so the checkpoint must be of this run and the recipe its own:
+
+    - ``out_dir/checkpoint.pt`` must not exist, or be ``resume`` itself (else :class:`FileExistsError`
+      naming both: another run would be overwritten).
+    - The architecture (``input_size``, ``num_classes``, ``widths``, ``fc``, ``lrn``) must match, else
+      :class:`~zfcore.checkpoints.CheckpointError`.
+    - Refused with :class:`ValueError` naming every difference, because they change what is learned
+      and the history would mix two recipes: ``dataset``, ``dropout``, ``init``, ``preprocessing``,
+      ``batch_size``, ``lr``, ``momentum``, ``weight_decay``, ``schedule``, ``warmup_epochs``,
+      ``plateau_patience``, ``renorm_rms``, ``label_smoothing``, ``seed``, the subset
+      (``classes_limit``, ``train_per_class``, ``val_per_class``), and data whose checksum differs from
+      the checkpoint's ``dataset_sha256``. ``epochs`` under the cosine schedule (whose shape depends
+      on it) is refused too; use ``stop_after`` to end a run early.
+    - Continued with a :class:`UserWarning` naming each difference, saved under the new value:
+      ``workers``, ``compile`` (how batches are made and run, not what is learned), ``epochs`` under
+      the plateau schedule (the run goes on to the new total) and ``deviations`` (the recipe table's
+      prose).
+
+    Nothing is written when a resume is refused.
+
+    Raises:
+        DivergedError: the loss (or the weights) became NaN or infinite; the message names the epoch
+            and step, and the checkpoint of the last good epoch is kept untouched.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not valid; valid values: {PRECISIONS}")
@@ -82,31 +117,45 @@ def train(
         raise ValueError(f"stop_after={stop_after!r}: must be at least 1 epoch (or None for all)")
     out_dir = Path(out_dir)
     checkpoint_file = out_dir / "checkpoint.pt"
-    state = load_checkpoint(resume, expect=config) if resume is not None else None
-    if state is not None and config.schedule == "cosine" and state["config"]["epochs"] != config.epochs:
-        raise ValueError(
-            f"epochs={config.epochs} but {resume} was trained with a cosine schedule planned for "
-            f"{state['config']['epochs']} epochs; changing the total would make the learning rate jump. Resume "
-            f"with epochs={state['config']['epochs']} (the run's own), or end early with stop_after=N; "
-            f"nothing was changed"
-        )
+    state = load_checkpoint(resume, expect=config, kind="training") if resume is not None else None
     if state is None and checkpoint_file.exists():
         raise FileExistsError(
             f"{checkpoint_file} exists: pass resume={checkpoint_file} to continue that "
             f"run, or choose another output folder; nothing was overwritten"
         )
+    if state is not None:
+        if checkpoint_file.exists() and not checkpoint_file.samefile(resume):
+            raise FileExistsError(
+                f"{checkpoint_file} belongs to another run than resume={resume}: resuming into out_dir={out_dir} "
+                f"would overwrite it. Resume into the folder of {resume}, or into a folder without a checkpoint; "
+                f"nothing was overwritten"
+            )
+        _check_resumed_recipe(config_from_dict(state["config"]), config, resume)
+    created = _prepare_out_dir(out_dir)
     rank, world, device = _setup_distributed()
     main_process = rank == 0
     _seed_everything(config.seed)
     model = build_model(config).to(device, memory_format=torch.channels_last)
     optimizer = _optimizer(model, config)
-    data = data or training_data(config, num_replicas=world, rank=rank, device=device)
+    try:
+        data = data or training_data(config, num_replicas=world, rank=rank, device=device)
+        if state is not None and state.get("dataset_sha256") not in (None, data.sha256):
+            raise ValueError(
+                f"resume={resume} was trained on data with checksum {state['dataset_sha256']}, but the data found "
+                f"now has {data.sha256}: resuming would mix two datasets in one run. Use the data the run was "
+                f"started with, or start a new run in another folder; nothing was changed"
+            )
+    except BaseException:
+        for folder in reversed(created):  # leave no trace of a run that never started
+            if not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     steps_per_epoch = len(data.train)
     scheduler = _scheduler(optimizer, config, steps_per_epoch)
     history: list[dict[str, float]] = []
     start_epoch, wall_before = 0, 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], resume)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, history = state["epoch"], state["history"]
@@ -127,6 +176,7 @@ def train(
         network.train()
         epoch_start = time.perf_counter()
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+        first_nonfinite = torch.full((), steps_per_epoch, dtype=torch.long, device=device)  # none yet
         bar = tqdm(data.train, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and main_process),
                    mininterval=5, unit="batch")
         for step, (images, labels) in enumerate(bar):
@@ -151,13 +201,19 @@ def train(
                 totals += torch.stack([loss.detach().double() * len(labels),
                                        (logits.argmax(1) == labels).sum().double(),
                                        torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+                unseen = first_nonfinite == steps_per_epoch
+                first_nonfinite.masked_fill_(~torch.isfinite(loss.detach()) & unseen, step)
             for callback in callbacks:
                 callback(epoch, step, loss.item())
-            if step % 20 == 0 and main_process:
+            if step % CHECK_EVERY == 0 and world == 1:  # under DDP every process checks at the epoch's end
+                _stop_if_diverged(first_nonfinite, None, epoch, steps_per_epoch, config, checkpoint_file)
+            if step % CHECK_EVERY == 0 and main_process:
                 seen = (step + 1) * len(labels) * world
                 bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen / (time.perf_counter() - epoch_start):.0f}")
         if world > 1:
             dist.all_reduce(totals)
+            dist.all_reduce(first_nonfinite, op=dist.ReduceOp.MIN)
+        _stop_if_diverged(first_nonfinite, model, epoch, steps_per_epoch, config, checkpoint_file)
         train_seconds = time.perf_counter() - epoch_start
         row: dict[str, float] = {}
         if main_process:
@@ -207,6 +263,77 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def _check_resumed_recipe(saved: TrainConfig, config: TrainConfig, resume: str | Path) -> None:
+    """Refuse a resume whose recipe differs from the run's (see :func:`train`); warn for harmless changes."""
+    if config.schedule == "cosine" and saved.epochs != config.epochs:
+        raise ValueError(
+            f"epochs={config.epochs} but {resume} was trained with a cosine schedule planned for "
+            f"{saved.epochs} epochs; changing the total would make the learning rate jump. Resume "
+            f"with epochs={saved.epochs} (the run's own), or end early with stop_after=N; nothing was changed"
+        )
+    changed = [field.name for field in fields(TrainConfig)
+               if field.name not in ARCH_FIELDS and getattr(saved, field.name) != getattr(config, field.name)]
+    refused = [name for name in changed if name not in (*RESUME_WARNS, "epochs")]
+    if refused:
+        differences = "; ".join(f"{name}: {getattr(saved, name)!r} in the run, {getattr(config, name)!r} now"
+                                for name in refused)
+        raise ValueError(
+            f"resume={resume} was trained with another recipe ({differences}); resuming would mix two recipes in "
+            f"one run. Resume with the run's own settings (its checkpoint's config), or start a new run in "
+            f"another folder; nothing was changed"
+        )
+    if changed:
+        differences = "; ".join("deviations: the recipe table's text" if name == "deviations" else
+                                f"{name}: {getattr(saved, name)!r} in the run, {getattr(config, name)!r} now"
+                                for name in changed)
+        warnings.warn(f"resuming {resume} with changed settings, continued with the new values ({differences})",
+                      UserWarning, stacklevel=3)
+
+
+def _prepare_out_dir(out_dir: Path) -> list[Path]:
+    """Create ``out_dir`` and its ``snapshots`` folder and prove both writable; returns the folders it created.
+
+    Raises:
+        ValueError: a path is a file, or a folder cannot be created or written to; names the path and the fix.
+    """
+    created = []
+    for folder in (out_dir, out_dir / "snapshots"):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"out_dir={out_dir} cannot hold a run: {folder} is a file, not a folder. Choose another "
+                             f"output folder, or move the file away; nothing was written")
+        try:
+            if not folder.exists():
+                folder.mkdir(parents=True)
+                created.append(folder)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise ValueError(f"out_dir={out_dir} cannot hold a run: {folder} cannot be created or written to "
+                             f"({error.strerror or error}). Choose a writable output folder, or fix its permissions; "
+                             f"nothing was written") from error
+    return created
+
+
+def _stop_if_diverged(first_nonfinite: torch.Tensor, model: nn.Module | None, epoch: int, steps: int,
+                      config: TrainConfig, checkpoint_file: Path) -> None:
+    """Raise :class:`DivergedError` if a step's loss (or, given ``model``, a weight) is NaN or infinite.
+
+    One wait for the device per call: the loss is recorded on the device each step (``first_nonfinite``,
+    ``steps`` when all were finite) and looked at only here.
+    """
+    step = int(first_nonfinite)
+    if step < steps:
+        what = f"the loss is NaN or infinite in epoch {epoch + 1} at step {step + 1} of {steps}"
+    elif model is not None and not bool(torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()):
+        what = f"the weights are NaN or infinite after epoch {epoch + 1} (its last step, {steps} of {steps})"
+    else:
+        return
+    kept = (f"the last good checkpoint {checkpoint_file} was kept untouched" if checkpoint_file.exists()
+            else "nothing was saved")
+    raise DivergedError(f"training diverged: {what}; {kept}. To go on, lower the learning rate (lr={config.lr}) or "
+                        f"add warm-up, and check the data for NaN or infinite values")
+
+
 def _setup_distributed() -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

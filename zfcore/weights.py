@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from zfcore.checkpoints import CheckpointError, build_model, config_from_dict, load_checkpoint, save_checkpoint
+from zfcore.checkpoints import (CheckpointError, build_model, config_from_dict, load_checkpoint, load_weights,
+                                save_checkpoint)
 from zfcore.data.loader import normalize
 from zfcore.data.locate import sha256
 from zfcore.models import ZFNet
@@ -230,13 +231,17 @@ def load_reference(path: str | Path | ReferenceWeights | None = None) -> Referen
     Args:
         path: a weights file written by :func:`export_reference`, a training ``checkpoint.pt``, or a
             :class:`ReferenceWeights` member (default: ``ReferenceWeights.DEFAULT``).
+
+    Raises:
+        CheckpointError: the file is missing, corrupt, unsafe (a pickle that could run code is refused,
+            never executed), not a network (e.g. a Fig. 4 snapshot), or its weights do not fit its config.
     """
     if path is None or isinstance(path, ReferenceWeights):
         path = (path or ReferenceWeights.DEFAULT).value.path()
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, kind="network")
     config = config_from_dict(state["config"])
     model = build_model(config)
-    model.load_state_dict({key: value.float() for key, value in state["model"].items()})
+    load_weights(model, state["model"], path)
     return Reference(model=model.eval(), meta=_meta_of(state),
                      preprocess=Preprocess(config.preprocessing, state.get("mean_image")))
 

@@ -13,7 +13,7 @@ how close its projections are (mean correlation of the chosen maps' projections 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from zfcore.analysis.top9 import top_activations
-from zfcore.checkpoints import load_checkpoint
+from zfcore.checkpoints import CheckpointError, load_checkpoint, read_torch_file
 from zfcore.data.loader import normalize, pixel_batches
 from zfcore.deconv import project
 from zfcore.devices import model_device
@@ -58,15 +58,32 @@ class Evolution:
 
     @classmethod
     def load(cls, path: str | Path) -> "Evolution":
-        return cls(**torch.load(path, weights_only=False))
+        """The Fig. 4 data :meth:`save` wrote (e.g. ``data/reference/fig4.pt``), loaded without running code.
+
+        Raises:
+            CheckpointError: missing, corrupt or unsafe file (:func:`~zfcore.checkpoints.read_torch_file`),
+                or one that does not hold exactly the fields of :class:`Evolution`.
+        """
+        state = read_torch_file(path, what="Fig. 4 data")
+        expected = [field.name for field in fields(cls)]
+        if not isinstance(state, dict) or sorted(state) != sorted(expected):
+            held = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise CheckpointError(f"Fig. 4 data {path} holds {held}, expected the fields {expected}: pass a file "
+                                  f"written by Evolution.save (e.g. data/reference/fig4.pt)")
+        return cls(**state)
 
 
 def load_snapshots(folder: str | Path) -> dict[int, dict[str, torch.Tensor]]:
-    """``{epoch: conv weights}`` from the ``snapshots/epoch_NNN.pt`` files a training run wrote."""
+    """``{epoch: conv weights}`` from the ``snapshots/epoch_NNN.pt`` files a training run wrote.
+
+    Raises:
+        FileNotFoundError: no snapshot in ``folder``.
+        CheckpointError: a file that is not a snapshot (:func:`~zfcore.checkpoints.load_checkpoint`).
+    """
     files = sorted(Path(folder).glob("epoch_*.pt"))
     if not files:
         raise FileNotFoundError(f"no snapshots (epoch_NNN.pt) in {folder}: train with zfcore.train first")
-    return {(state := load_checkpoint(file))["epoch"]: state["features"] for file in files}
+    return {(state := load_checkpoint(file, kind="snapshot"))["epoch"]: state["features"] for file in files}
 
 
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

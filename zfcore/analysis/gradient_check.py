@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zfcore.analysis.top9 import TopActivations
+from zfcore.analysis.top9 import TopActivations, check_pixels
 from zfcore.data.loader import pixel_batches
 from zfcore.deconv import MODES, project
 from zfcore.models import CONV_LAYERS, ContrastNorm, ZFNet
@@ -62,10 +62,12 @@ def autograd_projection(model: ZFNet, image: torch.Tensor, layer: str, channel: 
         ``[1, 3, S, S]`` the projection, comparable with :func:`zfcore.deconv.project`.
 
     Raises:
-        ValueError: unknown mode; no position for a conv layer.
+        ValueError: unknown mode; no position for a conv layer; ``image`` not one finite float image
+            (:meth:`~zfcore.models.ZFNet.prepare_images`, which also casts it to the model's dtype).
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not valid; valid modes: {MODES}")
+    image = _one_image(model, image)
     through_norm = mode != "deconvnet" if through_norm is None else bool(through_norm)
     was_training = model.training
     model.eval()
@@ -142,7 +144,12 @@ def implementation_check(model: ZFNet, image: torch.Tensor, layers: Sequence[str
 
     Returns:
         An :class:`ImplementationCheck` of relative errors.
+
+    Raises:
+        ValueError: ``image`` not one finite float image ``[1, 3, S, S]``; an unknown layer.
     """
+    image = _one_image(model, image)
+    layers = (layers,) if isinstance(layers, str) else tuple(layers)
     with torch.no_grad():
         trace = model.trace(image, layers=layers)
     errors: dict[str, dict[str, float]] = {}
@@ -206,8 +213,9 @@ def projection_differences(model: ZFNet, pixels: np.ndarray | torch.Tensor, tops
         One :class:`LayerDifference` per layer of ``tops``, in its order.
 
     Raises:
-        ValueError: ``chunk`` or ``channels_per_layer`` < 1.
+        ValueError: ``pixels`` not uint8 ``[N, S, S, 3]``; ``chunk`` or ``channels_per_layer`` < 1.
     """
+    check_pixels(pixels)
     if chunk < 1:
         raise ValueError(f"chunk={chunk!r}: must be a positive integer")
     if channels_per_layer is not None and channels_per_layer < 1:
@@ -235,6 +243,14 @@ def projection_differences(model: ZFNet, pixels: np.ndarray | torch.Tensor, tops
         differences.append(LayerDifference(layer, *(torch.cat(values) if values else empty
                                                      for values in measured.values())))
     return differences
+
+
+def _one_image(model: ZFNet, image: torch.Tensor) -> torch.Tensor:
+    """``image`` checked to be one finite float image ``[1, 3, S, S]``, on the model's device and in its dtype."""
+    image = model.prepare_images(image)
+    if image.shape[0] != 1:
+        raise ValueError(f"image has shape {tuple(image.shape)}; expected one image [1, 3, S, S] (e.g. images[:1])")
+    return image
 
 
 def differences_table(differences: Sequence[LayerDifference]) -> str:

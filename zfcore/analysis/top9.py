@@ -12,7 +12,9 @@ keyed by the checkpoint's weights, the data and the parameters, so a notebook re
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -20,13 +22,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from zfcore.checkpoints import CheckpointError, read_torch_file
 from zfcore.data.loader import normalize, pixel_batches
 from zfcore.deconv import project, receptive_field
 from zfcore.devices import model_device
-from zfcore.models import CONV_LAYERS, ZFNet
+from zfcore.models import CONV_LAYERS, ZFNet, check_finite
 
-__all__ = ["TopActivations", "TopProjections", "content_digest", "mine_top9", "top_activations", "top_projections",
-           "weights_digest"]
+__all__ = ["TopActivations", "TopProjections", "check_pixels", "content_digest", "mine_top9", "top_activations",
+           "top_projections", "weights_digest"]
 
 
 @dataclass
@@ -77,41 +80,49 @@ def top_activations(model: ZFNet, batches: Iterable[torch.Tensor | tuple[torch.T
             its device.
         batches: float image batches ``[B, 3, S, S]`` (or ``(images, labels)`` tuples), in a fixed
             order: image indices count along it.
-        layers: conv layers to mine (default conv1-conv5).
+        layers: conv layers to mine (default conv1-conv5), or one layer name.
         k: images per channel (the paper: 9).
         progress: show a tqdm bar.
 
     Returns:
         layer -> :class:`TopActivations` on the CPU (fewer than ``k`` images per channel if there are
         fewer images).
+
+    Raises:
+        ValueError: ``k`` not a positive int; a layer that is not a conv layer of ``model``; a batch
+            that is not finite float ``[B, 3, S, S]`` (naming its non-finite values and images); no
+            batches at all.
     """
-    if k < 1:
-        raise ValueError(f"k={k!r}: must be a positive integer")
-    for layer in layers:
-        model.check_layer(layer)
-        if layer not in CONV_LAYERS:
-            raise ValueError(f"layer={layer!r}: mining needs a conv layer; valid layers: {CONV_LAYERS}")
-    was_training = model.training
-    model.eval()
-    device = model_device(model)
+    _check_positive("k", k)
+    layers = _conv_layers(model, layers)
     best: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # values, image, flat position
     widths: dict[str, int] = {}
     seen = 0
-    for batch in tqdm(batches, desc="mining " + ",".join(layers), disable=not progress, unit="batch"):
-        images = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(device, non_blocking=True)
-        trace = model.trace(images, layers=layers)
-        index = torch.arange(seen, seen + images.shape[0], device=device)
-        for layer in layers:
-            activation = trace.activations[layer].float()
-            values, flat_position = activation.flatten(2).max(dim=2)  # [B, C]
-            candidates = (values.T, index[None, :].expand_as(values.T), flat_position.T)  # each [C, B]
-            if layer in best:
-                candidates = tuple(torch.cat([old, new], dim=1) for old, new in zip(best[layer], candidates))
-            top_values, order = candidates[0].topk(min(k, candidates[0].shape[1]), dim=1)
-            best[layer] = (top_values, candidates[1].gather(1, order), candidates[2].gather(1, order))
-            widths[layer] = activation.shape[-1]
-        seen += images.shape[0]
-    model.train(was_training)
+    was_training = model.training
+    model.eval()
+    try:
+        bar = tqdm(batches, desc="mining " + ",".join(layers), disable=not progress, unit="batch")
+        for number, batch in enumerate(bar):
+            try:
+                images = model.prepare_images(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            except ValueError as error:
+                raise ValueError(f"batch {number} (images from index {seen}): {error}") from None
+            trace = model.trace(images, layers=layers)
+            index = torch.arange(seen, seen + images.shape[0], device=images.device)
+            for layer in layers:
+                activation = trace.activations[layer].float()
+                values, flat_position = activation.flatten(2).max(dim=2)  # [B, C]
+                candidates = (values.T, index[None, :].expand_as(values.T), flat_position.T)  # each [C, B]
+                if layer in best:
+                    candidates = tuple(torch.cat([old, new], dim=1) for old, new in zip(best[layer], candidates))
+                top_values, order = candidates[0].topk(min(k, candidates[0].shape[1]), dim=1)
+                best[layer] = (top_values, candidates[1].gather(1, order), candidates[2].gather(1, order))
+                widths[layer] = activation.shape[-1]
+            seen += images.shape[0]
+    finally:
+        model.train(was_training)
+    if not seen:
+        raise ValueError("batches gave no images: nothing to mine")
     result = {}
     for layer in layers:
         values, image_index, flat_position = (tensor.cpu() for tensor in best[layer])
@@ -136,9 +147,19 @@ def top_projections(model: ZFNet, pixels: np.ndarray | torch.Tensor, top: TopAct
         progress: show a tqdm bar.
 
     The projections run on the model's device; the result is on the CPU.
+
+    Raises:
+        ValueError: ``pixels`` not uint8 ``[N, S, S, 3]``; a channel out of range; ``chunk`` < 1; as
+            :func:`~zfcore.deconv.project` (unknown mode).
     """
+    check_pixels(pixels)
+    _check_positive("chunk", chunk)
     device = model_device(model)
-    chosen = torch.arange(top.values.shape[0]) if channels is None else torch.as_tensor(list(channels))
+    width = top.values.shape[0]
+    chosen = torch.arange(width) if channels is None else torch.as_tensor(list(channels), dtype=torch.long)
+    outside = chosen[(chosen < 0) | (chosen >= width)].tolist()
+    if outside:
+        raise ValueError(f"channels={outside} out of range for {top.layer!r}: valid 0..{width - 1}")
     k = top.values.shape[1]
     image_index = top.image_index[chosen].flatten()
     channel_of = chosen[:, None].expand(-1, k).flatten()
@@ -158,6 +179,24 @@ def top_projections(model: ZFNet, pixels: np.ndarray | torch.Tensor, top: TopAct
         canvas[row, top_px:bottom, left:right] = selected[row, top_px:bottom, left:right]
     patches = canvas.permute(0, 3, 1, 2).reshape(len(chosen), k, 3, *selected.shape[1:3])
     return TopProjections(top.layer, projections, patches, boxes)
+
+
+def check_pixels(pixels: np.ndarray | torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``pixels`` are uint8 ``[N, H, W, 3]`` images (an array, memory map or tensor).
+
+    Float pixels are refused (naming their non-finite values and images first, if any): the analyses
+    normalise stored 0-255 pixels themselves (:func:`zfcore.data.loader.pixel_batches`).
+    """
+    if not isinstance(pixels, (np.ndarray, torch.Tensor)):
+        raise ValueError(f"pixels must be a uint8 array or tensor [N, H, W, 3], got {type(pixels).__name__}")
+    if pixels.ndim != 4 or pixels.shape[-1] != 3:
+        raise ValueError(f"pixels have shape {tuple(pixels.shape)}; expected [N, H, W, 3] uint8")
+    if pixels.dtype in (np.uint8, torch.uint8):
+        return
+    tensor = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.asarray(pixels))
+    check_finite(tensor, "pixels")
+    raise ValueError(f"pixels have dtype {pixels.dtype}; expected uint8 0-255 pixels [N, H, W, 3] "
+                     "(as the caches store them): the analyses normalise them themselves")
 
 
 def content_digest(array: np.ndarray | torch.Tensor, chunk: int = 4096) -> str:
@@ -195,13 +234,26 @@ def mine_top9(model: ZFNet, pixels: np.ndarray, *, layers: Sequence[str] = CONV_
 
     The cache key is made of what produced the result: the weights' digest, the pixels' digest
     (:func:`content_digest`) and the parameters.
+
+    Raises:
+        ValueError: as :func:`top_activations` and :func:`top_projections`; ``channels_per_layer`` or
+            ``batch_size`` < 1.
     """
     from zfcore.data.locate import data_root
 
+    check_pixels(pixels)
+    _check_positive("k", k)
+    _check_positive("batch_size", batch_size)
+    if channels_per_layer is not None:
+        _check_positive("channels_per_layer", channels_per_layer)
+    layers = _conv_layers(model, layers)
     key = f"{weights_digest(model)}-{content_digest(pixels)}-{'_'.join(layers)}-k{k}-c{channels_per_layer}"
     cache_file = Path(cache_dir or data_root() / "cache" / "top9") / f"{key}.pt"
     if cache_file.exists():
-        return torch.load(cache_file, weights_only=False)
+        try:  # a cache file can never run code; a bad one is mined again and replaced
+            return read_torch_file(cache_file, what="top-9 cache", allow=(TopActivations, TopProjections))
+        except CheckpointError as error:
+            warnings.warn(f"{error}; mining again and replacing it", stacklevel=2)
     tops = top_activations(model, pixel_batches(pixels, batch_size), layers, k, progress=progress)
     result = {}
     for layer, top in tops.items():
@@ -212,3 +264,21 @@ def mine_top9(model: ZFNet, pixels: np.ndarray, *, layers: Sequence[str] = CONV_
     torch.save(result, partial)
     partial.replace(cache_file)
     return result
+
+
+def _check_positive(name: str, value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name}={value!r}: must be a positive integer")
+
+
+def _conv_layers(model: ZFNet, layers: Sequence[str] | str) -> tuple[str, ...]:
+    """``layers`` as a tuple (one name allowed), each checked to be a conv layer of ``model``."""
+    layers = (layers,) if isinstance(layers, str) else tuple(layers)
+    if not layers:
+        raise ValueError(f"layers=(): give at least one conv layer of {CONV_LAYERS}")
+    for layer in layers:
+        model.check_layer(layer)
+        if layer not in CONV_LAYERS:
+            raise ValueError(f"layer={layer!r}: mining needs a conv layer; valid layers: {CONV_LAYERS}")
+    return layers

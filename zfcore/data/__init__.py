@@ -27,7 +27,7 @@ from zfcore.data.loader import (
     normalize,
     pixel_batches,
 )
-from zfcore.data.locate import DatasetNotFoundError, data_root, find_or_fetch, mirror_dir
+from zfcore.data.locate import CorruptArchiveError, DataRootError, DatasetNotFoundError, data_root, find_or_fetch, mirror_dir
 from zfcore.data.sources import TrainingData, eval_batches, pixel_mean, training_data
 from zfcore.data.tiny_imagenet import TinyImageNet, cached_split
 from zfcore.data.transforms import eval_transform, ten_crop_transform, train_transform
@@ -37,7 +37,9 @@ __all__ = [
     "IMAGENET_STD",
     "Caltech101",
     "Caltech256",
+    "CorruptArchiveError",
     "CorruptImageWarning",
+    "DataRootError",
     "DatasetNotFoundError",
     "FileBatches",
     "ImageNetSamples",

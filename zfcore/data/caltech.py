@@ -45,7 +45,8 @@ import torchvision
 from torchvision.datasets.utils import download_url
 
 from zfcore.data.images import load_rgb_checked
-from zfcore.data.locate import Archive, DatasetNotFoundError, data_root, find_or_fetch
+from zfcore.data.locate import (Archive, CorruptArchiveError, DataRootError, DatasetNotFoundError, data_root,
+                                find_or_fetch)
 
 __all__ = [
     "CALTECH101",
@@ -210,6 +211,8 @@ def _locate(
     folder = root / archive.filename.split("/")[0]
     try:
         return find_or_fetch(archive, root=folder, download=download and fetch is None)
+    except (CorruptArchiveError, DataRootError):  # an archive or a data root to fix, not a dataset to fetch
+        raise
     except DatasetNotFoundError as missing:
         message = str(missing).replace(
             f"the folder holding {archive.extracted}/", f"the folder holding {folder.name}/{archive.extracted}/"

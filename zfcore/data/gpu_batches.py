@@ -9,7 +9,8 @@ Reading ImageNet-sized JPEGs with PIL in DataLoader workers feeds ZFNet-224 on o
   (nvjpeg on CUDA; libjpeg-turbo on a CPU, which is what the tests run). Files it should not be
   given — grey or CMYK JPEGs, arithmetic-coded or lossless ones, EXIF-rotated ones, anything that
   is not a JPEG — and any batch it fails on go to the CPU decoder of the file-based path
-  (:func:`~zfcore.data.images.load_rgb`, PIL). Files PIL cannot read either are skipped and named
+  (:func:`~zfcore.data.images.load_rgb_checked`, PIL). Files PIL cannot read either (or that are
+  over its pixel limit, :func:`~zfcore.data.images.over_pixel_limit`) are skipped and named
   in one :class:`~zfcore.data.images.CorruptImageWarning` per pass.
 * The paper's crops (§3) on the device, as :func:`zfcore.data.transforms.train_transform` and
   ``eval_transform`` do them: shorter side to ``resize`` (bilinear, antialiased; images of one
@@ -47,7 +48,7 @@ from torch.utils.data.distributed import DistributedSampler
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
-from zfcore.data.images import CorruptImageWarning, load_rgb
+from zfcore.data.images import CorruptImageWarning, UnreadableImageError, load_rgb_checked, over_pixel_limit
 from zfcore.data.loader import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["DeviceBatches", "device_decodable"]
@@ -65,8 +66,9 @@ def device_decodable(data: bytes | memoryview | np.ndarray) -> bool:
     Reads the JPEG headers only: true for a Huffman-coded (baseline or progressive) JPEG with three
     components that are not Adobe-tagged RGB, and no EXIF rotation (``decode_jpeg`` applies EXIF
     orientation only on the CPU). Everything else — grey and CMYK JPEGs, other codings, other
-    formats, garbage, and truncated files (no end-of-image marker: nvjpeg would decode them partly
-    where PIL refuses them) — goes to the CPU decoder.
+    formats, garbage, truncated files (no end-of-image marker: nvjpeg would decode them partly
+    where PIL refuses them) and images over PIL's pixel limit (possible decompression bombs, which
+    the CPU decoder skips) — goes to the CPU decoder.
     """
     view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data
     try:
@@ -85,7 +87,8 @@ def device_decodable(data: bytes | memoryview | np.ndarray) -> bool:
             (length,) = struct.unpack_from(">H", view, position)
             segment = view[position + 2 : position + length]
             if marker in _FRAME_MARKERS:
-                return marker in _DEVICE_FRAMES and segment[5] == 3
+                height, width = struct.unpack_from(">HH", segment, 1)
+                return marker in _DEVICE_FRAMES and segment[5] == 3 and not over_pixel_limit(width, height)
             if marker == 0xDA:  # start of scan before any frame header
                 return False
             if marker == 0xE1 and bytes(segment[:6]) == b"Exif\0\0" and _exif_orientation(segment[6:]) not in (None, 1):
@@ -266,8 +269,8 @@ class DeviceBatches:
             if decoded.get(i) is None:
                 path = self.paths[int(indices[i])]
                 try:
-                    image = load_rgb(io.BytesIO(host[bounds[i] : bounds[i + 1]]))
-                except (OSError, ValueError, SyntaxError):  # what PIL raises for truncated or garbled files
+                    image = load_rgb_checked(io.BytesIO(host[bounds[i] : bounds[i + 1]]))
+                except UnreadableImageError:  # truncated, garbled, or over PIL's pixel limit
                     self.skipped.append(path)
                     decoded.pop(i, None)
                     continue

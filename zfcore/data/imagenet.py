@@ -22,8 +22,9 @@ from typing import Any, Callable, NamedTuple
 import torchvision
 from PIL import Image
 
-from zfcore.data.images import load_rgb, load_rgb_checked
-from zfcore.data.locate import Archive, DatasetNotFoundError, data_root, find_or_fetch
+from zfcore.data.images import load_rgb_checked
+from zfcore.data.locate import (Archive, CorruptArchiveError, DataRootError, DatasetNotFoundError, data_root,
+                                find_or_fetch)
 
 __all__ = [
     "IMAGENETTE",
@@ -149,7 +150,7 @@ class ImageNetSamples(Sequence[Sample]):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
-        return Sample(load_rgb(self.paths[index]), self.wnids[index], self.class_names[index])
+        return Sample(load_rgb_checked(self.paths[index]), self.wnids[index], self.class_names[index])
 
 
 def imagenet_samples(*, root: str | Path | None = None, download: bool = True) -> ImageNetSamples:
@@ -185,9 +186,15 @@ def find_sample(samples: ImageNetSamples, name: str) -> Sample:
 
 
 def imagenet_class_names(wnids: Sequence[str]) -> list[str]:
-    """Readable names for ``wnids``, from the sample archive's file names if it is at hand, else the wnids."""
+    """Readable names for ``wnids``, from the sample archive's file names if it is at hand, else the wnids.
+
+    Raises:
+        CorruptArchiveError, DataRootError: the sample archive is there but broken, or the data root is unusable.
+    """
     try:
         folder = find_or_fetch(IMAGENET_SAMPLES, download=False)
+    except (CorruptArchiveError, DataRootError):  # there, but broken: say so rather than fall back silently
+        raise
     except DatasetNotFoundError:
         return list(wnids)
     samples = ImageNetSamples(folder)

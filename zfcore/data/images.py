@@ -3,6 +3,11 @@
 * :func:`load_rgb` opens any image as RGB; :func:`load_rgb_checked` raises :class:`UnreadableImageError`
   (naming the file) for a file that cannot be decoded, which :class:`~zfcore.data.loader.FileBatches`
   skips and lists in one :class:`CorruptImageWarning` per pass.
+* An image with more pixels than PIL's limit (``PIL.Image.MAX_IMAGE_PIXELS``, 89.5 M by default: a
+  possible decompression bomb) is unreadable too: skipped and named like a corrupt file by every
+  decoding path, never read and never aborting a pass. PIL itself only warns between 1x and 2x the
+  limit and refuses above; here both are refused (see :func:`load_rgb`). The limit stays PIL's one
+  setting: raise it to read larger images.
 * :func:`decode_to_cache` decodes many files once into a memory-mapped ``.npy`` (:func:`open_cache`).
 """
 
@@ -11,43 +16,72 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-__all__ = ["CorruptImageWarning", "UnreadableImageError", "decode_to_cache", "load_rgb", "load_rgb_checked", "open_cache"]
+__all__ = ["CorruptImageWarning", "UnreadableImageError", "decode_to_cache", "load_rgb", "load_rgb_checked",
+           "open_cache", "over_pixel_limit"]
 
 
 class CorruptImageWarning(UserWarning):
     """Some image files could not be read and were skipped."""
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
-    """Open an image as RGB (greyscale, CMYK, palette and alpha images converted). Raises ``OSError``."""
-    with Image.open(path) as image:
+def load_rgb(path: str | os.PathLike | BinaryIO) -> Image.Image:
+    """Open an image (a path or a binary file) as RGB (greyscale, CMYK, palette and alpha images converted).
+
+    Images over PIL's pixel limit are refused from their header, before any decoding. Between 1x and
+    2x ``PIL.Image.MAX_IMAGE_PIXELS``, where PIL only emits a ``DecompressionBombWarning`` and reads
+    the image, this raises as well (no warning is emitted): such an image is skipped like any
+    unreadable file, so that a pass never spends the memory of an image over the limit.
+
+    Raises:
+        OSError, ValueError, SyntaxError: what PIL raises for truncated, garbled or unknown files.
+        PIL.Image.DecompressionBombError: the image has more than ``PIL.Image.MAX_IMAGE_PIXELS``
+            pixels (unless that limit is ``None``).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            opened = Image.open(path)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+            raise Image.DecompressionBombError(
+                f"{error} Raise PIL.Image.MAX_IMAGE_PIXELS (now {Image.MAX_IMAGE_PIXELS}) to read it."
+            ) from None
+    with opened as image:
         image = ImageOps.exif_transpose(image) if image.format == "JPEG" else image
         return image.convert("RGB")
 
 
+def over_pixel_limit(width: int, height: int) -> bool:
+    """Whether a ``width`` x ``height`` image has more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``: the
+    images :func:`load_rgb` refuses, for decoders that read the size from the header themselves."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return limit is not None and max(1, width) * max(1, height) > limit
+
+
 class UnreadableImageError(OSError):
-    """An image file could not be decoded; ``path`` names it."""
+    """An image file could not be decoded; ``path`` names it and ``reason`` is what the decoder raised."""
 
     def __init__(self, path: str | os.PathLike, reason: BaseException) -> None:
         super().__init__(f"{path}: {type(reason).__name__}: {reason}")
         self.path = str(path)
+        self.reason = reason
 
 
-def load_rgb_checked(path: str | os.PathLike) -> Image.Image:
+def load_rgb_checked(path: str | os.PathLike | BinaryIO) -> Image.Image:
     """:func:`load_rgb`, raising :class:`UnreadableImageError` (with the path) on a bad file.
 
     The loader for every file-based dataset here: :class:`SkipUnreadable` skips exactly these errors,
-    so a bug in a transform still fails loudly instead of being skipped.
+    so a bug in a transform still fails loudly instead of being skipped. A bad file is a truncated,
+    garbled or unknown one, or one over PIL's pixel limit (see :func:`load_rgb`).
     """
     try:
         return load_rgb(path)
-    except (OSError, ValueError, SyntaxError) as error:  # what PIL raises for truncated or garbled files
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise UnreadableImageError(path, error) from error
 
 
@@ -62,7 +96,8 @@ def decode_to_cache(
     """Decode ``paths`` to ``size x size`` RGB uint8 and store them as one memory-mapped ``.npy``.
 
     Images not already ``size x size`` are resized (shorter side) and centre-cropped. Unreadable files
-    are skipped with one :class:`CorruptImageWarning` that counts and lists them.
+    (:func:`load_rgb_checked`: corrupt ones and those over PIL's pixel limit) are skipped with one
+    :class:`CorruptImageWarning` that counts and lists them with the reason.
 
     Returns:
         ``(images [N, size, size, 3] uint8 memmap, labels [N] int64, skipped paths)``. The cache is
@@ -75,9 +110,9 @@ def decode_to_cache(
     skipped: list[str] = []
     for index, path in enumerate(tqdm(paths, desc=description, unit="img", mininterval=2)):
         try:
-            image = load_rgb(path)
-        except (OSError, ValueError, SyntaxError) as error:
-            skipped.append(f"{path} ({type(error).__name__})")
+            image = load_rgb_checked(path)
+        except UnreadableImageError as error:
+            skipped.append(f"{path} ({type(error.reason).__name__})")
             continue
         if image.size != (size, size):
             image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)

@@ -3,31 +3,54 @@
 Two environment variables steer it:
 
 * ``ZFBOOK_DATA_ROOT`` — where datasets are extracted and caches are written
-  (default: ``datasets/`` in the repository, git-ignored);
+  (default: ``datasets/`` in the repository, git-ignored). It must be a folder that can be written
+  (or not exist yet, under one that can): :func:`data_root` raises :class:`DataRootError` otherwise.
 * ``ZFBOOK_MIRROR`` — a directory holding the official archives (for machines without internet;
   CI points it at the shared mirror). Unset: no mirror.
+
+An archive that is found but cannot be used — corrupt (bad CRC), truncated, not an archive at all, or
+without the expected folder — raises :class:`CorruptArchiveError`, naming the archive and how to
+replace it. Extraction happens in a staging folder that is removed whatever happens, so the data root
+is left as it was and the next run with a good archive succeeds.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import lzma
 import os
 import shutil
 import tarfile
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-__all__ = ["Archive", "DatasetNotFoundError", "data_root", "find_or_fetch", "mirror_dir", "sha256"]
+__all__ = ["Archive", "CorruptArchiveError", "DataRootError", "DatasetNotFoundError", "data_root", "find_or_fetch",
+           "mirror_dir", "sha256"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# what reading a damaged zip, tar, .tar.gz or .tar.xz raises (a bad gzip CRC is an OSError: BadGzipFile)
+_DAMAGED_ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is nowhere to be found; the message names every place looked in and how to provide it."""
+
+
+class CorruptArchiveError(DatasetNotFoundError):
+    """A dataset archive was found but cannot be used (corrupt, truncated, not an archive, not the expected one).
+
+    The message names the archive, what is wrong and how to replace it; nothing was extracted.
+    """
+
+
+class DataRootError(DatasetNotFoundError):
+    """The data root is a file, or a folder that cannot be written: no dataset can be extracted or cached there."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +75,36 @@ class Archive:
 
 
 def data_root() -> Path:
-    """The folder datasets are extracted to and caches written to (``ZFBOOK_DATA_ROOT``)."""
-    return Path(os.environ.get("ZFBOOK_DATA_ROOT", REPO_ROOT / "datasets")).expanduser()
+    """The folder datasets are extracted to and caches written to (``ZFBOOK_DATA_ROOT``; unset or empty:
+    ``datasets/`` in the repository).
+
+    Checked on every call, without writing anything: a command that calls it first fails before any
+    work when the data root is unusable.
+
+    Raises:
+        DataRootError: the path is a file, or it (or, if it does not exist yet, the nearest folder
+            above it) cannot be written.
+    """
+    return _writable_folder(Path(os.environ.get("ZFBOOK_DATA_ROOT") or REPO_ROOT / "datasets").expanduser())
+
+
+def _writable_folder(path: Path) -> Path:
+    """``path``, if it is a folder that can be written or can be created (nothing is created here).
+
+    Raises:
+        DataRootError: naming ``path``, what is wrong and how to fix it.
+    """
+    fix = "point ZFBOOK_DATA_ROOT (--data-root) at a folder that can be written (it is created if missing)"
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        blocker = "is a file" if existing == path else f"cannot be created: {existing} is a file"
+        raise DataRootError(f"The data root {path} {blocker}, not a folder: {fix}, or move the file away.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" (it does not exist yet, and {existing} above it is read-only)"
+        raise DataRootError(f"The data root {path} cannot be written{where}: {fix}, or make it writable.")
+    return path
 
 
 def mirror_dir() -> Path | None:
@@ -77,22 +128,36 @@ def find_or_fetch(archive: Archive, *, root: Path | None = None, download: bool 
     Order: ``root/extracted`` (complete if ``marker`` exists) -> ``$ZFBOOK_MIRROR/filename`` ->
     ``root/filename`` (a download left there) -> the official URL (checksum verified) -> raise
     :class:`DatasetNotFoundError` naming every place looked in and how to provide the data.
+
+    Raises:
+        DataRootError: ``root`` (default: :func:`data_root`) is a file or cannot be written.
+        CorruptArchiveError: the first archive found cannot be extracted, or lacks ``extracted/marker``
+            (the data root is left as it was; a download that turns out corrupt is deleted).
+        DatasetNotFoundError: no archive anywhere.
     """
     root = data_root() if root is None else Path(root)
     target = root / archive.extracted
     if (target / archive.marker).exists():
         return target
+    _writable_folder(root)
     looked = [f"extracted: {target / archive.marker} (missing)"]
+    good_copy = f"a good copy of {archive.filename}"
     candidates = []
     mirror = mirror_dir()
-    if mirror is not None:
-        candidates.append(mirror / archive.filename)
-    else:
+    if mirror is None:
         looked.append("mirror: ZFBOOK_MIRROR is not set")
-    candidates.append(root / archive.filename)
-    for candidate in candidates:
+    elif not mirror.is_dir():
+        looked.append(f"mirror: ZFBOOK_MIRROR={mirror} is not a folder")
+    else:
+        unset = f" (or unset it to download from {archive.url})" if archive.url else ""
+        candidates.append((mirror / archive.filename, f"Replace it with {good_copy}, or point ZFBOOK_MIRROR "
+                           f"(--mirror) at a folder holding one{unset}."))
+    again = f" so that the next run downloads it again from {archive.url}" if archive.url else ""
+    candidates.append((root / archive.filename, f"Delete it{again}, or replace it with {good_copy} "
+                       "(or put one in a folder and set ZFBOOK_MIRROR to it)."))
+    for candidate, fix in candidates:
         if candidate.is_file():
-            _extract(candidate, root, archive)
+            _extract(candidate, root, archive, fix)
             return target
         looked.append(f"archive: {candidate} (missing)")
     if download and archive.url:
@@ -101,7 +166,12 @@ def find_or_fetch(archive: Archive, *, root: Path | None = None, download: bool 
         except OSError as error:
             looked.append(f"download: {archive.url} failed ({error})")
         else:
-            _extract(downloaded, root, archive)
+            try:
+                _extract(downloaded, root, archive, f"It was downloaded from {archive.url} and has been deleted: "
+                         "run again to download it anew, or put a good copy in ZFBOOK_MIRROR.")
+            except CorruptArchiveError:
+                downloaded.unlink(missing_ok=True)
+                raise
             return target
     elif archive.url:
         looked.append(f"download: {archive.url} (not tried: download=False)")
@@ -132,33 +202,57 @@ def _download(archive: Archive, destination: Path) -> Path:
     return destination
 
 
-def _extract(path: Path, root: Path, archive: Archive) -> None:
-    """Extract into a temporary folder, then rename: an interrupted extraction leaves nothing half-done."""
-    root.mkdir(parents=True, exist_ok=True)
+def _extract(path: Path, root: Path, archive: Archive, fix: str) -> None:
+    """Extract ``path`` into a staging folder, check it, then move it into ``root``.
+
+    An interrupted or failed extraction leaves ``root`` as it was: the staging folder is removed
+    whatever happens, and nothing is moved unless ``extracted/marker`` is in the archive.
+
+    Args:
+        path: the archive (a zip, or a tar, possibly compressed).
+        root: the data root to extract into.
+        archive: what the archive should hold.
+        fix: how to replace the archive, for the error message.
+
+    Raises:
+        CorruptArchiveError: ``path`` is corrupt, truncated or not an archive, or lacks ``extracted/marker``.
+    """
     staging = root / f".extracting-{archive.extracted.replace('/', '_')}"
     shutil.rmtree(staging, ignore_errors=True)
+    created_root = not root.exists()
     staging.mkdir(parents=True)
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as bundle:
-            members = bundle.infolist()
-            for member in tqdm(members, desc=f"extract {archive.name}", unit="file", mininterval=2):
-                bundle.extract(member, staging)
-    else:
-        with tarfile.open(path) as bundle:
-            bundle.extractall(staging, filter="data")
-    top = archive.extracted.split("/")[0]
-    source = staging / top
-    if not source.exists():
-        raise DatasetNotFoundError(f"{path} does not contain the folder {top}/ expected for {archive.name}")
-    destination = root / top
-    if destination.exists():
-        # a partial extraction from an earlier version of the data: merge what is new
-        shutil.copytree(source, destination, dirs_exist_ok=True)
-    else:
-        source.rename(destination)
-    shutil.rmtree(staging, ignore_errors=True)
-    if not (root / archive.extracted / archive.marker).exists():
-        raise DatasetNotFoundError(
-            f"{path} was extracted but {root / archive.extracted / archive.marker} is missing: "
-            f"is it the right archive for {archive.name}?"
-        )
+    try:
+        try:
+            if path.suffix == ".zip" or zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as bundle:
+                    members = bundle.infolist()
+                    for member in tqdm(members, desc=f"extract {archive.name}", unit="file", mininterval=2):
+                        bundle.extract(member, staging)
+            else:
+                with tarfile.open(path) as bundle:
+                    bundle.extractall(staging, filter="data")
+                    while bundle.fileobj.read(1 << 20):  # a .tar.gz's checksum is checked only at the end
+                        pass
+        except _DAMAGED_ARCHIVE_ERRORS as error:
+            raise CorruptArchiveError(
+                f"The {archive.name} archive {path} is corrupt, truncated or not an archive "
+                f"({type(error).__name__}: {' '.join(str(error).split())}); nothing was extracted. {fix}"
+            ) from error
+        if not (staging / archive.extracted / archive.marker).exists():
+            held = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in staging.iterdir())
+            raise CorruptArchiveError(
+                f"The {archive.name} archive {path} holds {held[:5] or 'nothing'}"
+                f"{' ...' if len(held) > 5 else ''}, not {archive.extracted}/{archive.marker}: it is not the "
+                f"expected archive; nothing was extracted. {fix}"
+            )
+        top = archive.extracted.split("/")[0]
+        destination = root / top
+        if destination.exists():
+            # a partial extraction from an earlier version of the data: merge what is new
+            shutil.copytree(staging / top, destination, dirs_exist_ok=True)
+        else:
+            (staging / top).rename(destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_root and not any(root.iterdir()):  # a failed extraction leaves no empty folder either
+            root.rmdir()

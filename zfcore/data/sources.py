@@ -26,7 +26,7 @@ from zfcore.data.imagenet import imagenet, imagenet_class_names, imagenette
 from zfcore.data.loader import FileBatches, TensorBatches
 from zfcore.data.tiny_imagenet import cached_split
 from zfcore.data.transforms import eval_transform, ten_crop_transform, train_transform
-from zfcore.profiles import TrainConfig
+from zfcore.profiles import DATASETS, PREPROCESSING, TrainConfig
 
 __all__ = [
     "DATASETS",
@@ -41,9 +41,7 @@ __all__ = [
     "training_data",
 ]
 
-DATASETS = ("tiny-imagenet", "imagenette", "imagenet")
 FILE_DATASETS = ("imagenette", "imagenet")
-PREPROCESSING = ("pixel-mean", "mean-std")
 CACHED_PAD = 4  # ZF-64 trains on 64-px crops of the 4-px reflect-padded image
 
 
