@@ -111,8 +111,6 @@ def train(
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not valid; valid values: {PRECISIONS}")
-    if config.schedule not in ("plateau", "cosine"):
-        raise ValueError(f"schedule={config.schedule!r} is not valid; valid schedules: ('plateau', 'cosine')")
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after={stop_after!r}: must be at least 1 epoch (or None for all)")
     out_dir = Path(out_dir)
@@ -384,9 +382,7 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
-    if config.schedule == "plateau":
-        if config.warmup_epochs:
-            raise ValueError("warmup_epochs needs schedule='cosine'; the paper's plateau schedule has no warm-up")
+    if config.schedule == "plateau":  # TrainConfig refuses a warm-up with it
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=config.plateau_patience)
     total = max(1, config.epochs * steps_per_epoch)
     warmup = config.warmup_epochs * steps_per_epoch
