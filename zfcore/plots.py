@@ -281,3 +281,124 @@ def convergence_plot(epochs: Sequence[int], curves: dict[str, dict[str, torch.Te
         axis.legend(fontsize=7)
     figure.tight_layout()
     return figure
+
+
+PART_COLOURS = {"right eye": "tab:red", "left eye": "tab:blue", "nose": "tab:green"}
+
+
+def correspondence_figure(pixels: np.ndarray, part_boxes: Mapping[str, torch.Tensor],
+                          random_boxes: Sequence[torch.Tensor], *, fill_colour: Sequence[int],
+                          row_labels: Sequence[str] | None = None, cell: float = 1.3) -> Figure:
+    """Fig. 8 of Zeiler & Fergus (2014): each image with its part boxes drawn, then masked part by part.
+
+    Column 1: the image with every part's box outlined (the annotation check); then one column per
+    part with that part masked; then one column per random draw with its box masked.
+
+    Args:
+        pixels: uint8 ``[N, S, S, 3]``, the network's crops.
+        part_boxes: part -> boxes ``[N, 4]`` ``(x0, y0, x1, y1)``, ends exclusive.
+        random_boxes: boxes ``[N, 4]`` of the random draws to show.
+        fill_colour: the RGB (0-255) masked pixels are shown in: the training mean colour.
+        row_labels: per image, e.g. its class name.
+        cell: inches per panel.
+    """
+    from matplotlib.patches import Rectangle
+
+    from zfcore.analysis.correspondence import box_masks
+
+    pixels = np.asarray(pixels)
+    count, size = pixels.shape[0], pixels.shape[1]
+    masked_sets = list(part_boxes.values()) + list(random_boxes)
+    titles = ["annotated"] + [f"{part} masked" for part in part_boxes] + [
+        f"random {k + 1}" for k in range(len(random_boxes))]
+    figure, axes = plt.subplots(count, len(titles), figsize=(len(titles) * cell, count * cell), squeeze=False,
+                                gridspec_kw={"wspace": 0.04, "hspace": 0.08})
+    colour = np.asarray(fill_colour, dtype=np.uint8)
+    for row in range(count):
+        axes[row, 0].imshow(pixels[row], interpolation="nearest")
+        for part, boxes in part_boxes.items():
+            x0, y0, x1, y1 = (int(v) for v in boxes[row])
+            axes[row, 0].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, linewidth=1.2,
+                                             edgecolor=PART_COLOURS.get(part, "yellow")))
+        for column, boxes in enumerate(masked_sets, start=1):
+            image = pixels[row].copy()
+            image[box_masks(boxes[row : row + 1], size)[0].numpy()] = colour
+            axes[row, column].imshow(image, interpolation="nearest")
+        for column, axis in enumerate(axes[row]):
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(titles[column], fontsize=7)
+        if row_labels is not None:
+            axes[row, 0].set_ylabel(row_labels[row], fontsize=7)
+    return figure
+
+
+def occlusion_figure(rows: Sequence[tuple[np.ndarray, "OcclusionMaps", torch.Tensor, str]],
+                     class_names: Sequence[str], *, legend_classes: int = 4) -> Figure:
+    """Fig. 7 (§4.2): per image, (a) input with the occluder, (b) activity map, (c) projection, (d) p(true), (e) top class.
+
+    Args:
+        rows: per image ``(pixels [S, S, 3] uint8, maps (one image), projection [3, S, S], title)``; the
+            projection is that of the strongest activation of ``maps.feature_map``.
+        class_names: names of the network's classes, for panel (e)'s legend.
+        legend_classes: how many of the most frequent classes of panel (e) are named.
+    """
+    figure, axes = plt.subplots(len(rows), 5, figsize=(13, 2.9 * len(rows)), squeeze=False)
+    for axis_row, (pixels, maps, projection, title) in zip(axes, rows):
+        size = pixels.shape[0]
+        extent = (float(maps.lefts[0]) + (maps.size - 1) / 2 - maps.stride / 2,
+                  float(maps.lefts[-1]) + (maps.size - 1) / 2 + maps.stride / 2,
+                  float(maps.tops[-1]) + (maps.size - 1) / 2 + maps.stride / 2,
+                  float(maps.tops[0]) + (maps.size - 1) / 2 - maps.stride / 2)
+        axis_row[0].imshow(pixels, interpolation="nearest")
+        axis_row[0].add_patch(plt.Rectangle((-0.5, -0.5), maps.size, maps.size, fill=True, color="0.5", alpha=0.9))
+        axis_row[0].set_title(f"(a) {title}\nwith the {maps.size}-px occluder", fontsize=8)
+        shown = axis_row[1].imshow(maps.activity.numpy(), cmap="jet", extent=extent)
+        axis_row[1].set_title(f"(b) {maps.layer} map {int(maps.feature_map)}: total activation\n"
+                              f"(unoccluded {float(maps.unoccluded_activity):.3g})", fontsize=8)
+        figure.colorbar(shown, ax=axis_row[1], fraction=0.046)
+        axis_row[2].imshow(to_display(projection, percentile=99.0), interpolation="nearest")
+        axis_row[2].set_title(f"(c) {maps.layer} map {int(maps.feature_map)}, projected", fontsize=8)
+        shown = axis_row[3].imshow(maps.true_probability.numpy(), cmap="jet", vmin=0, extent=extent)
+        axis_row[3].set_title(f"(d) p({class_names[int(maps.labels)]})\n"
+                              f"(unoccluded {float(maps.unoccluded_probability):.2f})", fontsize=8)
+        figure.colorbar(shown, ax=axis_row[3], fraction=0.046)
+        classes, counts = maps.predicted.unique(return_counts=True)
+        order = classes[counts.argsort(descending=True)].tolist()
+        codes = torch.tensor([order.index(c) for c in maps.predicted.flatten().tolist()]).view(maps.predicted.shape)
+        palette = plt.get_cmap("tab10")
+        colours = np.array([palette(i)[:3] if i < legend_classes else (0.6, 0.6, 0.6)
+                            for i in range(len(order))])
+        axis_row[4].imshow(colours[codes.numpy()], extent=extent, interpolation="nearest")
+        handles = [plt.Rectangle((0, 0), 1, 1, color=colours[i]) for i in range(min(legend_classes, len(order)))]
+        names = [textwrap.shorten(class_names[c], 18) for c in order[:legend_classes]]
+        if len(order) > legend_classes:
+            handles.append(plt.Rectangle((0, 0), 1, 1, color=(0.6, 0.6, 0.6)))
+            names.append("other")
+        axis_row[4].legend(handles, names, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        axis_row[4].set_title("(e) most probable class", fontsize=8)
+        for axis in axis_row:
+            axis.set(xlim=(-0.5, size - 0.5), ylim=(size - 0.5, -0.5), xticks=[], yticks=[])
+    figure.tight_layout()
+    return figure
+
+
+def figure_pixels(figure: Figure) -> np.ndarray:
+    """A figure rendered to ``[H, W, 3]`` floats in [0, 1] (a frame for a static explorer); closes it."""
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].astype(np.float32) / 255.0
+    plt.close(figure)
+    return pixels
+
+
+def box_sensitivity_plot(inside: torch.Tensor, outside: torch.Tensor) -> Figure:
+    """C6 (§4.2): per image, mean p(true) with the occluder's centre inside vs outside the object's box."""
+    figure, axis = plt.subplots(figsize=(4, 4))
+    axis.scatter(outside.numpy(), inside.numpy(), s=6, alpha=0.5)
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axis.set(xlabel="mean p(true), occluder outside the box", ylabel="mean p(true), occluder inside the box",
+             xlim=(0, 1), ylim=(0, 1), title=f"{len(inside)} images")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure

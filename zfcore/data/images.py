@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-__all__ = ["CorruptImageWarning", "UnreadableImageError", "decode_to_cache", "load_rgb", "load_rgb_checked",
+__all__ = ["CorruptImageWarning", "UnreadableImageError", "centre_crop", "decode_to_cache", "load_rgb", "load_rgb_checked",
            "open_cache", "over_pixel_limit"]
 
 
@@ -138,3 +138,14 @@ def decode_to_cache(
 def open_cache(cache_file: Path) -> tuple[np.ndarray, np.ndarray]:
     """Open a cache written by :func:`decode_to_cache` as ``(images memmap, labels)``."""
     return np.load(cache_file, mmap_mode="r"), np.load(cache_file.with_name(cache_file.stem + ".labels.npy"))
+
+
+def centre_crop(image: Image.Image, size: int = 64) -> np.ndarray:
+    """A probe image for a ``size``-px network: uint8 ``[size, size, 3]``, the shorter side resized to ``size``
+    (bicubic, antialiased), then the centre ``size``² crop (the ImageNet samples are up to 160 px)."""
+    width, height = image.size
+    scale = size / min(width, height)
+    resized = image.convert("RGB").resize((max(size, round(width * scale)), max(size, round(height * scale))),
+                                          Image.BICUBIC)
+    left, top = (resized.width - size) // 2, (resized.height - size) // 2
+    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)

@@ -69,6 +69,19 @@ class TinyImageNet:
         rows = sorted(line.split("\t")[:2] for line in annotations if line.strip())
         return [self.root / "val" / "images" / name for name, _ in rows], [self.class_index[w] for _, w in rows]
 
+    def val_boxes(self, *, classes: int = 0, per_class: int = 0) -> np.ndarray:
+        """The object's bounding box of every validation image, ``[N, 4]`` int64 ``(x0, y0, x1, y1)``.
+
+        Pixel coordinates of the 64-px image, both corners inclusive (``0 .. 63``), from
+        ``val/val_annotations.txt``, in the order of :meth:`files` (and of the cached split); with
+        ``classes`` / ``per_class`` the rows of that subset, as :func:`cached_split` chooses it.
+        """
+        annotations = (self.root / "val" / "val_annotations.txt").read_text().splitlines()
+        rows = sorted(line.split("\t") for line in annotations if line.strip())
+        boxes = np.array([[int(value) for value in row[2:6]] for row in rows], dtype=np.int64)
+        chosen = _subset_indices(np.array([self.class_index[row[1]] for row in rows]), classes, per_class)
+        return boxes if chosen is None else boxes[chosen]
+
 
 def cached_split(split: str, *, classes: int = 0, per_class: int = 0, root: str | Path | None = None,
                  cache_dir: Path | None = None) -> CachedSplit:

@@ -1,0 +1,218 @@
+"""Tests of zfcore.analysis.correspondence: the sign-change score Δ (§4.3), masks, the control, annotations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zfcore import plots
+from zfcore.data.images import centre_crop
+from zfcore.analysis.correspondence import (
+    PARTS, box_masks, load_annotations, measure, random_boxes, sign_change, sign_consistency,
+)
+from zfcore.data.loader import IMAGENET_MEAN, normalize
+from zfcore.models import zfnet
+
+ANNOTATIONS = Path(__file__).resolve().parents[1] / "data" / "annotations" / "dog_parts.json"
+
+
+def _model(seed: int = 0):
+    torch.manual_seed(seed)
+    return zfnet(10, 64, widths=(8, 12, 16, 16, 12), fc=16, init="he").eval()
+
+
+def _images(count: int = 4, seed: int = 1) -> torch.Tensor:
+    pixels = np.random.default_rng(seed).integers(0, 256, (count, 64, 64, 3), dtype=np.uint8)
+    return normalize(torch.from_numpy(pixels))
+
+
+# --------------------------------------------------------------------------- Δ from the differences
+def test_delta_is_zero_when_every_image_changes_with_the_same_signs() -> None:
+    pattern = torch.tensor([1.0, -2.0, 0.0, 3.0, -0.5])
+    differences = torch.stack([pattern * scale for scale in (1.0, 0.1, 7.0)])  # same signs, other sizes
+    result = sign_consistency(differences)
+    assert result.delta == 0.0 and result.total == 0
+
+
+def test_delta_is_maximal_for_opposite_signs() -> None:
+    pattern = torch.tensor([1.0, -2.0, 4.0, 3.0])
+    result = sign_consistency(torch.stack([pattern, -pattern]))
+    assert result.delta == 1.0
+    assert result.total == 2 * 4  # both ordered pairs, every feature
+
+
+def test_delta_is_symmetric_and_ignores_the_order_of_images() -> None:
+    differences = torch.randn(5, 40, generator=torch.Generator().manual_seed(0))
+    result = sign_consistency(differences)
+    assert torch.equal(result.pair_distances, result.pair_distances.T)
+    assert torch.all(result.pair_distances.diagonal() == 0)
+    shuffled = sign_consistency(differences[torch.tensor([3, 0, 4, 1, 2])])
+    assert shuffled.delta == pytest.approx(result.delta)
+
+
+def test_delta_of_a_small_example_by_hand() -> None:
+    # signs: a = (+, 0, -), b = (+, +, -), c = (-, 0, +); H(a,b) = 1, H(a,c) = 2, H(b,c) = 3
+    differences = torch.tensor([[2.0, 0.0, -1.0], [0.5, 4.0, -3.0], [-1.0, 0.0, 2.0]])
+    result = sign_consistency(differences)
+    assert result.total == 2 * (1 + 2 + 3)  # the paper's sum over i != j
+    assert result.delta == pytest.approx(12 / (3 * 2 * 3))  # / (N (N - 1) D)
+    assert result.pair_distances[0, 1] == pytest.approx(1 / 3)
+    assert result.pair_distances[1, 2] == pytest.approx(3 / 3)
+    assert result.unchanged.tolist() == pytest.approx([1 / 3, 0.0, 1 / 3])
+    assert result.pair_std == pytest.approx(float(torch.tensor([1 / 3, 2 / 3, 1.0]).std()))
+
+
+@pytest.mark.parametrize("bad", [torch.zeros(1, 4), torch.zeros(3), torch.zeros(2, 0), torch.zeros(2, 3, dtype=torch.long),
+                                 torch.tensor([[1.0, float("nan")], [1.0, 2.0]]), [[1.0, 2.0], [3.0, 4.0]]])
+def test_sign_consistency_refuses_bad_differences(bad) -> None:
+    with pytest.raises(ValueError):
+        sign_consistency(bad)
+
+
+# --------------------------------------------------------------------------- Δ of a network
+def test_mask_fill_zero_is_the_training_mean_of_both_preprocessings() -> None:
+    mean_colour = torch.tensor(IMAGENET_MEAN).mul(255).view(1, 1, 1, 3).expand(1, 4, 4, 3)
+    assert normalize(mean_colour).abs().max() < 1e-6  # ImageNet mean/std
+    mean_image = torch.rand(4, 4, 3) * 255
+    assert normalize(mean_image[None], mean_image).abs().max() == 0  # the paper's pixel-mean
+
+
+def test_sign_change_matches_the_features_computed_by_hand() -> None:
+    model, images = _model(), _images(3)
+    boxes = torch.tensor([[0, 0, 10, 10], [20, 20, 40, 30], [50, 5, 64, 12]])
+    masked = images.clone()
+    for index, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+        masked[index, :, y0:y1, x0:x1] = 0
+    with torch.no_grad():
+        expected = sign_consistency(model.trace(images).activations["fc7"] - model.trace(masked).activations["fc7"])
+        pooled = model.features(images).flatten(1) - model.features(masked).flatten(1)
+    result = sign_change(model, images, boxes, "fc7")
+    assert torch.allclose(result.pair_distances, expected.pair_distances)
+    assert result.pair_distances.device.type == "cpu"
+    assert sign_change(model, images, boxes, "pool5").features == pooled.shape[1]
+    assert sign_change(model, images, box_masks(boxes, 64), "fc7").delta == pytest.approx(result.delta)
+
+
+def test_sign_change_is_zero_for_identical_images_and_masks() -> None:
+    model = _model()
+    images = _images(1).expand(4, -1, -1, -1).contiguous()
+    boxes = torch.tensor([[10, 10, 20, 20]] * 4)
+    for layer in ("pool5", "conv5", "fc7"):
+        assert sign_change(model, images, boxes, layer).delta == 0.0
+
+
+def test_sign_change_keeps_the_model_mode() -> None:
+    model = _model().train()
+    sign_change(model, _images(2), torch.tensor([[0, 0, 8, 8]] * 2), "fc7")
+    assert model.training
+
+
+@pytest.mark.parametrize("images, masks, layer, fill", [
+    (_images(1), torch.tensor([[0, 0, 8, 8]]), "fc7", 0.0),  # one image: no pair
+    (_images(2), torch.tensor([[0, 0, 8, 8]]), "fc7", 0.0),  # one mask for two images
+    (_images(2), torch.tensor([[0, 0, 8, 70]] * 2), "fc7", 0.0),  # box outside the image
+    (_images(2), torch.tensor([[8, 0, 8, 8]] * 2), "fc7", 0.0),  # empty box
+    (_images(2), torch.tensor([[0.0, 0.0, 8.0, 8.0]] * 2), "fc7", 0.0),  # float boxes
+    (_images(2), torch.zeros(2, 64, 64, dtype=torch.bool), "fc7", 0.0),  # masks covering nothing
+    (_images(2), torch.ones(2, 32, 32, dtype=torch.bool), "fc7", 0.0),  # masks of another size
+    (_images(2), torch.ones(2, 64, 64), "fc7", 0.0),  # float masks
+    (_images(2), torch.tensor([[0, 0, 8, 8]] * 2), "fc9", 0.0),  # unknown layer
+    (_images(2), torch.tensor([[0, 0, 8, 8]] * 2), "fc7", float("nan")),  # fill
+    (torch.zeros(2, 3, 32, 32), torch.tensor([[0, 0, 8, 8]] * 2), "fc7", 0.0),  # wrong input size
+])
+def test_sign_change_refuses_bad_inputs(images, masks, layer, fill) -> None:
+    with pytest.raises(ValueError):
+        sign_change(_model(), images, masks, layer, fill=fill)
+
+
+# --------------------------------------------------------------------------- control and table
+def test_random_boxes_keep_sizes_stay_inside_and_repeat_with_the_seed() -> None:
+    boxes = torch.tensor([[0, 0, 5, 7], [10, 20, 30, 25], [0, 0, 64, 1]])
+    drawn = [random_boxes(boxes, 64, np.random.default_rng(3)) for _ in range(2)]
+    assert torch.equal(drawn[0], drawn[1])
+    for _ in range(50):
+        moved = random_boxes(boxes, 64, np.random.default_rng(_))
+        assert torch.equal(moved[:, 2] - moved[:, 0], boxes[:, 2] - boxes[:, 0])
+        assert torch.equal(moved[:, 3] - moved[:, 1], boxes[:, 3] - boxes[:, 1])
+        assert moved.min() >= 0 and moved[:, 2:].max() <= 64
+
+
+def test_random_boxes_stay_inside_their_regions() -> None:
+    boxes = torch.tensor([[0, 0, 5, 7], [10, 20, 30, 25]])
+    regions = torch.tensor([[20, 30, 30, 40], [0, 0, 20, 5]])
+    for seed in range(50):
+        moved = random_boxes(boxes, 64, np.random.default_rng(seed), regions)
+        assert torch.all(moved[:, :2] >= regions[:, :2]) and torch.all(moved[:, 2:] <= regions[:, 2:])
+    with pytest.raises(ValueError, match="larger than its region"):
+        random_boxes(boxes, 64, np.random.default_rng(0), torch.tensor([[0, 0, 4, 4], [0, 0, 20, 5]]))
+    with pytest.raises(ValueError):
+        random_boxes(boxes, 64, np.random.default_rng(0), torch.tensor([[0, 0, 70, 70], [0, 0, 20, 5]]))
+
+
+def test_measure_gives_table_1_with_the_paper_beside() -> None:
+    model, images = _model(), _images(3)
+    part_boxes = {part: torch.tensor([[k * 10, 5, k * 10 + 8, 13]] * 3) for k, part in enumerate(PARTS)}
+    result = measure(model, images, part_boxes, draws=4, seed=0)
+    summary = result.summary()
+    assert set(summary) == {*PARTS, "random"} and len(result.random["fc7"]) == 4
+    assert 0.0 <= result.below_random("nose", "pool5") <= 1.0
+    table = result.markdown()
+    assert "0.107 ± 0.017" in table and "| random |" in table  # the paper's random row, layer 5
+    with pytest.raises(ValueError):
+        measure(model, images, part_boxes, draws=1)
+
+
+# --------------------------------------------------------------------------- annotations, crop, figure
+def test_the_committed_annotations_are_valid() -> None:
+    annotations = load_annotations(ANNOTATIONS)
+    assert len(annotations.files) == 5 and annotations.size == 64
+    for part in PARTS:
+        assert annotations.boxes[part].shape == (5, 4)
+    # the dog's right eye is on the image's left in a frontal image
+    assert torch.all(annotations.boxes["right eye"][:, 0] < annotations.boxes["left eye"][:, 0])
+    for part in PARTS:  # every part lies in its dog's box
+        assert torch.all(annotations.boxes[part][:, :2] >= annotations.objects[:, :2])
+        assert torch.all(annotations.boxes[part][:, 2:] <= annotations.objects[:, 2:])
+
+
+def test_load_annotations_refuses_a_box_outside_the_crop(tmp_path: Path) -> None:
+    data = json.loads(ANNOTATIONS.read_text())
+    data["images"][0]["boxes"]["nose"] = [60, 60, 70, 70]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="nose"):
+        load_annotations(path)
+    del data["images"][0]["object"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="object"):
+        load_annotations(path)
+    del data["crop_size"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="crop_size"):
+        load_annotations(path)
+
+
+def test_centre_crop_resizes_the_shorter_side_and_takes_the_centre() -> None:
+    pixels = np.zeros((100, 200, 3), dtype=np.uint8)
+    pixels[:, 50:150] = 255  # the central square of a 200 x 100 image is white
+    crop = centre_crop(Image.fromarray(pixels), 64)
+    assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
+    assert crop[:, 2:-2].min() == 255
+
+
+def test_correspondence_figure_draws_every_panel() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    part_boxes = {part: torch.tensor([[k * 10, 5, k * 10 + 8, 13]] * 2) for k, part in enumerate(PARTS)}
+    figure = plots.correspondence_figure(pixels, part_boxes, [part_boxes["nose"] + 20], fill_colour=(124, 116, 104))
+    assert len(figure.axes) == 2 * (1 + 3 + 1)
+    shown = figure.axes[3].images[0].get_array()  # row 0, nose masked
+    assert (np.asarray(shown)[5:13, 20:28] == (124, 116, 104)).all()

@@ -1,0 +1,331 @@
+"""Occlusion sensitivity (Zeiler & Fergus 2014, §4.2, Fig. 7).
+
+A grey square of the dataset's mean colour slides over the image; for every position of the square
+the occluded image goes through the network and three numbers are kept, the panels of Fig. 7:
+
+- (b) the total activation (summed over positions) of the ``layer`` feature map that is strongest on
+  the unoccluded image;
+- (d) the probability of the true class;
+- (e) the most probable class.
+
+All occluded copies of an image run in batches, one :meth:`~zfcore.models.ZFNet.trace` per batch,
+which records the layer's activation and the logits at once; many images are measured with
+:func:`occlusion_maps_many`, which batches the copies of several images together.
+
+**Size and stride.** The paper gives neither: Fig. 7 shows a square of roughly a quarter to a fifth
+of the 224-px image's side, moved in small steps. We take a side of 1/4 of the image and a stride of
+1/16 (16 and 4 px at 64 px, 56 and 14 px at 224 px): a 13 x 13 grid of positions.
+
+**The grey.** The occluder is the dataset's mean colour, passed through the network's own
+preprocessing (:func:`occluder_baseline`): for ``"mean-std"`` inputs the ImageNet mean pixel, which
+becomes 0 in every channel; for ``"pixel-mean"`` inputs the mean colour of the mean image minus the
+mean image at each pixel.
+
+The window positions and the grey are those of Captum's ``Occlusion`` with
+``sliding_window_shapes=(3, size, size)``, ``strides=(3, stride, stride)`` and the same baseline;
+:func:`pixel_attribution` turns our p(true) map into Captum's per-pixel attribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from zfcore.data.loader import IMAGENET_MEAN, normalize
+from zfcore.devices import model_device
+from zfcore.models import ZFNet
+
+__all__ = ["SIZE_FRACTION", "STRIDE_FRACTION", "BoxSensitivity", "OcclusionMaps", "box_sensitivity",
+           "default_size_and_stride", "occlude_boxes", "occluder_baseline", "occlusion_maps", "occlusion_maps_many",
+           "pixel_attribution"]
+
+SIZE_FRACTION = 1 / 4
+"""The occluder's side as a fraction of the image's (our choice: the paper gives no size)."""
+STRIDE_FRACTION = 1 / 16
+"""The step between occluder positions as a fraction of the image's side (our choice)."""
+
+
+@dataclass
+class OcclusionMaps:
+    """Fig. 7's maps for one image (``[rows, cols]``) or many (``[N, rows, cols]``), on the CPU.
+
+    Attributes:
+        layer: the layer whose feature map panel (b) follows.
+        size, stride: the occluder's side and step, in pixels.
+        tops: ``[rows]`` first pixel row of each row of positions; ``lefts``: ``[cols]`` first column.
+        labels: the true class (``[]`` or ``[N]``).
+        feature_map: the map of ``layer`` with the largest total activation on the unoccluded image.
+        activity: (b) total activation of ``feature_map`` per occluder position.
+        true_probability: (d) p(true class) per occluder position.
+        predicted: (e) the most probable class per occluder position.
+        unoccluded_activity, unoccluded_probability, unoccluded_prediction: the same three of the
+            unoccluded image.
+    """
+
+    layer: str
+    size: int
+    stride: int
+    tops: torch.Tensor
+    lefts: torch.Tensor
+    labels: torch.Tensor
+    feature_map: torch.Tensor
+    activity: torch.Tensor
+    true_probability: torch.Tensor
+    predicted: torch.Tensor
+    unoccluded_activity: torch.Tensor
+    unoccluded_probability: torch.Tensor
+    unoccluded_prediction: torch.Tensor
+
+    @property
+    def centres(self) -> torch.Tensor:
+        """``[rows, cols, 2]`` float: the ``(row, col)`` pixel centre of the occluder at each position."""
+        half = (self.size - 1) / 2
+        rows, cols = torch.meshgrid(self.tops.double() + half, self.lefts.double() + half, indexing="ij")
+        return torch.stack([rows, cols], -1)
+
+    def image(self, index: int) -> "OcclusionMaps":
+        """The maps of image ``index`` of a many-image result."""
+        per_image = ("labels", "feature_map", "activity", "true_probability", "predicted", "unoccluded_activity",
+                     "unoccluded_probability", "unoccluded_prediction")
+        if self.labels.dim() != 1 or not 0 <= index < len(self.labels):
+            raise ValueError(f"index={index!r}: valid for a many-image result, 0 .. {len(self.labels) - 1}")
+        values = {name: getattr(self, name)[index] for name in per_image}
+        return OcclusionMaps(self.layer, self.size, self.stride, self.tops, self.lefts, **values)
+
+
+def default_size_and_stride(image_size: int) -> tuple[int, int]:
+    """The occluder's side and stride for ``image_size`` px: 1/4 and 1/16 of it (16 and 4 at 64 px)."""
+    return max(1, round(image_size * SIZE_FRACTION)), max(1, round(image_size * STRIDE_FRACTION))
+
+
+def occluder_baseline(image_size: int, mean_image: torch.Tensor | None = None) -> torch.Tensor:
+    """The network input ``[3, S, S]`` of an image filled with the dataset's mean colour.
+
+    Args:
+        image_size: ``S``.
+        mean_image: ``None`` for ``"mean-std"`` preprocessing (the mean colour is ImageNet's mean pixel,
+            which normalises to 0); the ``[S, S, 3]`` mean image (0-255) for ``"pixel-mean"`` (the mean
+            colour is its average over pixels).
+    """
+    if mean_image is None:
+        colour = torch.tensor(IMAGENET_MEAN) * 255.0
+    else:
+        if tuple(mean_image.shape) != (image_size, image_size, 3):
+            raise ValueError(f"mean_image has shape {tuple(mean_image.shape)}; expected ({image_size}, {image_size}, 3)")
+        colour = mean_image.float().mean((0, 1)).cpu()
+        mean_image = mean_image.float().cpu()
+    grey = colour.expand(1, image_size, image_size, 3)
+    return normalize(grey, mean_image)[0].contiguous()
+
+
+def occlusion_maps(model: ZFNet, image: torch.Tensor, label: int, size: int | None = None, stride: int | None = None,
+                   layer: str = "conv5", *, mean_image: torch.Tensor | None = None,
+                   batch_size: int = 64) -> OcclusionMaps:
+    """Fig. 7's maps (b), (d), (e) for one image (Zeiler & Fergus 2014, §4.2).
+
+    Args:
+        model: a :class:`~zfcore.models.ZFNet` in eval mode; the work runs on its device.
+        image: the network input, float ``[3, S, S]`` or ``[1, 3, S, S]`` (normalised pixels).
+        label: the true class, ``0 .. num_classes - 1``.
+        size: the occluder's side in pixels, ``1 .. S`` (default: ``S / 4``).
+        stride: the step between positions, ``1 .. S`` (default: ``S / 16``).
+        layer: the layer of panel (b), ``"conv1"`` ... ``"conv5"``.
+        mean_image: the network's mean image for ``"pixel-mean"`` preprocessing, else ``None``
+            (see :func:`occluder_baseline`).
+        batch_size: occluded copies per forward pass.
+
+    Returns:
+        :class:`OcclusionMaps` with ``[rows, cols]`` maps, on the CPU.
+
+    Raises:
+        ValueError: a bad image, label, size, stride, layer or batch size (naming the valid range).
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() not in (3, 4) or (image.dim() == 4 and len(image) != 1):
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image has shape {shape}; expected one image [3, S, S] or [1, 3, S, S]")
+    images = image if image.dim() == 4 else image[None]
+    return occlusion_maps_many(model, images, torch.tensor([label]), size, stride, layer, mean_image=mean_image,
+                               batch_size=batch_size).image(0)
+
+
+def occlusion_maps_many(model: ZFNet, images: torch.Tensor, labels: torch.Tensor | np.ndarray,
+                        size: int | None = None, stride: int | None = None, layer: str = "conv5", *,
+                        mean_image: torch.Tensor | None = None, batch_size: int = 64) -> OcclusionMaps:
+    """:func:`occlusion_maps` for ``N`` images: the occluded copies of several images share forward passes.
+
+    Args:
+        images: float ``[N, 3, S, S]`` network inputs; ``labels``: ``[N]`` true classes. The rest as
+            for :func:`occlusion_maps`.
+
+    Returns:
+        :class:`OcclusionMaps` with ``[N, rows, cols]`` maps (``[N]`` unoccluded values), on the CPU.
+    """
+    model.check_images(images)
+    model.check_layer(layer)
+    if not layer.startswith("conv"):
+        raise ValueError(f"layer={layer!r}: panel (b) needs a feature map; valid layers: "
+                         f"{tuple(name for name in model.layer_names if name.startswith('conv'))}")
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
+    if len(labels) != len(images):
+        raise ValueError(f"{len(labels)} labels for {len(images)} images; give one label per image")
+    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < model.num_classes):
+        raise ValueError(f"labels {labels.tolist()[:8]} out of range; valid classes: 0 .. {model.num_classes - 1}")
+    image_size = images.shape[-1]
+    default_size, default_stride = default_size_and_stride(image_size)
+    size, stride = default_size if size is None else size, default_stride if stride is None else stride
+    for name, value in (("size", size), ("stride", stride)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= image_size:
+            raise ValueError(f"{name}={value!r}: must be a whole number of pixels in 1 .. {image_size}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
+
+    device = model_device(model)
+    images = model.prepare_images(images)
+    labels_on_device = labels.to(device)
+    baseline = occluder_baseline(image_size, mean_image).to(device, images.dtype)
+    starts = torch.arange(0, image_size - size + 1, stride)
+    rows, cols = len(starts), len(starts)
+    tops = starts.repeat_interleave(cols).to(device)  # [P], row-major positions
+    lefts = starts.repeat(rows).to(device)
+    pixel = torch.arange(image_size, device=device)
+    count, positions = len(images), rows * cols
+
+    with torch.no_grad():
+        unoccluded = model.trace(images, [layer])
+        totals = unoccluded.activations[layer].sum((2, 3))  # [N, C]
+        feature_map = totals.argmax(1)
+        unoccluded_probability = unoccluded.logits.softmax(1)
+        activity = torch.empty(count * positions, device=device)
+        true_probability = torch.empty(count * positions, device=device)
+        predicted = torch.empty(count * positions, dtype=torch.long, device=device)
+        for start in range(0, count * positions, batch_size):
+            flat = torch.arange(start, min(start + batch_size, count * positions), device=device)
+            which, where = flat // positions, flat % positions
+            inside_rows = (pixel >= tops[where, None]) & (pixel < tops[where, None] + size)  # [B, S]
+            inside_cols = (pixel >= lefts[where, None]) & (pixel < lefts[where, None] + size)
+            mask = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]  # [B, 1, S, S]
+            occluded = torch.where(mask, baseline, images[which])
+            trace = model.trace(occluded, [layer])
+            maps = trace.activations[layer][torch.arange(len(flat), device=device), feature_map[which]]
+            activity[flat] = maps.sum((1, 2))
+            probabilities = trace.logits.softmax(1)
+            true_probability[flat] = probabilities.gather(1, labels_on_device[which, None])[:, 0]
+            predicted[flat] = probabilities.argmax(1)
+
+    grid = (count, rows, cols)
+    return OcclusionMaps(
+        layer=layer, size=size, stride=stride, tops=starts, lefts=starts.clone(), labels=labels,
+        feature_map=feature_map.cpu(), activity=activity.view(grid).cpu(),
+        true_probability=true_probability.view(grid).cpu(), predicted=predicted.view(grid).cpu(),
+        unoccluded_activity=totals.gather(1, feature_map[:, None])[:, 0].cpu(),
+        unoccluded_probability=unoccluded_probability.gather(1, labels_on_device[:, None])[:, 0].cpu(),
+        unoccluded_prediction=unoccluded_probability.argmax(1).cpu(),
+    )
+
+
+def pixel_attribution(maps: OcclusionMaps, image_size: int) -> torch.Tensor:
+    """Captum ``Occlusion``'s attribution of p(true), rebuilt from a one-image p(true) map: ``[S, S]``.
+
+    Captum gives each pixel the mean, over the windows that cover it, of p(unoccluded) - p(occluded);
+    pixels no window covers get 0 / 0 = NaN (as in Captum).
+    """
+    if maps.labels.dim() != 0:
+        raise ValueError("pixel_attribution takes the maps of one image (use maps.image(index))")
+    pixel = torch.arange(image_size)
+    covers_rows = (pixel >= maps.tops[:, None]) & (pixel < maps.tops[:, None] + maps.size)  # [rows, S]
+    covers_cols = (pixel >= maps.lefts[:, None]) & (pixel < maps.lefts[:, None] + maps.size)
+    drop = (maps.unoccluded_probability - maps.true_probability).double()
+    total = torch.einsum("rc,ry,cx->yx", drop, covers_rows.double(), covers_cols.double())
+    windows = torch.einsum("ry,cx->yx", covers_rows.double(), covers_cols.double())
+    return (total / windows).float()
+
+
+@dataclass
+class BoxSensitivity:
+    """C6 measured over many images with object boxes (see :func:`box_sensitivity`).
+
+    Attributes:
+        images: images with occluder centres both inside and outside their box (the rest have no
+            outside, or no inside, position and are left out).
+        inside, outside: per such image, the mean p(true) with the occluder's centre inside / outside the box.
+        changed_inside, changed_outside: per such image, the fraction of positions whose most probable
+            class differs from the unoccluded image's.
+    """
+
+    images: int
+    inside: torch.Tensor
+    outside: torch.Tensor
+    changed_inside: torch.Tensor
+    changed_outside: torch.Tensor
+
+    def bootstrap(self, values: torch.Tensor, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+        """The 95 % bootstrap interval of the mean of ``values`` over images (resampling images)."""
+        generator = torch.Generator().manual_seed(seed)
+        picks = torch.randint(0, len(values), (draws, len(values)), generator=generator)
+        means = values.double()[picks].mean(1)
+        return float(means.quantile(0.025)), float(means.quantile(0.975))
+
+
+def box_sensitivity(maps: OcclusionMaps, boxes: torch.Tensor | np.ndarray) -> BoxSensitivity:
+    """Mean p(true) and changed predictions with the occluder's centre inside vs outside each image's box.
+
+    Args:
+        maps: many-image maps (:func:`occlusion_maps_many`).
+        boxes: ``[N, 4]`` ``(x0, y0, x1, y1)`` in pixels, corners inclusive (Tiny ImageNet's val boxes).
+    """
+    boxes = torch.as_tensor(np.asarray(boxes), dtype=torch.float64)
+    if maps.labels.dim() != 1 or tuple(boxes.shape) != (len(maps.labels), 4):
+        raise ValueError(f"boxes have shape {tuple(boxes.shape)}; expected ({len(maps.labels.reshape(-1))}, 4), "
+                         "one box per image of a many-image result")
+    centres = maps.centres  # [rows, cols, 2] as (row, col) = (y, x)
+    y, x = centres[..., 0][None], centres[..., 1][None]
+    x0, y0, x1, y1 = (boxes[:, k, None, None] for k in range(4))
+    inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)  # [N, rows, cols]
+    outside = ~inside
+    both = inside.flatten(1).any(1) & outside.flatten(1).any(1)
+    changed = (maps.predicted != maps.unoccluded_prediction[:, None, None]).double()
+    probability = maps.true_probability.double()
+
+    def mean_over(values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        return (values * where).flatten(1).sum(1)[both] / where.flatten(1).sum(1)[both]
+
+    return BoxSensitivity(images=int(both.sum()), inside=mean_over(probability, inside),
+                          outside=mean_over(probability, outside), changed_inside=mean_over(changed, inside),
+                          changed_outside=mean_over(changed, outside))
+
+
+def occlude_boxes(model: ZFNet, images: torch.Tensor, labels: torch.Tensor | np.ndarray,
+                  boxes: torch.Tensor | np.ndarray, *, mean_image: torch.Tensor | None = None,
+                  batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """p(true) and the most probable class with each image's whole box filled with the mean colour.
+
+    Args:
+        images: float ``[N, 3, S, S]`` network inputs; ``labels``: ``[N]``; ``boxes``: ``[N, 4]``
+            ``(x0, y0, x1, y1)``, corners inclusive. ``mean_image`` as for :func:`occlusion_maps`.
+
+    Returns:
+        ``(true_probability [N], predicted [N])`` on the CPU.
+    """
+    model.check_images(images)
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
+    boxes = torch.as_tensor(np.asarray(boxes), dtype=torch.long)
+    if tuple(boxes.shape) != (len(images), 4) or len(labels) != len(images):
+        raise ValueError(f"boxes {tuple(boxes.shape)} and labels {tuple(labels.shape)} must have one row per image "
+                         f"({len(images)}): [N, 4] and [N]")
+    device = model_device(model)
+    size = images.shape[-1]
+    baseline = occluder_baseline(size, mean_image).to(device)
+    pixel = torch.arange(size)
+    rows = (pixel >= boxes[:, 1, None]) & (pixel <= boxes[:, 3, None])
+    cols = (pixel >= boxes[:, 0, None]) & (pixel <= boxes[:, 2, None])
+    masks = (rows[:, :, None] & cols[:, None, :])[:, None]
+    probabilities = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            part = model.prepare_images(images[start : start + batch_size])
+            mask = masks[start : start + batch_size].to(device)
+            probabilities.append(model(torch.where(mask, baseline.to(part.dtype), part)).softmax(1).cpu())
+    probability = torch.cat(probabilities) if probabilities else torch.empty(0, model.num_classes)
+    return probability.gather(1, labels[:, None])[:, 0], probability.argmax(1)
