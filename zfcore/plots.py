@@ -12,11 +12,28 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
+    from zfcore.analysis.occlusion import OcclusionMaps
     from zfcore.analysis.top9 import TopProjections
 
 VIEWS = ("projections", "patches", "both")
-__all__ = ["convergence_plot", "filter_grid", "fig4_figure", "evolution_mosaic", "image_grid", "projection_comparison", "to_display", "top9_figure",
-           "top9_mosaic", "crop_boxes", "training_curves"]
+__all__ = [
+    "VIEWS",
+    "box_sensitivity_plot",
+    "convergence_plot",
+    "correspondence_figure",
+    "crop_boxes",
+    "evolution_mosaic",
+    "fig4_figure",
+    "figure_pixels",
+    "filter_grid",
+    "image_grid",
+    "occlusion_figure",
+    "projection_comparison",
+    "to_display",
+    "top9_figure",
+    "top9_mosaic",
+    "training_curves",
+]
 
 
 def to_display(images: torch.Tensor, *, percentile: float | None = None) -> np.ndarray:
@@ -334,7 +351,7 @@ def correspondence_figure(pixels: np.ndarray, part_boxes: Mapping[str, torch.Ten
     return figure
 
 
-def occlusion_figure(rows: Sequence[tuple[np.ndarray, "OcclusionMaps", torch.Tensor, str]],
+def occlusion_figure(rows: Sequence[tuple[np.ndarray, OcclusionMaps, torch.Tensor, str]],
                      class_names: Sequence[str], *, legend_classes: int = 4) -> Figure:
     """Fig. 7 (§4.2): per image, (a) input with the occluder, (b) activity map, (c) projection, (d) p(true), (e) top class.
 
