@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
+    from zfcore.analysis.invariance import InvarianceSweep
     from zfcore.analysis.occlusion import OcclusionMaps
     from zfcore.analysis.top9 import TopProjections
 
@@ -27,6 +28,7 @@ __all__ = [
     "figure_pixels",
     "filter_grid",
     "image_grid",
+    "invariance_figure",
     "occlusion_figure",
     "projection_comparison",
     "to_display",
@@ -417,5 +419,40 @@ def box_sensitivity_plot(inside: torch.Tensor, outside: torch.Tensor) -> Figure:
     axis.set(xlabel="mean p(true), occluder outside the box", ylabel="mean p(true), occluder inside the box",
              xlim=(0, 1), ylim=(0, 1), title=f"{len(inside)} images")
     axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+INVARIANCE_AXES = {"translate": "vertical translation (px)", "scale": "scale (factor)", "rotate": "rotation (degrees)"}
+
+
+def invariance_figure(sweeps: Sequence["InvarianceSweep"], strips: Sequence[np.ndarray], names: Sequence[str],
+                      layers: Sequence[str] = ("conv1", "fc7")) -> Figure:
+    """Fig. 5 (§4): one row per transformation: example views, then per layer the distance to the
+    original against the amount, then p(true) against the amount, one line per image.
+
+    Args:
+        sweeps: one :class:`~zfcore.analysis.invariance.InvarianceSweep` per row (rows a-c).
+        strips: per row, uint8 ``[K, S, S, 3]`` views of one image at a few amounts (column 1).
+        names: the images' names, one per line.
+        layers: the two layers of columns 2 and 3.
+    """
+    figure, axes = plt.subplots(len(sweeps), 2 + len(layers), figsize=(3.2 * (2 + len(layers)), 2.6 * len(sweeps)),
+                                squeeze=False)
+    for row, (sweep, strip) in enumerate(zip(sweeps, strips)):
+        axes[row, 0].imshow(_tile(np.asarray(strip, dtype=np.float64) / 255.0, gap=2))
+        axes[row, 0].set(xticks=[], yticks=[], title=f"({'abc'[row]}) {INVARIANCE_AXES[sweep.kind]}")
+        amounts = sweep.amounts.numpy()
+        panels = [(sweep.distances[layer], f"distance, {layer}") for layer in layers]
+        panels.append((sweep.true_probability, "p(true class)"))
+        for column, (values, title) in enumerate(panels, start=1):
+            axis = axes[row, column]
+            for index, name in enumerate(names):
+                axis.plot(amounts, values[index].numpy(), marker=".", markersize=3, linewidth=1, label=name)
+            axis.set(xlabel=INVARIANCE_AXES[sweep.kind], title=title)
+            axis.tick_params(labelsize=7)
+            axis.grid(alpha=0.3)
+        axes[row, -1].set_ylim(0, 1)
+    axes[0, -1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     figure.tight_layout()
     return figure

@@ -1,0 +1,276 @@
+"""Feature invariance (Zeiler & Fergus 2014, §4, Fig. 5).
+
+Fig. 5 translates (vertically), scales and rotates five images and plots, against the amount, the
+Euclidean distance between the original's and the transformed image's feature vectors in layer 1 and
+layer 7, and the probability of the true class. §4: "Small transformations have a dramatic effect in
+the first layer of the model, but a lesser impact at the top feature layer, being quasi-linear for
+translation & scaling. The network output is stable to translations and scalings. In general, the
+output is not invariant to rotation, except for object with rotational symmetry".
+
+**Views of a larger source.** The network's input is a ``window`` x ``window`` square at the centre
+of a (larger) uint8 source image, resampled to the network's input size. A transformation moves,
+shrinks or turns that square inside the source (one affine sampling grid, bilinear), so a shift or a
+rotation shows real pixels of the source wherever it has them; only beyond the source's border are
+pixels mirrored (reflection padding). With the window centred on whole pixels and as large as the
+input, the untransformed view is the source's centre crop, pixel for pixel.
+
+**Amounts** (:func:`paper_amounts`) follow Fig. 5's axes, scaled to the input size: vertical shifts
+of -60 ... 60 px at 224 px (-17 ... 17 px at 64 px), scale factors 1.0 ... 1.8 (zooming in), rotations
+0 ... 350 degrees.
+
+The distance of a layer is taken between the whole activations (every channel and position) of the
+original and the transformed view, flattened; :func:`typical_distances` gives the scale that makes
+the layers comparable (the median distance between different images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zfcore.data.loader import normalize
+from zfcore.devices import model_device
+from zfcore.models import ZFNet
+
+__all__ = ["KINDS", "PAPER_SHIFT_PX", "PAPER_SIZE", "ROTATION_SYMMETRIC_CLASSES", "InvarianceSweep", "linearity",
+           "mean_interval", "paper_amounts", "transform_sweep", "transformed_views", "typical_distances"]
+
+KINDS = ("translate", "scale", "rotate")
+"""Fig. 5's rows a-c: vertical translation (pixels of the input), scale (factor), rotation (degrees)."""
+PAPER_SIZE = 224
+"""The input size of the paper's network, to which Fig. 5's shifts refer."""
+PAPER_SHIFT_PX = 60
+"""Fig. 5 (a): vertical shifts of -60 ... 60 px at 224 px."""
+ROTATION_SYMMETRIC_CLASSES = ("volleyball", "basketball", "orange", "lemon", "pomegranate", "pizza", "plate",
+                              "frying pan", "wok", "spider web", "jellyfish", "brain coral", "magnetic compass")
+"""Tiny ImageNet classes whose objects look much the same when turned in the image plane (our choice:
+round objects or radial patterns, mostly photographed from above), for §4's "except for object with
+rotational symmetry"."""
+
+
+@dataclass
+class InvarianceSweep:
+    """Fig. 5's curves for ``N`` images and ``A`` amounts of one transformation, on the CPU.
+
+    Attributes:
+        kind: ``"translate"``, ``"scale"`` or ``"rotate"``.
+        amounts: ``[A]`` the amounts (pixels, factor or degrees).
+        labels: ``[N]`` the true classes.
+        distances: layer -> ``[N, A]`` Euclidean distance between the original's and the transformed
+            view's flattened activations.
+        true_probability: ``[N, A]`` p(true class) of each view.
+        predicted: ``[N, A]`` the most probable class of each view.
+        original_probability, original_prediction: ``[N]`` the same of the untransformed view.
+    """
+
+    kind: str
+    amounts: torch.Tensor
+    labels: torch.Tensor
+    distances: dict[str, torch.Tensor]
+    true_probability: torch.Tensor
+    predicted: torch.Tensor
+    original_probability: torch.Tensor
+    original_prediction: torch.Tensor
+
+
+def paper_amounts(kind: str, input_size: int = 64) -> torch.Tensor:
+    """Fig. 5's amounts for ``kind`` at ``input_size`` px.
+
+    ``"translate"``: 13 whole-pixel shifts over ±60 px x ``input_size`` / 224 (±17 at 64 px);
+    ``"scale"``: 1.0 ... 1.8 in steps of 0.1; ``"rotate"``: 0 ... 350 degrees in steps of 10.
+    """
+    _check_kind(kind)
+    if kind == "translate":
+        largest = PAPER_SHIFT_PX * input_size / PAPER_SIZE
+        return torch.linspace(-largest, largest, 13).round()
+    if kind == "scale":
+        return torch.linspace(1.0, 1.8, 9, dtype=torch.float64).float()
+    return torch.arange(0.0, 360.0, 10.0)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}: valid kinds are {KINDS}")
+
+
+def _identity(kind: str) -> float:
+    return 1.0 if kind == "scale" else 0.0
+
+
+def transformed_views(pixels: torch.Tensor, kind: str, amounts: torch.Tensor, input_size: int,
+                      window: int) -> torch.Tensor:
+    """Each source image seen through a transformed window: float ``[N, A, S, S, 3]`` pixels (0-255).
+
+    Args:
+        pixels: uint8 (or float 0-255) ``[N, H, W, 3]`` source images, ``H, W >= window``.
+        kind: one of :data:`KINDS`; ``amounts``: ``[A]``.
+        input_size: ``S``, the side of each view.
+        window: the side, in source pixels, of the untransformed view (centred in the source).
+
+    Returns:
+        The views; a positive shift moves the content down, a scale ``f`` zooms in by ``f`` about the
+        centre, a positive angle turns the content clockwise (as displayed).
+    """
+    count, height, width = pixels.shape[:3]
+    amounts = amounts.double()
+    zoom = amounts if kind == "scale" else torch.ones_like(amounts)
+    angle = torch.deg2rad(amounts) if kind == "rotate" else torch.zeros_like(amounts)
+    shift = -2.0 * amounts * window / input_size / height if kind == "translate" else torch.zeros_like(amounts)
+    across, down = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    to_width, to_height = window / width, window / height  # output [-1, 1] -> source [-1, 1], per axis
+    theta = torch.stack([
+        torch.stack([across * to_width, down * to_width, torch.zeros_like(across)], -1),
+        torch.stack([-down * to_height, across * to_height, shift], -1),
+    ], -2).float()  # [A, 2, 3]
+    grid = F.affine_grid(theta, [len(amounts), 3, input_size, input_size], align_corners=False)
+    source = pixels.float().permute(0, 3, 1, 2)
+    views = torch.empty(count, len(amounts), 3, input_size, input_size, device=pixels.device)
+    for index in range(count):
+        expanded = source[index : index + 1].expand(len(amounts), -1, -1, -1)
+        views[index] = F.grid_sample(expanded, grid.to(pixels.device), mode="bilinear", padding_mode="reflection",
+                                     align_corners=False)
+    return views.permute(0, 1, 3, 4, 2)
+
+
+def transform_sweep(model: ZFNet, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor | Sequence[int],
+                    kind: str, amounts: torch.Tensor | Sequence[float], layers: Sequence[str] = ("conv1", "fc7"), *,
+                    window: int | None = None, mean_image: torch.Tensor | None = None,
+                    batch_size: int = 256) -> InvarianceSweep:
+    """Fig. 5's distances and probabilities for ``N`` images under one transformation (§4).
+
+    Args:
+        model: a :class:`~zfcore.models.ZFNet` in eval mode; the views are built and run on its device.
+        images: uint8 ``[N, H, W, 3]`` source images, at least ``window`` px on each side (larger sources
+            give shifts and rotations real context; see the module docstring).
+        labels: ``[N]`` true classes, ``0 .. num_classes - 1``.
+        kind: ``"translate"`` (vertical, pixels of the input), ``"scale"`` (factor > 0) or ``"rotate"``
+            (degrees).
+        amounts: ``[A]`` amounts (:func:`paper_amounts` gives Fig. 5's); the untransformed view (0, or
+            a factor of 1) is always the reference, whether or not it is among them.
+        layers: the layers whose activations are compared (Fig. 5: layers 1 and 7).
+        window: the side, in source pixels, of the untransformed view (default: the network's input size).
+        mean_image: the network's mean image for ``"pixel-mean"`` preprocessing, else ``None``.
+        batch_size: views per forward pass.
+
+    Returns:
+        :class:`InvarianceSweep` with ``[N, A]`` results, on the CPU.
+
+    Raises:
+        ValueError: a bad kind, amount, layer, image array, label, window or batch size.
+    """
+    _check_kind(kind)
+    for layer in layers:
+        model.check_layer(layer)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
+    pixels = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    if pixels.dtype != torch.uint8 or pixels.dim() != 4 or pixels.shape[-1] != 3:
+        raise ValueError(f"images have shape {tuple(pixels.shape)} and dtype {pixels.dtype}; expected uint8 "
+                         "[N, H, W, 3] source pixels")
+    size = model.input_size
+    window = size if window is None else window
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= min(pixels.shape[1:3]):
+        raise ValueError(f"window={window!r}: must be a whole number of pixels in 1 .. {min(pixels.shape[1:3])} "
+                         "(the sources' shorter side)")
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
+    if len(labels) != len(pixels):
+        raise ValueError(f"{len(labels)} labels for {len(pixels)} images; give one label per image")
+    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < model.num_classes):
+        raise ValueError(f"labels {labels.tolist()[:8]} out of range; valid classes: 0 .. {model.num_classes - 1}")
+    amounts = torch.as_tensor(np.asarray(amounts, dtype=np.float64)).reshape(-1).float()
+    if not len(amounts) or not bool(torch.isfinite(amounts).all()) or (kind == "scale" and bool((amounts <= 0).any())):
+        valid = "positive factors" if kind == "scale" else "finite numbers"
+        raise ValueError(f"amounts={amounts.tolist()}: need at least one; valid amounts for {kind!r}: {valid}")
+
+    device = model_device(model)
+    with_identity = torch.cat([torch.tensor([_identity(kind)]), amounts])
+    per_image = len(with_identity)
+    images_per_batch = max(1, batch_size // per_image)
+    distances = {layer: [] for layer in layers}
+    probabilities = []
+    with torch.no_grad():
+        for start in range(0, len(pixels), images_per_batch):
+            part = pixels[start : start + images_per_batch].to(device)
+            views = transformed_views(part, kind, with_identity, size, window)  # [n, 1 + A, S, S, 3]
+            inputs = model.prepare_images(normalize(views.flatten(0, 1), mean_image))
+            trace = model.trace(inputs, layers)
+            for layer in layers:
+                features = trace.activations[layer].float().flatten(1).view(len(part), per_image, -1)
+                distances[layer].append((features[:, 1:] - features[:, :1]).norm(dim=2).cpu())
+            probabilities.append(trace.logits.float().softmax(1).view(len(part), per_image, -1).cpu())
+    probability = torch.cat(probabilities) if probabilities else torch.empty(0, per_image, model.num_classes)
+    true_probability = probability.gather(2, labels[:, None, None].expand(-1, per_image, 1))[..., 0]
+    predicted = probability.argmax(2)
+    return InvarianceSweep(
+        kind=kind, amounts=amounts, labels=labels,
+        distances={layer: torch.cat(parts) if parts else torch.empty(0, len(amounts)) for layer, parts in distances.items()},
+        true_probability=true_probability[:, 1:], predicted=predicted[:, 1:],
+        original_probability=true_probability[:, 0], original_prediction=predicted[:, 0],
+    )
+
+
+def typical_distances(model: ZFNet, images: torch.Tensor, layers: Sequence[str] = ("conv1", "fc7"),
+                      batch_size: int = 256) -> dict[str, float]:
+    """Per layer, the median Euclidean distance between the flattened activations of two different images.
+
+    The scale against which a transformation's distance is small or large: dividing Fig. 5's
+    distances by it makes layer 1 and layer 7 comparable.
+
+    Args:
+        images: float ``[N, 3, S, S]`` network inputs, ``N >= 2``.
+        layers: the layers.
+    """
+    model.check_images(images)
+    if len(images) < 2:
+        raise ValueError(f"{len(images)} images: need at least 2 to measure distances between different images")
+    for layer in layers:
+        model.check_layer(layer)
+    features = {layer: [] for layer in layers}
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            trace = model.trace(model.prepare_images(images[start : start + batch_size]), layers)
+            for layer in layers:
+                features[layer].append(trace.activations[layer].float().flatten(1).cpu())
+    upper = torch.triu_indices(len(images), len(images), offset=1)
+    result = {}
+    for layer in layers:
+        pairwise = torch.cdist(torch.cat(features[layer]).double(), torch.cat(features[layer]).double())
+        result[layer] = float(pairwise[upper[0], upper[1]].median())
+    return result
+
+
+def linearity(sizes: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    """Per image, R² of the least-squares line of distance against the size of the transformation.
+
+    §4 calls the top layer's response "quasi-linear for translation & scaling"; R² near 1 means the
+    distance grows in proportion to the transformation.
+
+    Args:
+        sizes: ``[A]`` how far each view is from the original: ``sweep.amounts.abs()`` for a shift,
+            ``sweep.amounts - 1`` for a scale factor.
+        distances: ``[N, A]`` distances.
+
+    Returns:
+        ``[N]`` R² (NaN for an image whose distances do not vary).
+    """
+    x = sizes.double().reshape(1, -1)
+    y = distances.double()
+    if y.dim() != 2 or y.shape[1] != x.shape[1]:
+        raise ValueError(f"distances have shape {tuple(distances.shape)}; expected [N, {x.shape[1]}]")
+    x_centred, y_centred = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
+    covariance = (x_centred * y_centred).sum(1)
+    return covariance**2 / ((x_centred**2).sum(1) * (y_centred**2).sum(1))
+
+
+def mean_interval(values: torch.Tensor, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """The mean of ``values`` and its 95 % bootstrap interval (resampling the values): ``(mean, low, high)``."""
+    values = values.double().reshape(-1)
+    if not len(values):
+        raise ValueError("values are empty: need at least one value for a mean")
+    generator = torch.Generator().manual_seed(seed)
+    means = values[torch.randint(0, len(values), (draws, len(values)), generator=generator)].mean(1)
+    return float(values.mean()), float(means.quantile(0.025)), float(means.quantile(0.975))
