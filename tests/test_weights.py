@@ -44,6 +44,7 @@ def test_preprocess_matches_the_training_normalisation() -> None:
     from zfcore.data.loader import normalize
 
     torch.testing.assert_close(inputs, normalize(pixels).contiguous())
+    torch.testing.assert_close(ReferenceWeights.DEFAULT.value.transforms()(pixels), inputs)
 
 
 def test_fetched_when_not_in_a_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -143,7 +143,12 @@ class Weights:
         return load_reference(self.path())
 
     def transforms(self) -> "Preprocess":
-        """uint8 ``[B, H, W, 3]`` images -> this network's input, as it was trained."""
+        """uint8 ``[B, H, W, 3]`` images -> this network's input, as it was trained.
+
+        Mean/std needs nothing from the file; the paper's pixel mean is read from it (the whole file).
+        """
+        if self.meta.preprocessing == "mean-std":
+            return Preprocess("mean-std", None)
         return self.load().preprocess
 
     def __repr__(self) -> str:

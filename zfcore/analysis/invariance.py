@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zfcore.analysis.top9 import check_pixels
 from zfcore.data.loader import normalize
 from zfcore.devices import model_device
 from zfcore.models import ZFNet
@@ -167,10 +168,8 @@ def transform_sweep(model: ZFNet, images: np.ndarray | torch.Tensor, labels: np.
         model.check_layer(layer)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
+    check_pixels(images)
     pixels = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
-    if pixels.dtype != torch.uint8 or pixels.dim() != 4 or pixels.shape[-1] != 3:
-        raise ValueError(f"images have shape {tuple(pixels.shape)} and dtype {pixels.dtype}; expected uint8 "
-                         "[N, H, W, 3] source pixels")
     size = model.input_size
     window = size if window is None else window
     if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= min(pixels.shape[1:3]):

@@ -25,7 +25,7 @@ from zfcore.data.gpu_batches import DeviceBatches
 from zfcore.data.imagenet import imagenet, imagenet_class_names, imagenette
 from zfcore.data.loader import FileBatches, TensorBatches
 from zfcore.data.tiny_imagenet import cached_split
-from zfcore.data.transforms import eval_transform, ten_crop_transform, train_transform
+from zfcore.data.transforms import eval_transform, paper_resize, ten_crop_transform, train_transform
 from zfcore.profiles import DATASETS, PREPROCESSING, TrainConfig
 
 __all__ = [
@@ -211,7 +211,7 @@ def _file_training_data(config: TrainConfig, per_process_batch: int, *, num_repl
         classes, class_names = classes[: config.classes_limit], class_names[: config.classes_limit]
     _check_classes(config, classes)
     if device.type == "cuda":
-        resize = round(size * 256 / 224)
+        resize = paper_resize(size)
         train_batches: Batches = DeviceBatches(
             _file_list(train), per_process_batch, train=True, size=size, resize=resize, seed=config.seed,
             workers=config.workers, device=device, num_replicas=num_replicas, rank=rank)

@@ -16,11 +16,16 @@ from torchvision.transforms import v2
 
 from zfcore.data.loader import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["eval_transform", "ten_crop_transform", "train_transform"]
+__all__ = ["eval_transform", "paper_resize", "ten_crop_transform", "train_transform"]
+
+
+def paper_resize(size: int) -> int:
+    """The shorter side and centre square the paper crops ``size``² from: 256 for 224 (scaled alike)."""
+    return round(size * 256 / 224)
 
 
 def _resize_for(size: int, resize: int | None) -> int:
-    return round(size * 256 / 224) if resize is None else resize
+    return paper_resize(size) if resize is None else resize
 
 
 def _to_normalized_tensor() -> list[v2.Transform]:
