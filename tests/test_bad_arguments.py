@@ -25,7 +25,7 @@ from zfcore.data import sources
 from zfcore.data.loader import normalize, pixel_batches
 from zfcore.deconv import project
 from zfcore import models
-from zfcore.profiles import DATASETS, INITS, PREPROCESSING, PROFILES, TrainConfig
+from zfcore.profiles import DATASETS, INITS, PREPROCESSING, PROFILES, STYLES, TrainConfig
 
 WIDTHS = (4, 8, 8, 8, 8)
 
@@ -227,7 +227,8 @@ def test_gradient_check_refuses_non_finite_and_batched_images() -> None:
 def test_every_profile_is_a_valid_recipe_and_the_choices_agree() -> None:
     for profile in PROFILES.values():
         assert profile.train.replace() == profile.train
-    assert DATASETS == sources.DATASETS and PREPROCESSING == sources.PREPROCESSING and INITS == models.INITS
+    assert DATASETS == sources.DATASETS and PREPROCESSING == sources.PREPROCESSING
+    assert INITS == models.INITS and STYLES == models.STYLES
 
 
 @pytest.mark.parametrize("changes, fragments", [

@@ -150,6 +150,49 @@ def test_unreadable_files_are_skipped_and_named_once_per_pass(tmp_path):
     assert good_only.skipped == []
 
 
+def _passes_and_warnings(batches: DeviceBatches, epochs: list[int]) -> tuple[list, list[list[str]]]:
+    """The passes' batches and, per pass, the files named by its CorruptImageWarnings (sorted)."""
+    passes, named = [], []
+    for epoch in epochs:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CorruptImageWarning)
+            passes += _passes(batches, [epoch])
+        assert len(caught) <= 1 and sorted(batches.skipped) == sorted(set(batches.skipped))
+        named.append(sorted(batches.skipped) if caught else [])
+        assert all(path in str(caught[0].message) for path in batches.skipped)
+    return passes, named
+
+
+def test_cached_squares_give_the_same_batches_without_reading_files_again(tmp_path):
+    for train in (True, False):
+        folder = tmp_path / str(train)
+        folder.mkdir()
+        files = _files(folder, [(80, 60), (60, 80), (70, 70)] * 3)
+        (folder / "garbage.JPEG").write_bytes(b"not an image" * 50)
+        mixed = files[:4] + [(str(folder / "garbage.JPEG"), 1)] + files[4:]
+        plain = DeviceBatches(mixed, 4, train=train, size=32, resize=48, seed=3, cache=False)
+        cached = DeviceBatches(mixed, 4, train=train, size=32, resize=48, seed=3, cache=True)
+        want, want_named = _passes_and_warnings(plain, [0, 1, 2, 3])
+        got, got_named = _passes_and_warnings(cached, [0, 1])
+        assert plain.cached == 0 and cached.cached == len(mixed)  # training drops 2 of 10 a pass: two passes fill it
+        for path, _ in mixed:  # from now on every batch comes from the cache: no file is read
+            Path(path).unlink()
+        more, more_named = _passes_and_warnings(cached, [2, 3])
+        assert cached.cpu_decoded == [] and got_named + more_named == want_named
+        assert [str(folder / "garbage.JPEG")] in want_named
+        for one, two in zip(want, got + more, strict=True):
+            assert len(one) == len(two)
+            for (images_a, labels_a), (images_b, labels_b) in zip(one, two):
+                assert torch.equal(images_a, images_b) and torch.equal(labels_a, labels_b)
+
+
+def test_the_cache_is_off_on_a_cpu_by_default_and_checks_its_argument(tmp_path):
+    files = _files(tmp_path, [(80, 60)] * 2)
+    assert DeviceBatches(files, 2, train=False, size=32, resize=48)._squares is None
+    with pytest.raises(ValueError, match=r"cache='yes' is not valid; valid values: None \(automatic\), True, False"):
+        DeviceBatches(files, 2, train=False, size=32, resize=48, cache="yes")
+
+
 def test_files_nvjpeg_should_not_get_go_to_the_cpu_decoder(tmp_path):
     picture = _picture(90, 70, 0)
     exif = Image.Exif()

@@ -18,7 +18,8 @@ from zfcore.profiles import PROFILES, get_profile
 
 # Python argument names in library error messages -> the flags a CLI user typed
 _FLAGS = {"resume": "--resume", "epochs": "--epochs", "stop_after": "--stop-after", "limit": "--limit",
-          "out_dir": "--out", "precision": "--precision", "init": "--init", "preprocessing": "--preprocessing"}
+          "out_dir": "--out", "precision": "--precision", "init": "--init", "preprocessing": "--preprocessing",
+          "renorm_rms": "--renorm-rms"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +50,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _non_negative_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; give a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not valid; give a finite number >= 0")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     plain = argparse.RawDescriptionHelpFormatter
     parser = _Parser(prog="python -m zfcore", description=__doc__, formatter_class=plain)
@@ -69,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--init", choices=("paper", "he", "torch"), help="override the profile's initialisation")
     train_cmd.add_argument("--preprocessing", choices=("pixel-mean", "mean-std"),
                            help="override the profile's input normalisation (pixel-mean: the paper's)")
+    train_cmd.add_argument("--renorm-rms", type=_non_negative_number, metavar="RMS",
+                           help="override the profile's filter renormalisation radius (0: off, as in Fig. 6(a))")
     train_cmd.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                            help="autocast precision (default: auto, bf16 where the hardware has it)")
     train_cmd.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
@@ -111,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
         config = get_profile(args.profile).train
         overrides = {"epochs": args.epochs, "init": args.init, "preprocessing": args.preprocessing,
-                     "compile": True if args.compile else None}
+                     "renorm_rms": args.renorm_rms, "compile": True if args.compile else None}
         config = config.replace(**{key: value for key, value in overrides.items() if value is not None})
         out = args.out or Path("runs") / args.profile
         history = train(config, out, resume=args.resume, precision=args.precision, stop_after=args.stop_after)

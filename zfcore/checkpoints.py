@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zfcore.models import ZFNet, zfnet
+from zfcore.models import ZFNet, alexnet_style, zfnet
 from zfcore.profiles import TrainConfig
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 FORMAT = "zfbook-checkpoint"
-ARCH_FIELDS = ("input_size", "num_classes", "widths", "fc", "lrn")
+ARCH_FIELDS = ("style", "input_size", "num_classes", "widths", "fc", "lrn")
 NUMPY_RNG_TYPES = (np.ndarray.__reduce__(np.zeros(0))[0], np.ndarray, np.dtype, type(np.dtype(np.uint32)))
 """What ``np.random.get_state()`` pickles to besides plain values: numpy's array rebuilder (its module moved in
 numpy 2, so it is taken from an array's own pickle), the array and dtype classes."""
@@ -53,8 +53,9 @@ class CheckpointError(ValueError):
 
 def build_model(config: TrainConfig) -> ZFNet:
     """The network a :class:`~zfcore.profiles.TrainConfig` trains."""
-    return zfnet(config.num_classes, config.input_size, widths=config.widths, fc=config.fc, lrn=config.lrn,
-                 dropout=config.dropout, init=config.init)
+    builder = alexnet_style if config.style == "alexnet" else zfnet
+    return builder(config.num_classes, config.input_size, widths=config.widths, fc=config.fc, lrn=config.lrn,
+                   dropout=config.dropout, init=config.init)
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
@@ -64,6 +65,7 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     clean["widths"] = tuple(clean.get("widths", TrainConfig.widths))
     clean["deviations"] = tuple(tuple(pair) for pair in clean.get("deviations", ()))
     clean.setdefault("preprocessing", "mean-std")  # checkpoints written before the field existed
+    clean.setdefault("style", "zf")  # likewise
     return TrainConfig(**clean)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from zfcore.analysis.evolution import evolution, load_snapshots
 from zfcore.checkpoints import config_from_dict, load_checkpoint
-from zfcore.weights import REFERENCE_DIR, ReferenceWeights, export_reference, load_reference
+from zfcore.weights import REFERENCE_DIR, export_reference, load_reference, weights_file_name
 from zfcore.data.tiny_imagenet import cached_split
 from zfcore.evaluation import evaluate_checkpoint
 
@@ -43,7 +43,7 @@ def export_run(run: str | Path, out: str | Path | None = None) -> dict[str, Any]
         "wall_minutes": history[-1]["wall_seconds"] / 60,
         "train_img_per_s_mean": float(np.mean([row["img_per_s"] for row in history])),
     }
-    weights = export_reference(run / "checkpoint.pt", out / ReferenceWeights.DEFAULT.value.file, metrics=metrics)
+    weights = export_reference(run / "checkpoint.pt", out / weights_file_name(config), metrics=metrics)
     shutil.copyfile(run / "metrics.csv", out / "metrics.csv")
     (out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")

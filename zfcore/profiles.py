@@ -9,6 +9,8 @@ profile       data, model                     recipe
               images; ZF-64 at 1/8 width
 ``book``      Tiny ImageNet (80k / 10k), 64 px  the CPU reference run whose outputs the book shows
               ZF-64, fc 1024
+``book-alexnet``  as ``book``, AlexNet-style     Fig. 6's baseline: conv1 11x11/4, conv2 5x5/1,
+              conv1 and conv2                  the ``book`` recipe otherwise
 ``imagenette``  Imagenette (10 classes), 224   ZFNet-224 exactly as Fig. 3, GPU
 ``imagenet``  ImageNet-1k, 224 px               ZFNet-224 exactly as Fig. 3, the paper's recipe, GPU
 ============  ==============================  ==========================================
@@ -23,7 +25,7 @@ from numbers import Integral, Real
 from typing import Any, Callable
 
 __all__ = ["DATASETS", "FIG4_PAPER_EPOCHS", "INITS", "PREPROCESSING", "PROFILES", "PROFILE_ENV", "SCHEDULES",
-           "Profile", "TrainConfig", "active_profile", "get_profile"]
+           "STYLES", "Profile", "TrainConfig", "active_profile", "get_profile"]
 
 PROFILE_ENV = "ZFBOOK_PROFILE"
 # the epochs whose features Fig. 4 shows, out of the paper's 70 epochs of training
@@ -33,6 +35,7 @@ PAPER_EPOCHS = 70
 DATASETS = ("tiny-imagenet", "imagenette", "imagenet")
 PREPROCESSING = ("pixel-mean", "mean-std")
 INITS = ("paper", "he", "torch")
+STYLES = ("zf", "alexnet")
 SCHEDULES = ("plateau", "cosine")
 
 
@@ -54,6 +57,8 @@ class TrainConfig:
 
     Attributes:
         dataset: ``"tiny-imagenet"``, ``"imagenette"`` or ``"imagenet"``.
+        style: ``"zf"`` (Fig. 3: conv1 7x7/2, conv2 5x5/2) or ``"alexnet"`` (Fig. 6's baseline: conv1 11x11/4,
+            conv2 5x5/1; :func:`zfcore.models.alexnet_style`).
         input_size: 64 (ZF-64) or 224 (ZFNet-224).
         num_classes: fc8 width.
         widths, fc, lrn, dropout, init: model options (:func:`zfcore.models.zfnet`).
@@ -80,6 +85,7 @@ class TrainConfig:
     """
 
     dataset: str = "imagenet"
+    style: str = "zf"
     input_size: int = 224
     num_classes: int = 1000
     widths: tuple[int, ...] = (96, 256, 384, 384, 256)
@@ -109,6 +115,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Check every field's type and range (see Raises); the model's own checks come on top."""
         for name, valid in (("dataset", DATASETS), ("init", INITS), ("preprocessing", PREPROCESSING),
+                            ("style", STYLES),
                             ("schedule", SCHEDULES)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not valid; valid values: {valid}")
@@ -205,6 +212,18 @@ PROFILES: dict[str, Profile] = {
             preprocessing="mean-std", epochs=28, batch_size=128, lr=0.04, schedule="cosine", warmup_epochs=2.0, label_smoothing=0.1,
             workers=0,
             deviations=_BOOK_DEVIATIONS,
+        ),
+    ),
+    "book-alexnet": Profile(
+        name="book-alexnet",
+        description="Fig. 6's baseline: the book run with Krizhevsky et al.'s conv1 (11x11/4) and conv2 (5x5/1)",
+        train=TrainConfig(
+            dataset="tiny-imagenet", style="alexnet", input_size=64, num_classes=200, fc=1024, dropout=0.3,
+            init="he", preprocessing="mean-std", epochs=28, batch_size=128, lr=0.04, schedule="cosine",
+            warmup_epochs=2.0, label_smoothing=0.1, workers=0,
+            deviations=(("AlexNet-style conv1 11x11 stride 4 (pad 5) and conv2 5x5 stride 1 (pad 2) at 64 px",
+                         "Fig. 6's baseline (Krizhevsky et al.'s first layers), trained with the book recipe so that "
+                         "only the first two layers differ from the reference run"),) + _BOOK_DEVIATIONS,
         ),
     ),
     "imagenette": Profile(

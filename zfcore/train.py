@@ -196,9 +196,9 @@ def train(
             if config.schedule == "cosine":
                 scheduler.step()
             with torch.no_grad():
-                totals += torch.stack([loss.detach().double() * len(labels),
-                                       (logits.argmax(1) == labels).sum().double(),
-                                       torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+                # no tensor made from a host number here: on CUDA that copy would wait for the GPU every step
+                totals[:2] += torch.stack([loss.detach().double() * len(labels), (logits.argmax(1) == labels).sum().double()])
+                totals[2] += len(labels)
                 unseen = first_nonfinite == steps_per_epoch
                 first_nonfinite.masked_fill_(~torch.isfinite(loss.detach()) & unseen, step)
             for callback in callbacks:

@@ -45,6 +45,7 @@ __all__ = [
     "export_reference",
     "load_reference",
     "reference_file",
+    "weights_file_name",
 ]
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"
@@ -155,6 +156,12 @@ class Weights:
         m = self.meta
         return (f"Weights({self.file}: ZF-{m.input_size} on {m.dataset} ({m.num_classes} classes), "
                 f"top-1 {100 * m.top1:.1f} %, top-5 {100 * m.top5:.1f} %, {m.epochs} epochs)")
+
+
+def weights_file_name(config: TrainConfig) -> str:
+    """The published weights file of a run of ``config``: ``{style}{input_size}-{dataset}.pt``, e.g.
+    ``zf64-tiny-imagenet.pt`` for the book's reference run, ``alexnet64-tiny-imagenet.pt`` for Fig. 6's."""
+    return f"{config.style}{config.input_size}-{config.dataset}.pt"
 
 
 class ReferenceWeights(enum.Enum):
