@@ -17,6 +17,18 @@ from zfcore.weights import REFERENCE_DIR, REFERENCE_SHA256, ReferenceWeights, lo
 def test_checksums_and_metadata_match_the_tracked_files() -> None:
     for name, digest in REFERENCE_SHA256.items():
         assert sha256(REFERENCE_DIR / name) == digest, f"{name} changed: update REFERENCE_SHA256"
+    for member in ReferenceWeights:  # the typed metadata agrees with what the weights file itself records
+        meta, reference = member.value.meta, member.value.load()
+        recorded, recipe = reference.meta["metrics"], reference.config
+        assert member.value.file in REFERENCE_SHA256
+        assert (meta.top1, meta.top5, meta.top1_10crop, meta.top5_10crop, meta.epochs, meta.val_images) == (
+            recorded["val_top1"], recorded["val_top5"], recorded["val_top1_10crop"], recorded["val_top5_10crop"],
+            recorded["epochs"], recorded["val_images"])
+        assert meta.train_minutes == pytest.approx(recorded["wall_minutes"], abs=0.05)
+        assert (meta.dataset, meta.num_classes, meta.input_size, meta.style, meta.preprocessing) == (
+            recipe.dataset, recipe.num_classes, recipe.input_size, recipe.style, recipe.preprocessing)
+        assert meta.num_params == sum(p.numel() for p in reference.model.parameters())
+        assert reference.model.style == meta.style
     meta = ReferenceWeights.DEFAULT.value.meta
     metrics = json.loads((REFERENCE_DIR / "metrics.json").read_text())
     config = json.loads((REFERENCE_DIR / "config.json").read_text())
@@ -35,7 +47,10 @@ def test_reprs_are_short() -> None:
     reference = load_reference()
     for text in (repr(reference), repr(ReferenceWeights.DEFAULT), repr(ReferenceWeights.DEFAULT.value)):
         assert len(text) < 200 and "\n" not in text
-    assert "40.9 %" in repr(reference)
+    assert "40.9 %" in repr(reference) and repr(reference).startswith("Reference(ZF-64 on tiny-imagenet")
+    alexnet = ReferenceWeights.ALEXNET64_TINY_IMAGENET
+    assert repr(alexnet.value.load()).startswith("Reference(AlexNet-style-64 on tiny-imagenet, 200 classes, 28 epochs")
+    assert "AlexNet-style-64" in repr(alexnet.value) and "38.2 %" in repr(alexnet.value)
 
 
 def test_preprocess_matches_the_training_normalisation() -> None:

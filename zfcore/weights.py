@@ -56,6 +56,7 @@ CACHE_ENV = "ZFBOOK_CACHE"
 REFERENCE_SHA256 = {
     "zf64-tiny-imagenet.pt": "926a30192bd7db7f673fda6ec58731c6f9d0bb057d6e56b72d5c2d12e9f485b7",
     "fig4.pt": "f4a5bb79f96f864820a036e907fc2a91788864db353bb47edcd4d29c9a495c5c",
+    "alexnet64-tiny-imagenet.pt": "5e58b00830eb7d3381047c39eaa80a1f639f72fe1ffe1c37a4f92dbf648f8257",
 }
 """SHA-256 of every tracked reference file (a test checks them against ``data/reference``)."""
 
@@ -106,11 +107,13 @@ class WeightsMeta:
         dataset, num_classes, input_size: the data it was trained on.
         profile: the recipe's profile name (:mod:`zfcore.profiles`).
         preprocessing: ``"mean-std"`` or ``"pixel-mean"`` (see :func:`zfcore.data.loader.normalize`).
-        epochs, train_minutes: length of training and its wall time (2-core CPU).
+        epochs, train_minutes: length of training and its wall time on ``hardware``.
         top1, top5: validation accuracy, single centre view, all ``val_images``.
         top1_10crop, top5_10crop: the same with the paper's 10 crops.
         val_images: how many validation images were evaluated.
         num_params: parameters of the network.
+        style: ``"zf"`` (Fig. 3) or ``"alexnet"`` (Fig. 6's baseline, :func:`zfcore.models.alexnet_style`).
+        hardware: what it was trained on.
     """
 
     dataset: str
@@ -126,6 +129,8 @@ class WeightsMeta:
     top5_10crop: float
     val_images: int
     num_params: int
+    style: str = "zf"
+    hardware: str = "2-core x86 CPU (AVX512-BF16)"
 
 
 @dataclass(frozen=True)
@@ -154,8 +159,12 @@ class Weights:
 
     def __repr__(self) -> str:
         m = self.meta
-        return (f"Weights({self.file}: ZF-{m.input_size} on {m.dataset} ({m.num_classes} classes), "
+        return (f"Weights({self.file}: {NETWORK_NAMES[m.style]}-{m.input_size} on {m.dataset} ({m.num_classes} classes), "
                 f"top-1 {100 * m.top1:.1f} %, top-5 {100 * m.top5:.1f} %, {m.epochs} epochs)")
+
+
+NETWORK_NAMES = {"zf": "ZF", "alexnet": "AlexNet-style"}
+"""How reprs name each :attr:`TrainConfig.style`."""
 
 
 def weights_file_name(config: TrainConfig) -> str:
@@ -165,7 +174,9 @@ def weights_file_name(config: TrainConfig) -> str:
 
 
 class ReferenceWeights(enum.Enum):
-    """The published reference networks. ``DEFAULT`` is the book's (the ``book`` profile's run)."""
+    """The published reference networks. ``DEFAULT`` is the book's (the ``book`` profile's run);
+    ``ALEXNET64_TINY_IMAGENET`` is Fig. 6's baseline, the same recipe with Krizhevsky et al.'s conv1 and conv2
+    (the ``book-alexnet`` profile)."""
 
     ZF64_TINY_IMAGENET = Weights(
         file="zf64-tiny-imagenet.pt",
@@ -173,6 +184,14 @@ class ReferenceWeights(enum.Enum):
             dataset="tiny-imagenet", num_classes=200, input_size=64, profile="book", preprocessing="mean-std",
             epochs=28, train_minutes=83.1, top1=0.4093, top5=0.6717, top1_10crop=0.43, top5_10crop=0.6876,
             val_images=10000, num_params=6_030_664,
+        ),
+    )
+    ALEXNET64_TINY_IMAGENET = Weights(
+        file="alexnet64-tiny-imagenet.pt",
+        meta=WeightsMeta(
+            dataset="tiny-imagenet", num_classes=200, input_size=64, profile="book-alexnet", preprocessing="mean-std",
+            epochs=28, train_minutes=4.1, top1=0.3824, top5=0.6373, top1_10crop=0.3962, top5_10crop=0.659,
+            val_images=10000, num_params=6_051_400, style="alexnet", hardware="one H100 GPU",
         ),
     )
     DEFAULT = ZF64_TINY_IMAGENET
@@ -221,7 +240,7 @@ class Reference:
         history = self.meta.get("history") or [{}]
         top1 = metrics.get("val_top1", history[-1].get("val_top1"))
         accuracy = f", val top-1 {100 * top1:.1f} %" if top1 is not None else ""
-        return (f"Reference(ZF-{config.input_size} on {config.dataset}, {config.num_classes} classes, "
+        return (f"Reference({NETWORK_NAMES[config.style]}-{config.input_size} on {config.dataset}, {config.num_classes} classes, "
                 f"{self.meta.get('epochs_trained', len(history))} epochs{accuracy}, "
                 f"code {str(self.meta.get('code_version', 'unknown'))[:12]})")
 
