@@ -1,4 +1,4 @@
-"""The zfcore command line: train, evaluate and export ZFNet / ZF-64 networks.
+"""The zfcore command line: train, evaluate and export ZFNet / ZF-64 networks, and run experiments.
 
 Run "python -m zfcore COMMAND --help" for a command's options. Datasets are looked for under
 --data-root (ZFBOOK_DATA_ROOT), then as archives in --mirror (ZFBOOK_MIRROR), then downloaded.
@@ -102,6 +102,20 @@ def _parser() -> argparse.ArgumentParser:
     export_cmd.add_argument("--run", type=Path, default=Path("runs/book"), help="the run folder (default: runs/book)")
     export_cmd.add_argument("--out", type=Path, help="destination folder (default: data/reference)")
     _data_options(export_cmd)
+
+    experiment_cmd = commands.add_parser(
+        "experiment", help="run a named, versioned list of training runs (resumable), or show its --status",
+        formatter_class=plain,
+        description="Train an experiment's runs one after another into runs/experiments/NAME/RUN and record each\n"
+                    "finished run in data/experiments/NAME.json at once (commit it). A restart skips recorded runs\n"
+                    "and resumes the unfinished one. Start long ones in the background:\n"
+                    "  nohup python -m zfcore experiment ablations > runs/experiments/ablations.log 2>&1 &")
+    experiment_cmd.add_argument("name", metavar="NAME", help="the experiment, e.g. ablations (Table 3) or ci")
+    experiment_cmd.add_argument("--status", action="store_true",
+                                help="show what is done, running and left, and the estimated time left; train nothing")
+    experiment_cmd.add_argument("--results", type=Path, help="where NAME.json goes (default: data/experiments)")
+    experiment_cmd.add_argument("--runs", type=Path, help="where the runs' folders go (default: runs/experiments)")
+    _data_options(experiment_cmd)
     return parser
 
 
@@ -129,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path("runs") / args.profile
         history = train(config, out, resume=args.resume, precision=args.precision, stop_after=args.stop_after)
         print(json.dumps(history[-1] if history else {}, indent=1))
+        return 0
+    if args.command == "experiment":
+        from zfcore.experiments import experiment_status, run_experiment
+
+        places = {"results_dir": args.results, "runs_dir": args.runs}
+        if not args.status:
+            run_experiment(args.name, **places)
+        print(experiment_status(args.name, **places))
         return 0
     if args.command == "export":
         from zfcore.export import export_run

@@ -16,13 +16,14 @@ import numpy as np
 import torch
 
 from zfcore.analysis.evolution import Evolution, evolution, load_snapshots
+from zfcore.checkpoints import read_torch_file
 from zfcore.data.locate import data_root
 from zfcore.data.tiny_imagenet import cached_split
 from zfcore.devices import default_device
-from zfcore.profiles import Profile, active_profile
-from zfcore.weights import Reference, load_reference, reference_file
+from zfcore.profiles import STYLES, Profile, active_profile
+from zfcore.weights import REFERENCE_DIR, Reference, ReferenceWeights, load_reference, reference_file
 
-__all__ = ["device", "evolution_data", "probe_images", "profile", "recipe_table", "trained"]
+__all__ = ["device", "evolution_data", "fig6_runs", "probe_images", "profile", "recipe_table", "trained"]
 
 CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
@@ -32,11 +33,12 @@ def profile() -> Profile:
     return active_profile()
 
 
-def _ci_run() -> Path:
-    """Train the ``ci`` profile once (seconds) and return its run folder, keyed by the recipe."""
+def _ci_run(style: str = "zf") -> Path:
+    """Train the ``ci`` profile (with conv1/conv2 of ``style``) once, in seconds, and return its run folder,
+    keyed by the recipe."""
     from zfcore.train import train
 
-    config = active_profile().train
+    config = active_profile().train.replace(style=style)
     key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
     folder = data_root() / "runs" / f"ci-notebooks-{key}"
     if not (folder / "checkpoint.pt").exists():
@@ -49,11 +51,39 @@ def device() -> torch.device:
     return default_device()
 
 
-def trained() -> Reference:
-    """The trained network of the profile with its metadata, on :func:`device`: the reference run, or the ``ci`` run."""
-    reference = load_reference(_ci_run() / "checkpoint.pt") if profile().name == "ci" else load_reference()
+def trained(style: str = "zf") -> Reference:
+    """The trained network of the profile with its metadata, on :func:`device`.
+
+    Args:
+        style: ``"zf"`` (default): the book's reference run (``ReferenceWeights.DEFAULT``); ``"alexnet"``:
+            Fig. 6's AlexNet-style run (``ReferenceWeights.ALEXNET64_TINY_IMAGENET``). Under ``ci``, the
+            ``ci`` recipe with that style, trained in seconds.
+
+    Raises:
+        ValueError: another ``style``.
+    """
+    if style not in STYLES:
+        raise ValueError(f"style={style!r} is not valid; valid styles: {STYLES}")
+    if profile().name == "ci":
+        reference = load_reference(_ci_run(style) / "checkpoint.pt")
+    else:
+        reference = load_reference(ReferenceWeights.DEFAULT if style == "zf" else ReferenceWeights.ALEXNET64_TINY_IMAGENET)
     reference.model.to(device())
     return reference
+
+
+def fig6_runs() -> tuple[dict, torch.Tensor]:
+    """Fig. 6's three runs of the book recipe (AlexNet-style, ZF without renormalisation, ZF) on one GPU.
+
+    Returns:
+        ``(summary, conv1)``: the committed summary (``data/experiments/fig6/summary.json``: hardware, code
+        version, and per run its command and final metrics) and the conv1 filters ``[96, 3, 7, 7]`` (float32)
+        of the run without renormalisation, the only part of that network the book shows (Fig. 6(a)).
+    """
+    folder = REFERENCE_DIR.parent / "experiments" / "fig6"
+    summary = json.loads((folder / "summary.json").read_text())
+    conv1 = read_torch_file(folder / "no-renorm-conv1.pt", what="Fig. 6 filters")["weight"].float()
+    return summary, conv1
 
 
 def probe_images() -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 FORMAT = "zfbook-checkpoint"
-ARCH_FIELDS = ("style", "input_size", "num_classes", "widths", "fc", "lrn")
+ARCH_FIELDS = ("style", "input_size", "num_classes", "widths", "fc", "remove", "lrn")
 NUMPY_RNG_TYPES = (np.ndarray.__reduce__(np.zeros(0))[0], np.ndarray, np.dtype, type(np.dtype(np.uint32)))
 """What ``np.random.get_state()`` pickles to besides plain values: numpy's array rebuilder (its module moved in
 numpy 2, so it is taken from an array's own pickle), the array and dtype classes."""
@@ -55,7 +55,7 @@ def build_model(config: TrainConfig) -> ZFNet:
     """The network a :class:`~zfcore.profiles.TrainConfig` trains."""
     builder = alexnet_style if config.style == "alexnet" else zfnet
     return builder(config.num_classes, config.input_size, widths=config.widths, fc=config.fc, lrn=config.lrn,
-                   dropout=config.dropout, init=config.init)
+                   dropout=config.dropout, remove=config.remove, init=config.init)
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
@@ -64,6 +64,7 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     clean = {key: value for key, value in values.items() if key in known}
     clean["widths"] = tuple(clean.get("widths", TrainConfig.widths))
     clean["deviations"] = tuple(tuple(pair) for pair in clean.get("deviations", ()))
+    clean["remove"] = tuple(clean.get("remove", ()))  # () also for checkpoints written before the field existed
     clean.setdefault("preprocessing", "mean-std")  # checkpoints written before the field existed
     clean.setdefault("style", "zf")  # likewise
     return TrainConfig(**clean)

@@ -20,6 +20,10 @@ the layer's activation with these rules. Changing only the rule at the ReLUs giv
 * ``"guided"``, guided back-propagation (Springenberg et al. 2014, "Striving for simplicity"):
   both the deconvnet's rectification and the gradient's mask.
 
+:func:`project_signal` runs any given signal at a layer's activation back with the same rules,
+the image's switches (and, for the gradient, its ReLU masks) included: e.g. a constant or random
+signal, which no single activation made (Mahendran & Vedaldi 2016, "Salient deconvolutional networks").
+
 Projections are computed with evaluation-mode semantics (dropout is the identity) whatever
 ``model.training`` is; the model itself is never modified. :func:`receptive_field` gives the image
 box an activation sees, to crop the patches shown beside the projections in Fig. 2.
@@ -35,9 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from zfcore.devices import exact_float32
-from zfcore.models import CONV_LAYERS, ContrastNorm, ZFNet
+from zfcore.models import CONV_LAYERS, ContrastNorm, ZFNet, check_finite
 
-__all__ = ["MODES", "project", "receptive_field"]
+__all__ = ["MODES", "project", "project_signal", "receptive_field"]
 
 MODES = ("deconvnet", "backprop", "guided")
 _NORMS = (ContrastNorm, nn.LocalResponseNorm)
@@ -101,11 +105,7 @@ def project(
             and linear.
     """
     model.check_layer(layer)
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r} is not valid; valid modes: {MODES}")
-    if through_norm is not None and not isinstance(through_norm, bool):
-        raise ValueError(f"through_norm={through_norm!r}: must be True, False or None (the mode's default)")
-    through_norm = mode != "deconvnet" if through_norm is None else through_norm
+    through_norm = _check_mode(mode, through_norm)
     inputs = model.prepare_images(images)
     with torch.no_grad(), exact_float32():
         steps, activation = _forward(model, inputs, model.activation_step(layer), mode, through_norm)
@@ -114,9 +114,63 @@ def project(
         flat = activation.flatten(1).expand(count, -1)
         values = flat.gather(1, index[:, None])
         signal = flat.new_zeros(flat.shape).scatter_(1, index[:, None], 1.0).view(count, *activation.shape[1:])
-        for module, saved in reversed(steps):
-            signal = _backward_step(module, saved, signal, mode)
+        signal = _run_back(steps, signal, mode)
         return (signal * values.view(count, 1, 1, 1)).to(images.device, images.dtype)
+
+
+def project_signal(
+    model: ZFNet,
+    images: torch.Tensor,
+    layer: str,
+    signal: torch.Tensor,
+    mode: str = "deconvnet",
+    *,
+    through_norm: bool | None = None,
+) -> torch.Tensor:
+    """Run a given ``signal`` at the activation of ``layer`` back to pixel space, with the images' switches.
+
+    :func:`project` is the special case of a one-hot signal at the kept activation (times its
+    value). Here the signal is anything of the activation's shape: a class's one-hot at ``fc8``
+    (the logit's gradient, whatever the logit's sign), or a constant or random signal, so that
+    with ``"deconvnet"`` the image enters only through its switches (max-pooling positions).
+    The rules, the evaluation-mode semantics and the exact float32 arithmetic are those of
+    :func:`project`; the model is not modified.
+
+    Args:
+        model: a :class:`~zfcore.models.ZFNet`.
+        images: float ``[N, 3, S, S]`` with ``S = model.input_size``, all finite.
+        layer: one of ``model.layer_names``.
+        signal: float ``[B, *shape]``, finite, where ``shape`` is the activation's shape for one image
+            (``[C, H, W]`` for conv layers, ``[C]`` for fc layers); ``B = N``, or any ``B`` when ``N = 1``.
+        mode: ``"deconvnet"`` (default), ``"backprop"`` or ``"guided"``.
+        through_norm: as for :func:`project`.
+
+    Returns:
+        ``[B, 3, S, S]`` (dtype and device of ``images``, no autograd graph). It is linear in ``signal``
+        for ``"backprop"`` and positively homogeneous for the other modes.
+
+    Raises:
+        ValueError: unknown layer or mode; ``through_norm`` not a bool or ``None``; bad images (as for
+            :func:`project`); ``signal`` not a finite float tensor of the activation's shape, or its
+            batch not ``N`` (with ``N > 1``).
+    """
+    model.check_layer(layer)
+    through_norm = _check_mode(mode, through_norm)
+    inputs = model.prepare_images(images)
+    if not isinstance(signal, torch.Tensor) or not signal.is_floating_point():
+        raise ValueError(f"signal must be a float torch.Tensor [B, *activation shape], got {type(signal).__name__}"
+                         + (f" of dtype {signal.dtype}" if isinstance(signal, torch.Tensor) else ""))
+    check_finite(signal, "signal")
+    with torch.no_grad(), exact_float32():
+        steps, activation = _forward(model, inputs, model.activation_step(layer), mode, through_norm)
+        if signal.dim() < 1 or tuple(signal.shape[1:]) != tuple(activation.shape[1:]) \
+                or (len(inputs) > 1 and signal.shape[0] != len(inputs)):
+            batch = "B" if len(inputs) == 1 else str(len(inputs))
+            raise ValueError(f"signal has shape {tuple(signal.shape)}; expected [{batch}, "
+                             f"{', '.join(map(str, activation.shape[1:]))}] for {layer!r} and {len(inputs)} image(s)")
+        # a copy of our own: the way back works in place
+        signal = signal.to(device=activation.device, dtype=activation.dtype, copy=True)
+        return _run_back(steps, signal, mode).to(images.device, images.dtype)
 
 
 def receptive_field(model: ZFNet, layer: str, position: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
@@ -193,6 +247,22 @@ def _forward(
             raise TypeError(f"step {name!r} is a {type(module).__name__}, which project() cannot invert")
         steps.append((module, saved))
     return steps, x
+
+
+def _check_mode(mode: str, through_norm: bool | None) -> bool:
+    """``through_norm`` resolved for ``mode`` (its default when ``None``), after checking both."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not valid; valid modes: {MODES}")
+    if through_norm is not None and not isinstance(through_norm, bool):
+        raise ValueError(f"through_norm={through_norm!r}: must be True, False or None (the mode's default)")
+    return mode != "deconvnet" if through_norm is None else through_norm
+
+
+def _run_back(steps: list[tuple[nn.Module, object]], signal: torch.Tensor, mode: str) -> torch.Tensor:
+    """Take ``signal`` (a tensor of our own, changed in place) from the last of ``steps`` down to the image."""
+    for module, saved in reversed(steps):
+        signal = _backward_step(module, saved, signal, mode)
+    return signal
 
 
 def _backward_step(module: nn.Module, saved: object, signal: torch.Tensor, mode: str) -> torch.Tensor:

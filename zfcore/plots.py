@@ -12,8 +12,10 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
+    from zfcore.analysis.architecture import FilterSpectra
     from zfcore.analysis.invariance import InvarianceSweep
     from zfcore.analysis.occlusion import OcclusionMaps
+    from zfcore.analysis.sanity import RandomizationSimilarity
     from zfcore.analysis.top9 import TopProjections
 
 VIEWS = ("projections", "patches", "both")
@@ -27,10 +29,15 @@ __all__ = [
     "fig4_figure",
     "figure_pixels",
     "filter_grid",
+    "frequency_coverage_plot",
     "image_grid",
     "invariance_figure",
+    "layer_probe_figure",
+    "learning_curve_figure",
     "occlusion_figure",
     "projection_comparison",
+    "randomization_curves",
+    "randomization_panel",
     "to_display",
     "top9_figure",
     "top9_mosaic",
@@ -222,13 +229,61 @@ def _tile(images: np.ndarray, gap: int = 1) -> np.ndarray:
     return canvas
 
 
-def filter_grid(weights: torch.Tensor, *, columns: int = 16, title: str | None = None) -> Figure:
-    """First-layer filters ``[F, 3, k, k]`` as colour patches, each scaled to its own range."""
-    images = to_display(weights)
+def filter_grid(weights: torch.Tensor, *, columns: int = 16, title: str | None = None,
+                shared_scale: bool = False) -> Figure:
+    """First-layer filters ``[F, 3, k, k]`` as colour patches, each scaled to its own range.
+
+    With ``shared_scale`` all filters share one scale (their largest absolute weight maps to black or
+    white, 0 to grey), so that a filter much stronger than the others stands out, as in Fig. 6(a).
+    """
+    weights = weights.detach().cpu().float()
+    if shared_scale:
+        images = (0.5 + 0.5 * weights / weights.abs().max().clamp_min(1e-12)).movedim(1, -1).numpy()
+    else:
+        images = to_display(weights)
     rows = int(np.ceil(len(images) / columns))
     padded = np.ones((rows * columns, *images.shape[1:]))
     padded[: len(images)] = images
     return image_grid(padded.reshape(rows, columns, *images.shape[1:]), cell=0.45, gap=0.06, title=title)
+
+
+def frequency_coverage_plot(spectra: Mapping[str, "FilterSpectra"], strides: Mapping[str, int]) -> Figure:
+    """Fig. 6(b)/(c) in numbers: where each network's conv1 filters put their energy.
+
+    Left: a histogram of each filter's peak radial frequency, with the low / mid / high bands
+    (:data:`zfcore.analysis.architecture.FREQUENCY_BANDS`). Right: the mean share of a filter's energy
+    above a cutoff (per axis) against the cutoff, with each network's Nyquist frequency ``1 / (2 * stride)``.
+
+    Args:
+        spectra: network name -> its conv1 :class:`~zfcore.analysis.architecture.FilterSpectra`.
+        strides: network name -> its conv1 stride.
+    """
+    from zfcore.analysis.architecture import FREQUENCY_BANDS
+
+    figure, (histogram, coverage) = plt.subplots(1, 2, figsize=(9, 3.2))
+    bins = np.linspace(0, 0.71, 18)
+    cutoffs = np.linspace(0, 0.49, 50)
+    for index, (name, spectrum) in enumerate(spectra.items()):
+        colour = f"C{index}"
+        histogram.hist(spectrum.peak_frequency.numpy(), bins=bins, histtype="step", linewidth=1.5, color=colour,
+                       label=name)
+        shares = [float(spectrum.share_above(float(cutoff)).mean()) for cutoff in cutoffs]
+        coverage.plot(cutoffs, shares, color=colour, label=name)
+        if name in strides:
+            coverage.axvline(0.5 / strides[name], color=colour, linestyle=":", linewidth=1)
+    for (band, (low, high)), shade in zip(FREQUENCY_BANDS.items(), (0.0, 0.08, 0.0)):
+        histogram.axvspan(low, high, color="grey", alpha=shade)
+        histogram.text((low + min(high, 0.71)) / 2, 0.98, band, transform=histogram.get_xaxis_transform(),
+                       ha="center", va="top", fontsize=8)
+    histogram.set(xlabel="peak frequency of a conv1 filter (cycles / px)", ylabel="filters")
+    coverage.set(xlabel="cutoff (cycles / px), dotted: Nyquist of the stride", ylabel="energy above the cutoff",
+                 ylim=(0, 1))
+    histogram.legend(fontsize=8, loc="center right")
+    coverage.legend(fontsize=8)
+    for axis in (histogram, coverage):
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
 
 
 def training_curves(rows: Sequence[dict[str, float]], *, paper_top1: float | None = None) -> Figure:
@@ -454,5 +509,124 @@ def invariance_figure(sweeps: Sequence["InvarianceSweep"], strips: Sequence[np.n
             axis.grid(alpha=0.3)
         axes[row, -1].set_ylim(0, 1)
     axes[0, -1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+SANITY_MEASURES = {"spearman_abs": "Spearman rank corr. (absolute)", "spearman_signed": "Spearman rank corr. (signed)",
+                   "ssim": "SSIM (absolute heat maps)"}
+
+
+def randomization_curves(result: "RandomizationSimilarity") -> Figure:
+    """Adebayo et al.'s (2018) curves: similarity to the trained network's map against the randomised layer.
+
+    One panel per measure; per method the mean over the images, a band of one standard deviation, and
+    a dotted line at the baseline (the trained maps of two different images).
+
+    Args:
+        result: a :class:`~zfcore.analysis.sanity.RandomizationSimilarity`.
+    """
+    from zfcore.analysis.sanity import MEASURES
+
+    figure, axes = plt.subplots(1, len(MEASURES), figsize=(4.2 * len(MEASURES), 3.4), sharey=True, squeeze=False)
+    steps = np.arange(len(result.steps))
+    for axis, measure in zip(axes[0], MEASURES):
+        for index, method in enumerate(result.methods):
+            values = result.similarity[method][measure].numpy()
+            mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
+            color = f"C{index}"
+            axis.plot(steps, mean, marker="o", markersize=3, color=color, label=method)
+            axis.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+            axis.axhline(float(np.nanmean(result.baseline[method][measure].numpy())), color=color, linestyle=":",
+                         linewidth=1)
+        axis.set_xticks(steps, result.steps, rotation=60, fontsize=7)
+        axis.set(title=SANITY_MEASURES[measure], ylim=(-0.3, 1.05),
+                 xlabel=f"{result.order} randomisation (down to)" if result.order == "cascading"
+                 else "independent randomisation (layer)")
+        axis.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(f"similarity to the trained map ({result.labels.numel()} images)")
+    axes[0, -1].legend(fontsize=7, title="dotted: another image", title_fontsize=6)
+    figure.tight_layout()
+    return figure
+
+
+def randomization_panel(result: "RandomizationSimilarity", image: np.ndarray, index: int = 0) -> Figure:
+    """Adebayo et al.'s (2018) image rows: one image's maps (absolute heat maps) after each step, a row per method.
+
+    Args:
+        result: a :class:`~zfcore.analysis.sanity.RandomizationSimilarity` holding ``index`` in its examples.
+        image: the input, uint8 ``[S, S, 3]``.
+        index: which of ``result.examples``' images.
+
+    Raises:
+        ValueError: ``index`` not among the kept examples.
+    """
+    from zfcore.analysis.sanity import heat_map
+
+    kept = next(iter(result.examples.values())).shape[0]
+    if not 0 <= index < kept:
+        raise ValueError(f"index={index!r} is not valid; the result keeps examples 0 .. {kept - 1}")
+    rows = []
+    for method in result.methods:
+        heat = heat_map(result.examples[method][index]).numpy()[..., None].repeat(3, -1)  # [steps, S, S, 3]
+        rows.append(np.concatenate([np.asarray(image, dtype=np.float64)[None] / 255.0, heat]))
+    return image_grid(np.stack(rows), titles=["input", *result.steps], row_labels=list(result.methods), cell=1.0)
+
+
+def learning_curve_figure(curves: Mapping[str, Sequence[Mapping]], *,
+                          paper: Mapping[str, Mapping[str, Sequence]] | None = None, title: str = "") -> Figure:
+    """Fig. 9: mean per-class accuracy against training images per class, one line per method.
+
+    Args:
+        curves: method name -> rows as :meth:`zfcore.analysis.probes.SplitScores.as_dict` writes them
+            (``train_per_class``, ``mean_percent``, ``std_percent``, ``accuracy_percent``); each split is a dot,
+            the mean a line with +-1 std bars.
+        paper: the paper's points to mark, name -> {images per class (str): [mean, std]} (e.g. Table 4's rows).
+        title: the axes' title.
+    """
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for index, (name, rows) in enumerate(curves.items()):
+        colour = f"C{index}"
+        sizes = [row["train_per_class"] for row in rows]
+        axis.errorbar(sizes, [row["mean_percent"] for row in rows], yerr=[row["std_percent"] or 0 for row in rows],
+                      color=colour, marker="o", capsize=3, label=name)
+        for size, row in zip(sizes, rows):
+            axis.scatter([size] * len(row["accuracy_percent"]), row["accuracy_percent"], color=colour, s=8, alpha=0.4)
+    for index, (name, points) in enumerate((paper or {}).items()):
+        sizes = [int(size) for size in points]
+        axis.errorbar(sizes, [points[size][0] for size in points], yerr=[points[size][1] or 0 for size in points],
+                      color=f"C{len(curves) + index}", marker="s", linestyle=":", capsize=3, label=f"paper: {name}")
+    axis.set(xlabel="training images per class", ylabel="mean per-class accuracy (%)", ylim=(0, 100), title=title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def layer_probe_figure(probes: Mapping[str, Mapping[str, Mapping]], *,
+                       paper: Mapping[str, Mapping[str, Sequence]] | None = None, title: str = "") -> Figure:
+    """Table 7 as a plot: each layer's linear-probe accuracy (mean +- std over splits), one line per classifier.
+
+    Args:
+        probes: loss -> layer -> :meth:`zfcore.analysis.probes.SplitScores.as_dict` rows, layers in order.
+        paper: loss -> layer -> [mean, std] (the paper's Table 7), drawn at the same layers where they exist.
+        title: the axes' title.
+    """
+    layers = list(dict.fromkeys(layer for by_layer in probes.values() for layer in by_layer))
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for index, (loss, by_layer) in enumerate(probes.items()):
+        positions = [layers.index(layer) for layer in by_layer]
+        axis.errorbar(positions, [row["mean_percent"] for row in by_layer.values()],
+                      yerr=[row["std_percent"] or 0 for row in by_layer.values()], color=f"C{index}", marker="o",
+                      capsize=3, label=f"ours: {loss}")
+    for index, (loss, by_layer) in enumerate((paper or {}).items()):
+        shown = [layer for layer in by_layer if layer in layers]
+        axis.errorbar([layers.index(layer) for layer in shown], [by_layer[layer][0] for layer in shown],
+                      yerr=[by_layer[layer][1] for layer in shown], color=f"C{len(probes) + index}", marker="s",
+                      linestyle=":", capsize=3, label=f"paper: {loss}")
+    axis.set_xticks(range(len(layers)), layers)
+    axis.set(xlabel="layer", ylabel="mean per-class accuracy (%)", ylim=(0, 100), title=title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
     figure.tight_layout()
     return figure

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, fields, replace
 from numbers import Integral, Real
 from typing import Any, Callable
 
-__all__ = ["DATASETS", "FIG4_PAPER_EPOCHS", "INITS", "PREPROCESSING", "PROFILES", "PROFILE_ENV", "SCHEDULES",
-           "STYLES", "Profile", "TrainConfig", "active_profile", "get_profile"]
+__all__ = ["DATASETS", "FIG4_PAPER_EPOCHS", "INITS", "PREPROCESSING", "PROFILES", "PROFILE_ENV", "REMOVABLE",
+           "SCHEDULES", "STYLES", "Profile", "TrainConfig", "active_profile", "get_profile"]
 
 PROFILE_ENV = "ZFBOOK_PROFILE"
 # the epochs whose features Fig. 4 shows, out of the paper's 70 epochs of training
@@ -37,6 +37,7 @@ PREPROCESSING = ("pixel-mean", "mean-std")
 INITS = ("paper", "he", "torch")
 STYLES = ("zf", "alexnet")
 SCHEDULES = ("plateau", "cosine")
+REMOVABLE = ("conv3", "conv4", "fc6", "fc7")  # the layers Table 3 removes (zfcore.models.REMOVABLE_LAYERS; tested)
 
 
 def _check_number(name: str, value: object, valid: str, in_range: Callable[[float], bool]) -> None:
@@ -62,6 +63,8 @@ class TrainConfig:
         input_size: 64 (ZF-64) or 224 (ZFNet-224).
         num_classes: fc8 width.
         widths, fc, lrn, dropout, init: model options (:func:`zfcore.models.zfnet`).
+        remove: layers to leave out, as in Table 3: distinct names of ``("conv3", "conv4", "fc6", "fc7")``
+            in that order (default none).
         preprocessing: ``"pixel-mean"`` (the paper: 0-255 pixels minus the training set's per-pixel
             mean; cached 64-px data only) or ``"mean-std"`` (ImageNet mean/std on the 0-1 scale).
         epochs: number of epochs (the paper: 70).
@@ -90,6 +93,7 @@ class TrainConfig:
     num_classes: int = 1000
     widths: tuple[int, ...] = (96, 256, 384, 384, 256)
     fc: int = 4096
+    remove: tuple[str, ...] = ()
     lrn: bool = True
     dropout: float = 0.5
     init: str = "paper"
@@ -127,6 +131,10 @@ class TrainConfig:
                 or not all(isinstance(w, Integral) and not isinstance(w, bool) and w >= 1 for w in self.widths)):
             raise ValueError(f"widths={self.widths!r}: give a tuple of five positive channel counts for conv1..conv5, "
                              f"e.g. {TrainConfig.widths}")
+        if (not isinstance(self.remove, tuple) or not all(name in REMOVABLE for name in self.remove)
+                or list(self.remove) != sorted(set(self.remove), key=REMOVABLE.index)):
+            raise ValueError(f"remove={self.remove!r} is not valid; give a tuple of distinct layer names in network "
+                             f"order, any of {REMOVABLE}")
         for name in ("lrn", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be True or False")

@@ -89,7 +89,7 @@ def train(
 
     - ``out_dir/checkpoint.pt`` must not exist, or be ``resume`` itself (else :class:`FileExistsError`
       naming both: another run would be overwritten).
-    - The architecture (``input_size``, ``num_classes``, ``widths``, ``fc``, ``lrn``) must match, else
+    - The architecture (``input_size``, ``num_classes``, ``widths``, ``fc``, ``remove``, ``lrn``) must match, else
       :class:`~zfcore.checkpoints.CheckpointError`.
     - Refused with :class:`ValueError` naming every difference, because they change what is learned
       and the history would mix two recipes: ``dataset``, ``dropout``, ``init``, ``preprocessing``,
