@@ -47,7 +47,8 @@ def static_slider(frames: Sequence[np.ndarray], labels: Sequence[str], *, title:
         return (shown,)
 
     movie = animation.FuncAnimation(figure, draw, frames=len(frames), interval=interval_ms, blit=False)
-    html = strip_cdn_links(movie.to_jshtml(default_mode="once"))
+    with plt.rc_context({"animation.frame_format": "jpeg"}):  # a fifth of PNG's size for these images
+        html = strip_cdn_links(movie.to_jshtml(default_mode="once"))
     plt.close(figure)
     return HTML(html)
 
