@@ -274,6 +274,14 @@ def test_unknown_recipe_field_lists_the_valid_ones() -> None:
     (("train", "--stop-after", "0", "--epochs", "2.5"),
      "error: argument --stop-after: 0 is not valid; give a whole number of at least 1 "
      "(see 'python -m zfcore train --help')"),
+    (("train", "--renorm-rms", "-0.1"),
+     "error: argument --renorm-rms: -0.1 is not valid; give a finite number >= 0 (see 'python -m zfcore train --help')"),
+    (("train", "--renorm-rms", "nan"),
+     "error: argument --renorm-rms: nan is not valid; give a finite number >= 0 (see 'python -m zfcore train --help')"),
+    (("train", "--renorm-rms", "off"),
+     "error: argument --renorm-rms: 'off' is not valid; give a number (see 'python -m zfcore train --help')"),
+    (("experiment", "table9"),
+     "error: experiment='table9' is not valid; valid experiments: ('ablations', 'ci')"),
 ])
 def test_bad_cli_numbers_are_one_line_and_exit_code_2(tmp_path: Path, args, line) -> None:
     root = Path(__file__).resolve().parents[1]

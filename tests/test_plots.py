@@ -80,7 +80,7 @@ def test_projection_comparison_boxes_the_receptive_field():
 def test_static_slider_has_frames_and_no_cdn_links():
     frames = [np.full((8, 8, 3), value) for value in (0.0, 0.5, 1.0)]
     html = widgets.static_slider(frames, ["a", "b", "c"]).data
-    assert 'type="range"' in html and html.count("data:image/png;base64") >= 3
+    assert 'type="range"' in html and html.count("data:image/jpeg;base64") >= 3
     assert "cdnjs" not in html and "font-awesome" not in html
     assert widgets.strip_cdn_links('<link rel="stylesheet" href="https://cdnjs.cloudflare.com/x/font-awesome.css">ok') == "ok"
 

@@ -121,9 +121,13 @@ def test_wrong_architecture_and_corrupt_checkpoints_fail_clearly(tmp_path):
         train(TINY, tmp_path / "run", data=synthetic_data(TINY), progress=False)
     assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == digest  # nothing overwritten
     corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(os.urandom(2048))
+    corrupt.write_bytes(np.random.default_rng(0).bytes(2048))
     with pytest.raises(CheckpointError, match="corrupt"):
         train(TINY, tmp_path / "other", resume=corrupt, data=synthetic_data(TINY), progress=False)
+    for seed in range(1, 200):  # random bytes reach the unpickler's many failure modes (IndexError, ...)
+        corrupt.write_bytes(np.random.default_rng(seed).bytes(2048))
+        with pytest.raises(CheckpointError, match="corrupt"):
+            load_checkpoint(corrupt)
     assert not (tmp_path / "other" / "checkpoint.pt").exists()
     with pytest.raises(CheckpointError, match="does not exist"):
         load_reference(tmp_path / "missing.pt")

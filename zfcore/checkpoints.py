@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import struct
 import subprocess
 import zipfile
 from dataclasses import asdict, fields
@@ -106,7 +107,8 @@ def read_torch_file(path: str | Path, *, what: str = "checkpoint", allow: Iterab
             f"code, and only tensors, numbers, strings and containers may be loaded (nothing was executed); use a "
             f"file written by zfcore"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError) as error:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, IndexError, KeyError,
+            struct.error) as error:  # what the unpickler raises on random bytes
         raise CheckpointError(f"{what} {path} is corrupt or not a PyTorch file ({_first_line(error)})") from error
 
 
