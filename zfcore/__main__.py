@@ -19,7 +19,8 @@ from zfcore.profiles import PROFILES, get_profile
 # Python argument names in library error messages -> the flags a CLI user typed
 _FLAGS = {"resume": "--resume", "epochs": "--epochs", "stop_after": "--stop-after", "limit": "--limit",
           "out_dir": "--out", "precision": "--precision", "init": "--init", "preprocessing": "--preprocessing",
-          "renorm_rms": "--renorm-rms"}
+          "renorm_rms": "--renorm-rms", "frozen_sizes": "--frozen-sizes", "network_sizes": "--network-sizes",
+          "scratch_sizes": "--scratch-sizes", "probe_layers": "--probe-layers", "probe_losses": "--probe-losses"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,7 +117,50 @@ def _parser() -> argparse.ArgumentParser:
     experiment_cmd.add_argument("--results", type=Path, help="where NAME.json goes (default: data/experiments)")
     experiment_cmd.add_argument("--runs", type=Path, help="where the runs' folders go (default: runs/experiments)")
     _data_options(experiment_cmd)
+
+    transfer_cmd = commands.add_parser(
+        "transfer", help="Caltech-101 transfer (Table 4, Fig. 9) and layer probes (Table 7) as JSON",
+        formatter_class=plain,
+        description="Decode Caltech-101 at the network's input size and write transfer.json (a new softmax on frozen\n"
+                    "fc7, fine-tuning, training from scratch) and probes.json (a linear classifier per layer). The\n"
+                    "defaults are the committed results' settings (hours on a CPU). The network: --checkpoint, else\n"
+                    "the active profile's (ZFBOOK_PROFILE; book: the reference).")
+    transfer_cmd.add_argument("--what", choices=("transfer", "probes", "all"), default="all",
+                              help="what to measure (default: all)")
+    transfer_cmd.add_argument("--out", type=Path,
+                              help="where the JSON files go (default: data/experiments; runs/transfer-PROFILE for a "
+                                   "profile other than book)")
+    transfer_cmd.add_argument("--checkpoint", type=Path, help="a checkpoint.pt or reference file to transfer from")
+    transfer_cmd.add_argument("--frozen-sizes", type=_sizes, default=(1, 2, 5, 10, 15, 30), metavar="N,N,...",
+                              help="training images per class of the frozen-fc7 softmax (default: 1,2,5,10,15,30)")
+    transfer_cmd.add_argument("--network-sizes", type=_sizes, default=(15, 30), metavar="N,N,...",
+                              help="sizes of the fine-tuned and from-scratch networks (default: 15,30)")
+    transfer_cmd.add_argument("--scratch-sizes", type=_sizes, default=(5, 15, 30), metavar="N,N,...",
+                              help="further sizes of the from-scratch curve (default: 5,15,30)")
+    transfer_cmd.add_argument("--splits", type=_positive_int, default=5,
+                              help="random splits of the frozen softmax and the probes (default: 5)")
+    transfer_cmd.add_argument("--network-seeds", type=_positive_int, default=1, metavar="K",
+                              help="splits of the fine-tuned and from-scratch networks (default: 1)")
+    transfer_cmd.add_argument("--finetune-steps", type=_positive_int, default=150, metavar="N",
+                              help="SGD steps of fine-tuning (default: 150)")
+    transfer_cmd.add_argument("--scratch-steps", type=_positive_int, default=200, metavar="N",
+                              help="SGD steps of training from scratch (default: 200, too short to be fair)")
+    transfer_cmd.add_argument("--probe-layers", type=_names, default=None, metavar="LAYER,...",
+                              help="the probes' layers (default: conv1,...,fc7)")
+    transfer_cmd.add_argument("--probe-losses", type=_names, default=("softmax",), metavar="LOSS,...",
+                              help="the probes' classifiers, of softmax,svm (default: softmax)")
+    transfer_cmd.add_argument("--probe-per-class", type=_positive_int, default=30, metavar="N",
+                              help="training images per class of the probes (default: 30)")
+    _data_options(transfer_cmd)
     return parser
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(_positive_int(part) for part in text.split(","))
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(","))
 
 
 def _data_options(command: argparse.ArgumentParser) -> None:
@@ -152,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             run_experiment(args.name, **places)
         print(experiment_status(args.name, **places))
         return 0
+    if args.command == "transfer":
+        return _transfer(args)
     if args.command == "export":
         from zfcore.export import export_run
 
@@ -160,6 +206,32 @@ def main(argv: list[str] | None = None) -> int:
     from zfcore.evaluation import evaluate_checkpoint
 
     print(json.dumps(evaluate_checkpoint(args.checkpoint, limit=args.limit, ten_crop=args.ten_crop), indent=1))
+    return 0
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    """``transfer``: the network, Caltech-101, the measurements, the JSON files (paths printed)."""
+    from zfcore import book
+    from zfcore.analysis.transfer import FEATURE_LAYERS
+    from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_transfer, write_results
+    from zfcore.weights import load_reference
+
+    plan = TransferPlan(frozen_sizes=args.frozen_sizes, splits=args.splits, network_sizes=args.network_sizes,
+                        scratch_sizes=args.scratch_sizes, network_seeds=args.network_seeds,
+                        finetune_steps=args.finetune_steps, scratch_steps=args.scratch_steps,
+                        probe_layers=args.probe_layers or FEATURE_LAYERS, probe_losses=args.probe_losses,
+                        probe_per_class=args.probe_per_class)
+    profile = book.profile().name
+    out = args.out or (Path("data/experiments") if profile == "book" else Path("runs") / f"transfer-{profile}")
+    if args.checkpoint is None:
+        reference = book.trained()
+    else:
+        reference = load_reference(args.checkpoint)
+        reference.model.to(book.device())
+    pixels, labels, dataset = caltech101_pixels(reference.config.input_size)
+    results = run_transfer(reference, pixels, labels, what=args.what, plan=plan, dataset=dataset)
+    for path in write_results(results, out):
+        print(path)
     return 0
 
 

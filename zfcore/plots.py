@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
+    from zfcore.analysis.ablations import AblationTable
     from zfcore.analysis.architecture import FilterSpectra
     from zfcore.analysis.invariance import InvarianceSweep
     from zfcore.analysis.occlusion import OcclusionMaps
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 VIEWS = ("projections", "patches", "both")
 __all__ = [
     "VIEWS",
+    "ablation_figure",
     "box_sensitivity_plot",
     "convergence_plot",
     "correspondence_figure",
@@ -628,5 +630,42 @@ def layer_probe_figure(probes: Mapping[str, Mapping[str, Mapping]], *,
     axis.set(xlabel="layer", ylabel="mean per-class accuracy (%)", ylim=(0, 100), title=title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def ablation_figure(table: "AblationTable") -> Figure:
+    """Table 3 as a plot: (left) val top-1 of every recorded run, the seeds' mean ± spread shaded and mean ± 2 x
+    spread dotted (beyond it a difference is real), pending runs named on the axis without a dot; (right) each
+    recorded run's val top-1 per epoch (:class:`~zfcore.analysis.ablations.AblationTable`), seed runs in grey."""
+    figure, (runs_axis, epochs_axis) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.2, 1]})
+    positions = range(len(table.rows))
+    if table.seed_mean is not None:
+        spread = table.spread or 0.0
+        runs_axis.axhspan(100 * (table.seed_mean - spread), 100 * (table.seed_mean + spread), color="grey", alpha=0.25,
+                          label="seeds: mean ± spread" if table.spread is not None else "seed (one run)")
+        runs_axis.axhline(100 * table.seed_mean, color="grey", linewidth=1)
+        if table.spread is not None:
+            for sign in (-1, 1):
+                runs_axis.axhline(100 * (table.seed_mean + sign * 2 * spread), color="grey", linestyle=":",
+                                  label="real beyond: mean ± 2 × spread" if sign < 0 else None)
+    for position, row in zip(positions, table.rows):
+        if not row.pending:
+            runs_axis.scatter(position, 100 * row.val_top1, color="grey" if row.kind == "seed" else "C0", zorder=3)
+    runs_axis.set_xticks(list(positions), [row.run + (" (pending)" if row.pending else "") for row in table.rows],
+                         rotation=60, ha="right", fontsize=8)
+    runs_axis.set(ylabel="val top-1 (%)", title="val top-1 per run")
+    seeds = [row.run for row in table.recorded if row.kind == "seed"]
+    for index, row in enumerate(table.recorded):
+        epochs = [point["epoch"] for point in row.history]
+        seed = row.kind == "seed"
+        epochs_axis.plot(epochs, [100 * point["val_top1"] for point in row.history], marker=".", label=row.run,
+                         color="grey" if seed else f"C{index % 10}",
+                         linestyle=("-", "--", ":", "-.")[seeds.index(row.run) % 4] if seed else "-")
+    epochs_axis.set(xlabel="epoch", ylabel="val top-1 (%)", title="val top-1 per epoch")
+    for axis in (runs_axis, epochs_axis):
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
     figure.tight_layout()
     return figure

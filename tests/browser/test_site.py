@@ -6,6 +6,7 @@ What is checked, per HTML page of ``_build/html`` (served from a local ``http.se
 - no failed requests (HTTP >= 400 or network errors) and no request leaving localhost (they are
   blocked, so a CDN script, font or stylesheet shows up as a failure: the site must work offline);
 - every ``<img>`` loaded (``naturalWidth > 0``);
+- Markdown tables that code cells display are tables, not paragraphs of ``|`` text;
 - math rendered by the vendored MathJax (an ``mjx-container`` per math element);
 - saved ipywidgets state rendered by the vendored widget manager;
 - every static slider (``input[type=range]`` inside ``.animation``, i.e. matplotlib's
@@ -196,6 +197,10 @@ JS_INTERNAL_LINKS = """() => [...document.querySelectorAll('a[href]')]
     .map(a => a.href.split('#')[0])"""
 
 
+JS_RAW_TABLES = r"""() => [...document.querySelectorAll('p')]
+    .filter(p => /^\s*\|.*\|\s*$/m.test(p.textContent) && /\|\s*:?-{3,}/.test(p.textContent)).length"""
+
+
 @pytest.mark.parametrize("page_path", PAGES or [NO_BUILD])
 def test_page(page_path, site_url, browser_context):
     context = browser_context
@@ -225,6 +230,11 @@ def test_page(page_path, site_url, browser_context):
         # images
         for src in page.evaluate(JS_WAIT_IMAGES, TIMEOUT_MS):
             problems.append(f"image not loaded: {src}")
+
+        # tables displayed by code cells as Markdown (display(Markdown(...))) are rendered as tables
+        n_raw = page.evaluate(JS_RAW_TABLES)
+        if n_raw:
+            problems.append(f"{n_raw} Markdown tables shown as paragraphs of '|' text, not as tables")
 
         # math (vendored MathJax)
         n_math = page.locator(".math").count()

@@ -8,9 +8,9 @@ the occluded image goes through the network and three numbers are kept, the pane
 - (d) the probability of the true class;
 - (e) the most probable class.
 
-All occluded copies of an image run in batches, one :meth:`~zfcore.models.ZFNet.trace` per batch,
-which records the layer's activation and the logits at once; many images are measured with
-:func:`occlusion_maps_many`, which batches the copies of several images together.
+All occluded copies of an image run in batches, and only the part of each feature map that the
+occluder reaches is recomputed (:mod:`zfcore.analysis.incremental`): the rest comes from one forward
+pass of the unoccluded image. Many images are measured with :func:`occlusion_maps_many`.
 
 **Size and stride.** The paper gives neither: Fig. 7 shows a square of roughly a quarter to a fifth
 of the 224-px image's side, moved in small steps. We take a side of 1/4 of the image and a stride of
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from zfcore.analysis.incremental import OccludedForward
 from zfcore.data.loader import IMAGENET_MEAN, normalize
 from zfcore.devices import model_device
 from zfcore.models import ZFNet
@@ -122,7 +123,7 @@ def occluder_baseline(image_size: int, mean_image: torch.Tensor | None = None) -
 
 def occlusion_maps(model: ZFNet, image: torch.Tensor, label: int, size: int | None = None, stride: int | None = None,
                    layer: str = "conv5", *, mean_image: torch.Tensor | None = None,
-                   batch_size: int = 64) -> OcclusionMaps:
+                   batch_size: int = 64, incremental: bool = True) -> OcclusionMaps:
     """Fig. 7's maps (b), (d), (e) for one image (Zeiler & Fergus 2014, §4.2).
 
     Args:
@@ -135,6 +136,9 @@ def occlusion_maps(model: ZFNet, image: torch.Tensor, label: int, size: int | No
         mean_image: the network's mean image for ``"pixel-mean"`` preprocessing, else ``None``
             (see :func:`occluder_baseline`).
         batch_size: occluded copies per forward pass.
+        incremental: ``True`` (default): recompute only the part of each feature map the occluder
+            changes (:class:`~zfcore.analysis.incremental.OccludedForward`); ``False``: run every
+            occluded copy whole, as Captum's ``Occlusion`` does (the same maps to float rounding).
 
     Returns:
         :class:`OcclusionMaps` with ``[rows, cols]`` maps, on the CPU.
@@ -147,13 +151,14 @@ def occlusion_maps(model: ZFNet, image: torch.Tensor, label: int, size: int | No
         raise ValueError(f"image has shape {shape}; expected one image [3, S, S] or [1, 3, S, S]")
     images = image if image.dim() == 4 else image[None]
     return occlusion_maps_many(model, images, torch.tensor([label]), size, stride, layer, mean_image=mean_image,
-                               batch_size=batch_size).image(0)
+                               batch_size=batch_size, incremental=incremental).image(0)
 
 
 def occlusion_maps_many(model: ZFNet, images: torch.Tensor, labels: torch.Tensor | np.ndarray,
                         size: int | None = None, stride: int | None = None, layer: str = "conv5", *,
-                        mean_image: torch.Tensor | None = None, batch_size: int = 64) -> OcclusionMaps:
-    """:func:`occlusion_maps` for ``N`` images: the occluded copies of several images share forward passes.
+                        mean_image: torch.Tensor | None = None, batch_size: int = 64,
+                        incremental: bool = True) -> OcclusionMaps:
+    """:func:`occlusion_maps` for ``N`` images, one after another.
 
     Args:
         images: float ``[N, 3, S, S]`` network inputs; ``labels``: ``[N]`` true classes. The rest as
@@ -187,10 +192,12 @@ def occlusion_maps_many(model: ZFNet, images: torch.Tensor, labels: torch.Tensor
     baseline = occluder_baseline(image_size, mean_image).to(device, images.dtype)
     starts = torch.arange(0, image_size - size + 1, stride)
     rows, cols = len(starts), len(starts)
-    tops = starts.repeat_interleave(cols).to(device)  # [P], row-major positions
-    lefts = starts.repeat(rows).to(device)
+    row_of = torch.arange(rows, device=device).repeat_interleave(cols)  # [P], row-major positions
+    col_of = torch.arange(cols, device=device).repeat(rows)
+    tops, lefts = starts.to(device)[row_of], starts.to(device)[col_of]
     pixel = torch.arange(image_size, device=device)
     count, positions = len(images), rows * cols
+    step = model.activation_step(layer)
 
     with torch.no_grad():
         unoccluded = model.trace(images, [layer])
@@ -200,19 +207,24 @@ def occlusion_maps_many(model: ZFNet, images: torch.Tensor, labels: torch.Tensor
         activity = torch.empty(count * positions, device=device)
         true_probability = torch.empty(count * positions, device=device)
         predicted = torch.empty(count * positions, dtype=torch.long, device=device)
-        for start in range(0, count * positions, batch_size):
-            flat = torch.arange(start, min(start + batch_size, count * positions), device=device)
-            which, where = flat // positions, flat % positions
-            inside_rows = (pixel >= tops[where, None]) & (pixel < tops[where, None] + size)  # [B, S]
-            inside_cols = (pixel >= lefts[where, None]) & (pixel < lefts[where, None] + size)
-            mask = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]  # [B, 1, S, S]
-            occluded = torch.where(mask, baseline, images[which])
-            trace = model.trace(occluded, [layer])
-            maps = trace.activations[layer][torch.arange(len(flat), device=device), feature_map[which]]
-            activity[flat] = maps.sum((1, 2))
-            probabilities = trace.logits.softmax(1)
-            true_probability[flat] = probabilities.gather(1, labels_on_device[which, None])[:, 0]
-            predicted[flat] = probabilities.argmax(1)
+        for which in range(count):
+            if incremental:
+                forward = OccludedForward(model, images[which], baseline, starts, size, step)
+            for start in range(0, positions, batch_size):
+                where = torch.arange(start, min(start + batch_size, positions), device=device)
+                if incremental:
+                    maps, logits = forward(row_of[where], col_of[where])
+                else:  # every occluded copy whole, as Captum's Occlusion runs them
+                    inside_rows = (pixel >= tops[where, None]) & (pixel < tops[where, None] + size)  # [B, S]
+                    inside_cols = (pixel >= lefts[where, None]) & (pixel < lefts[where, None] + size)
+                    mask = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]  # [B, 1, S, S]
+                    trace = model.trace(torch.where(mask, baseline, images[which]), [layer])
+                    maps, logits = trace.activations[layer], trace.logits
+                flat = which * positions + where
+                activity[flat] = maps[:, feature_map[which]].sum((1, 2))
+                probabilities = logits.softmax(1)
+                true_probability[flat] = probabilities[:, labels_on_device[which]]
+                predicted[flat] = probabilities.argmax(1)
 
     grid = (count, rows, cols)
     return OcclusionMaps(

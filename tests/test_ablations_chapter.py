@@ -1,0 +1,163 @@
+"""Table 3's analysis (zfcore.analysis.ablations) on synthetic results files, and on the `ci` miniature run for real."""
+
+import math
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+from zfcore import plots  # noqa: E402
+from zfcore.analysis.ablations import (PAPER_ROWS, PAPER_TABLE2, PAPER_TABLE3, AblationTable, Table,  # noqa: E402
+                                       ablation_table, c8_verdict)
+from zfcore.experiments import get_experiment, parameter_count, run_experiment  # noqa: E402
+
+ABLATIONS = get_experiment("ablations")
+SEEDS = ("fig3-seed0", "fig3-seed1", "fig3-seed2")
+
+
+def record(val_top1: float, minutes: float = 10.0, parameters: int = 1000) -> dict:
+    """A run record as the runner writes it (only the fields the table reads, plus a two-epoch history)."""
+    return {"parameters": parameters, "train_top1": val_top1 - 0.01, "val_top1": val_top1, "val_top5": val_top1 + 0.3,
+            "wall_minutes": minutes,
+            "history": [{"epoch": 1, "val_top1": val_top1 / 2}, {"epoch": 2, "val_top1": val_top1}]}
+
+
+def results(runs: dict, experiment=ABLATIONS) -> dict:
+    return {"experiment": experiment.name, "version": experiment.version, "budget": "a test budget",
+            "runs": {name: record(value) if isinstance(value, float) else value for name, value in runs.items()}}
+
+
+SEED_VALUES = dict(zip(SEEDS, (0.30, 0.31, 0.32)))  # mean 0.31, spread 0.02: real beyond 0.04
+
+
+def full(**changes: float) -> dict:
+    """Every run recorded: seeds as above, the depth cut 20 points down, the other changes 1 point, unless given."""
+    values = {name: 0.30 for name, _ in ABLATIONS.runs} | SEED_VALUES | {"no-conv3-conv4-fc6-fc7": 0.11}
+    return results(values | {name.replace("_", "-"): value for name, value in changes.items()})
+
+
+def test_rows_follow_the_definition_and_unrecorded_runs_are_pending() -> None:
+    table = ablation_table(results(dict(list(SEED_VALUES.items())[:2])), ABLATIONS)
+    assert [row.run for row in table.rows] == [name for name, _ in ABLATIONS.runs]
+    assert [row.pending for row in table.rows] == [False, False] + [True] * 10
+    assert table.seed_mean == pytest.approx(0.305) and table.spread == pytest.approx(0.01)
+    assert table.total_minutes == pytest.approx(20.0) and table.budget == "a test budget"
+    pending = table.row("conv3-5-wide")
+    assert (pending.val_top1, pending.difference, pending.real, pending.history) == (None, None, None, ())
+    assert pending.parameters == parameter_count(dict(ABLATIONS.runs)["conv3-5-wide"])
+    assert pending.kind == "resized" and "conv4 384→1024" in pending.change
+    assert table.row("no-conv3-conv4-matched").kind == "removed+resized"
+    assert table.row("no-fc6-fc7").removed == ("fc6", "fc7") and table.row("fig3-seed1").kind == "seed"
+    lines = table.table()._repr_markdown_().splitlines()
+    assert len(lines) == 2 + len(ABLATIONS.runs)
+    assert "| no-conv3-conv4 | conv3, conv4 removed |" in lines[5] and "| pending |" in lines[5]
+    assert "Removed layers 3,4, on their replication of Krizhevsky et al. | 45.4 % | -4.9 |" in lines[5]
+    assert "| 30.0 % |" in lines[2] and "| -0.5 | no | Our Model (as per Fig. 3) | 38.4 % | +0.0 |" in lines[2]
+
+
+def test_a_difference_is_real_only_beyond_twice_the_seed_spread() -> None:
+    table = ablation_table(results(SEED_VALUES | {"no-fc7": 0.31 - 0.041, "fc-512": 0.31 + 0.039,
+                                                  "fc-2048": 0.31 + 0.041}), ABLATIONS)
+    assert table.spread == pytest.approx(0.02)
+    assert table.row("no-fc7").difference == pytest.approx(-0.041) and table.row("no-fc7").real is True
+    assert table.row("fc-512").real is False and table.row("fc-2048").real is True
+    assert [table.row(seed).real for seed in SEEDS] == [False] * 3  # a seed is never beyond twice the spread
+    one_seed = ablation_table(results({"fig3-seed0": 0.30, "no-fc7": 0.10}), ABLATIONS)
+    assert one_seed.spread is None and one_seed.row("no-fc7").real is None  # no spread from one seed
+    assert one_seed.row("no-fc7").difference == pytest.approx(-0.20)
+
+
+def test_c8_verdict_needs_its_runs_and_compares_the_depth_cut_with_every_other_change() -> None:
+    verdict = c8_verdict(ablation_table(full(no_fc6_fc7=0.25, no_conv3_conv4_matched=0.20), ABLATIONS))
+    assert (verdict.depth_run, verdict.largest_run, verdict.matched_run) == ("no-conv3-conv4-fc6-fc7", "no-fc6-fc7",
+                                                                             "no-conv3-conv4-matched")
+    assert verdict.depth == pytest.approx(-0.20) and verdict.largest == pytest.approx(-0.06)
+    assert verdict.ratio == pytest.approx(0.3) and verdict.verdict == "agree" and verdict.missing == ()
+    assert verdict.matched == pytest.approx(-0.11) and verdict.matched_real is True
+    assert verdict.sentence() == ("**agree**: removing the layers of both sections (`no-conv3-conv4-fc6-fc7`) changes "
+                                  "val top-1 by -20.0 points; the largest change of any other modification "
+                                  "(`no-fc6-fc7`) is -6.0, 0.30 of it; the shallow network widened to the same "
+                                  "parameter count (`no-conv3-conv4-matched`) is at -11.0 (real).")
+    assert c8_verdict(ablation_table(full(conv3_5_wide=0.16), ABLATIONS)).verdict == "partly"  # 15 of 20 points
+    assert c8_verdict(ablation_table(full(conv3_5_wide=0.55), ABLATIONS)).verdict == "differ"  # a bigger change
+    assert c8_verdict(ablation_table(full(no_conv3_conv4_fc6_fc7=0.28), ABLATIONS)).verdict == "differ"  # not real
+    partial = full()
+    del partial["runs"]["fc-2048"], partial["runs"]["no-conv3-conv4-matched"]
+    verdict = c8_verdict(ablation_table(partial, ABLATIONS))
+    assert verdict.verdict == "pending" and verdict.missing == ("fc-2048",)
+    assert verdict.sentence().startswith("**pending**: removing") and verdict.sentence().endswith(
+        "Not recorded yet: `fc-2048`.")
+    assert verdict.depth == pytest.approx(-0.20) and verdict.matched is None and verdict.matched_real is None
+    only_seeds = c8_verdict(ablation_table(results({"fig3-seed0": 0.3}), ABLATIONS))
+    assert only_seeds.verdict == "pending" and only_seeds.depth is None and only_seeds.ratio is None
+    assert {"no-conv3-conv4-fc6-fc7", "fig3-seed1", "fig3-seed2"} <= set(only_seeds.missing)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([1, 2], r"results=list is not valid; give a results file's content"),
+    ({"runs": []}, r"results=dict is not valid"),
+    ({"experiment": "ci", "version": 1, "runs": {}}, r"experiment='ci' version=1 are not valid here; give results "
+                                                       r"of 'ablations' version 1"),
+    ({"experiment": "ablations", "version": 2, "runs": {}}, r"version=2 are not valid here"),
+    (results({"fig9": 0.3}), r"runs=\['fig9'\] are not valid; valid runs of 'ablations': \('fig3-seed0'"),
+    (results({"no-fc7": record(0.3) | {"val_top1": 1.5}}),
+     r"runs\['no-fc7'\]\['val_top1'\]=1.5 is not valid; give a finite number in \[0, 1\]"),
+    (results({"no-fc7": record(0.3) | {"val_top5": math.nan}}), r"\['val_top5'\]=nan is not valid"),
+    (results({"no-fc7": record(0.3) | {"wall_minutes": True}}), r"\['wall_minutes'\]=True is not valid"),
+    (results({"no-fc7": {"val_top1": 0.3}}), r"\['train_top1'\]=None is not valid"),
+    (results({"no-fc7": record(0.3) | {"history": [{"epoch": 1}]}}), r"\['history'\] is not valid"),
+    (results({"no-fc7": "done"}), r"runs\['no-fc7'\]=str is not valid; give a run record"),
+])
+def test_malformed_results_are_refused_naming_what_is_wrong(bad, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        ablation_table(bad, ABLATIONS)
+
+
+def test_bad_arguments_of_the_table_and_the_verdict() -> None:
+    table = ablation_table(results({}), ABLATIONS)
+    with pytest.raises(ValueError, match=r"run='fig9' is not valid; valid runs: \('fig3-seed0'"):
+        table.row("fig9")
+    with pytest.raises(ValueError, match=r"table=dict is not valid; give an AblationTable"):
+        c8_verdict({})
+
+
+def test_a_table_shows_as_markdown_in_jupyter_and_as_html_in_the_book() -> None:
+    box = Table(("Claim", "§6: depth"), (("**Ours**", "`book` <b>"),), admonition="Paper vs ours")
+    assert box._repr_markdown_().splitlines() == [
+        ":::{admonition} Paper vs ours", ":class: tip paper-vs-ours", "", "| Claim | §6: depth |", "|---|---|",
+        "| **Ours** | `book` <b> |", ":::"]
+    assert box._repr_html_() == ('<div class="tip paper-vs-ours admonition"><p class="admonition-title">Paper vs ours'
+                                 '</p><table class="table"><thead><tr><th>Claim</th><th>§6: depth</th></tr></thead>'
+                                 '<tbody><tr><td><strong>Ours</strong></td><td><code>book</code> &lt;b&gt;</td></tr>'
+                                 '</tbody></table></div>')
+    with pytest.raises(ValueError, match=r"rows=\[\('x',\)\] are not valid; give 2 cells per row"):
+        Table(("a", "b"), (("x",),))
+
+
+def test_paper_tables_are_consistent_with_each_other() -> None:
+    table2 = {name: val for name, val, _, _ in PAPER_TABLE2}
+    table3 = {(network, name): val for network, name, _, val, _ in PAPER_TABLE3}
+    assert table3[("fig3", "Our Model (as per Fig. 3)")] == table2["1 convnet as per Fig. 3"] == 38.4
+    assert table3[("krizhevsky", "Our replication of (Krizhevsky et al., 2012), 1 convnet")] == 40.5
+    assert table3[("fig3", "Adjust layers 3,4,5: 512,1024,512 maps")] == table2[
+        "1 convnet as per Fig. 3 but with layers 3,4,5: 512,1024,512 maps - (b)"]
+    assert set(PAPER_ROWS) < {name for name, _ in ABLATIONS.runs}
+    assert PAPER_TABLE3[7][1] == "Our Model (as per Fig. 3)"  # the row the seed runs map to
+
+
+def test_the_ci_miniature_runs_and_gives_its_table_and_figure(tmp_path) -> None:
+    experiment = get_experiment("ci")
+    table = ablation_table(run_experiment("ci", results_dir=tmp_path / "results", runs_dir=tmp_path / "runs",
+                                          progress=False), experiment)
+    assert isinstance(table, AblationTable) and [row.kind for row in table.rows] == ["seed", "removed"]
+    assert not any(row.pending for row in table.rows) and table.spread is None  # one seed: no spread
+    shallow = table.row("no-conv3-conv4")
+    assert shallow.parameters < table.row("fig3").parameters and len(shallow.history) == 2
+    assert shallow.difference == pytest.approx(shallow.val_top1 - table.row("fig3").val_top1)
+    verdict = c8_verdict(table)
+    assert verdict.verdict == "n/a" and verdict.depth_run is None and verdict.largest_run == "no-conv3-conv4"
+    assert verdict.sentence() == "**n/a**: this experiment has no run that removes layers of both sections."
+    figure = plots.ablation_figure(table)
+    assert [axis.get_title() for axis in figure.axes] == ["val top-1 per run", "val top-1 per epoch"]
+    assert len(figure.axes[1].get_lines()) == 2

@@ -1,0 +1,139 @@
+"""``python -m zfcore transfer`` (zfcore.transfer_run): a fake Caltech-101 on disk in, JSON files shaped like the
+committed ``data/experiments/transfer.json`` and ``probes.json`` out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zfcore.__main__ import run
+from zfcore.checkpoints import build_model, checkpoint_state, save_checkpoint
+from zfcore.profiles import TrainConfig
+from zfcore.transfer_run import TransferPlan
+
+COMMITTED = Path(__file__).resolve().parents[1] / "data" / "experiments"
+CLASSES = ("accordion", "airplanes", "anchor", "yin_yang")  # yin_yang/image_0001.jpg: the extraction's marker
+COLOURS = np.array([[230, 30, 30], [30, 200, 40], [40, 50, 220], [240, 220, 30]])
+TINY = ("--frozen-sizes", "1,3", "--splits", "2", "--network-sizes", "3", "--scratch-sizes", "2",
+        "--finetune-steps", "2", "--scratch-steps", "2", "--probe-per-class", "3")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Thousands of tiny L-BFGS steps: one thread (on a busy machine, two threads wait on each other at every step)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> tuple[Path, Path]:
+    """A data root holding a fake Caltech-101 (4 classes x 8 images, BACKGROUND_Google too) and a tiny network."""
+    root = tmp_path_factory.mktemp("data")
+    folder = root / "caltech101" / "101_ObjectCategories"
+    generator = np.random.default_rng(0)
+    for name, colour in zip(CLASSES + ("BACKGROUND_Google",), np.vstack([COLOURS, [[128, 128, 128]]])):
+        (folder / name).mkdir(parents=True)
+        for index in range(1, 9):
+            size = (90, 60) if index % 2 else (50, 80)
+            noise = generator.integers(-30, 31, (size[1], size[0], 3))
+            Image.fromarray(np.clip(colour + noise, 0, 255).astype(np.uint8)).save(folder / name / f"image_{index:04d}.jpg")
+    config = TrainConfig(dataset="tiny-imagenet", input_size=64, num_classes=5, widths=(8, 16, 16, 16, 16), fc=32,
+                         init="he", preprocessing="mean-std")
+    checkpoint = root / "checkpoint.pt"
+    save_checkpoint(checkpoint_state(config, model=build_model(config).state_dict()), checkpoint)
+    return root, checkpoint
+
+
+def transfer_cli(setup, tmp_path, monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    root, checkpoint = setup
+    monkeypatch.setenv("ZFBOOK_DATA_ROOT", str(root))  # restored after the test (the CLI sets it too)
+    monkeypatch.setenv("ZFBOOK_MIRROR", str(tmp_path / "no-mirror"))
+    try:
+        code = run(["transfer", "--checkpoint", str(checkpoint), "--data-root", str(root), "--out", str(tmp_path / "out"),
+                    *args])
+    except SystemExit as exit:  # argparse's refusals
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def same_keys(ours: dict, committed: dict, where: str = "") -> None:
+    assert set(ours) == set(committed), f"{where}: {sorted(set(ours) ^ set(committed))}"
+
+
+def test_transfer_writes_both_files_shaped_like_the_committed_ones(setup, tmp_path, monkeypatch, capsys):
+    code, out, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, *TINY, "--probe-layers", "conv2,conv5,fc7",
+                                  "--probe-losses", "softmax,svm")
+    assert code == 0, err
+    assert out.split() == [str(tmp_path / "out" / "transfer.json"), str(tmp_path / "out" / "probes.json")]
+    transfer = json.loads((tmp_path / "out" / "transfer.json").read_text())
+    committed = json.loads((COMMITTED / "transfer.json").read_text())
+    same_keys(transfer, committed, "transfer.json")
+    same_keys(transfer["config"], committed["config"], "transfer config")
+    for part in ("frozen", "finetune", "scratch"):
+        for row in transfer[part]:
+            same_keys(row, committed[part][0], part)
+    assert transfer["config"]["images"] == 32 and transfer["config"]["classes"] == 4  # no BACKGROUND_Google
+    assert [row["train_per_class"] for row in transfer["frozen"]] == [1, 3]
+    assert all(row["seeds"] == [0, 1] and len(row["accuracy_percent"]) == 2 for row in transfer["frozen"])
+    assert [row["train_per_class"] for row in transfer["finetune"]] == [3]
+    assert [row["train_per_class"] for row in transfer["scratch"]] == [2, 3]  # scratch sizes and network sizes
+    assert transfer["config"]["finetune_recipe"]["steps"] == 2 and transfer["config"]["scratch_recipe"]["steps"] == 2
+    assert transfer["dataset"].startswith("Caltech-101 (4 classes, 32 images") and transfer["network"].startswith("Reference(")
+    assert transfer["paper"] == committed["paper"]
+
+    probes = json.loads((tmp_path / "out" / "probes.json").read_text())
+    committed = json.loads((COMMITTED / "probes.json").read_text())
+    same_keys(probes, committed, "probes.json")
+    same_keys(probes["config"], committed["config"], "probes config")
+    assert list(probes["probes"]) == ["softmax", "svm"] and list(probes["verdict"]) == ["softmax", "svm"]
+    for loss in ("softmax", "svm"):
+        assert list(probes["probes"][loss]) == ["conv2", "conv5", "fc7"]
+        for row in probes["probes"][loss].values():
+            same_keys(row, committed["probes"]["softmax"]["fc7"], f"{loss} row")
+            assert row["train_per_class"] == 3 and row["seeds"] == [0, 1]
+        same_keys(probes["verdict"][loss], committed["verdict"]["softmax"], f"{loss} verdict")
+    assert list(probes["config"]["dimensions"]) == ["conv2", "conv5", "fc7"]
+    assert probes["features"] == committed["features"] and probes["paper"] == committed["paper"]
+
+
+def test_transfer_writes_only_what_is_asked(setup, tmp_path, monkeypatch, capsys):
+    code, out, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, *TINY, "--what", "probes")
+    assert code == 0, err
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["probes.json"]
+    probes = json.loads((tmp_path / "out" / "probes.json").read_text())
+    assert list(probes["probes"]["softmax"]) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--probe-layers", "conv1,fc8"), "--probe-layers ('conv1', 'fc8') is not valid"),
+    (("--probe-losses", "knn"), "--probe-losses ('knn',) is not valid; valid losses: ('softmax', 'svm')"),
+    (("--frozen-sizes", "5,1"), "--frozen-sizes (5, 1) is not valid; give positive whole numbers in increasing order"),
+    (("--frozen-sizes", "1,x"), "'x' is not valid; give a whole number"),
+    (("--network-seeds", "0"), "0 is not valid; give a whole number of at least 1"),
+])
+def test_bad_options_are_one_clear_error_before_any_work(setup, tmp_path, monkeypatch, capsys, args, message):
+    code, _, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, *args)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_default_plan_is_the_committed_results_settings():
+    plan = TransferPlan()
+    transfer = json.loads((COMMITTED / "transfer.json").read_text())["config"]
+    probes = json.loads((COMMITTED / "probes.json").read_text())["config"]
+    assert list(plan.frozen_sizes) == transfer["frozen_sizes"] and list(range(plan.splits)) == transfer["frozen_seeds"]
+    assert list(plan.network_sizes) == transfer["network_sizes"]
+    assert sorted(set(plan.network_sizes) | set(plan.scratch_sizes)) == transfer["scratch_sizes"]
+    assert list(range(plan.network_seeds)) == transfer["network_seeds"]
+    assert plan.finetune_steps == transfer["finetune_recipe"]["steps"]
+    assert plan.scratch_steps == transfer["scratch_recipe"]["steps"]
+    assert list(plan.probe_layers) == list(probes["dimensions"]) and list(plan.probe_losses) == probes["losses"]
+    assert plan.probe_per_class == probes["train_per_class"] and list(range(plan.splits)) == probes["seeds"]

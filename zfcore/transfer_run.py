@@ -1,0 +1,172 @@
+"""Feature generalisation and feature analysis as one reproducible run (Zeiler & Fergus 2014, §5.2-5.3).
+
+``python -m zfcore transfer`` calls :func:`run_transfer` and :func:`write_results`: it decodes
+Caltech-101 to the network's input size (:func:`caltech101_pixels`), measures Table 4 and Fig. 9
+(:func:`zfcore.analysis.transfer.measure_transfer`: a new softmax on frozen fc7, fine-tuning, training
+from scratch) and Table 7 (:func:`zfcore.analysis.probes.measure_probes`: a linear classifier on each
+layer), adds what produced the numbers (dataset, network, wall and CPU time, torch threads) and writes
+``transfer.json`` and ``probes.json``. :class:`TransferPlan`'s defaults are the settings of the committed
+results in ``data/experiments``; the chapter's ``ci`` miniature is a smaller plan.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from numbers import Integral
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zfcore.analysis.probes import LOSSES, measure_probes
+from zfcore.analysis.transfer import FEATURE_LAYERS, NetworkRecipe, dataset_pixels, measure_transfer, pooled_features
+from zfcore.data.caltech import Caltech101
+from zfcore.devices import model_device
+from zfcore.weights import Reference
+
+__all__ = ["RESULT_FILES", "WHAT", "TransferPlan", "caltech101_pixels", "run_transfer", "write_results"]
+
+RESULT_FILES = {"transfer": "transfer.json", "probes": "probes.json"}
+"""What each part of a run is written to."""
+WHAT = ("transfer", "probes", "all")
+FEATURES = "zfcore.analysis.transfer.pooled_features(grid=2): conv maps max-pooled to 2 x 2, fc6/fc7 ReLU outputs"
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    """What one run measures. The defaults are those of the committed ``transfer.json`` and ``probes.json``.
+
+    Attributes:
+        frozen_sizes: training images per class of the frozen-fc7 softmax (Fig. 9's curve, Table 4's row).
+        splits: random train/test splits of the frozen softmax and of the probes (the paper: 5).
+        network_sizes: sizes of the fine-tuning and from-scratch rows of Table 4.
+        scratch_sizes: further sizes of the from-scratch curve.
+        network_seeds: splits of the fine-tuned and from-scratch networks (each one a training run).
+        finetune_steps, scratch_steps: SGD steps of each network (:class:`NetworkRecipe`; the committed
+            200-step scratch recipe is too short to be a fair baseline).
+        probe_layers: the layers of Table 7 (two or more, in order).
+        probe_losses: the probes' classifiers, of :data:`zfcore.analysis.probes.LOSSES`.
+        probe_per_class: training images per class of the probes (the paper: 30).
+    """
+
+    frozen_sizes: tuple[int, ...] = (1, 2, 5, 10, 15, 30)
+    splits: int = 5
+    network_sizes: tuple[int, ...] = (15, 30)
+    scratch_sizes: tuple[int, ...] = (5, 15, 30)
+    network_seeds: int = 1
+    finetune_steps: int = 150
+    scratch_steps: int = 200
+    probe_layers: tuple[str, ...] = FEATURE_LAYERS
+    probe_losses: tuple[str, ...] = ("softmax",)
+    probe_per_class: int = 30
+
+    def __post_init__(self) -> None:
+        for name in ("splits", "network_seeds", "finetune_steps", "scratch_steps", "probe_per_class"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+                raise ValueError(f"{name}={value!r} is not valid; give a whole number of at least 1")
+        for name in ("frozen_sizes", "network_sizes", "scratch_sizes"):
+            sizes = tuple(getattr(self, name))
+            if not sizes or any(isinstance(n, bool) or not isinstance(n, Integral) or n < 1 for n in sizes) \
+                    or list(sizes) != sorted(set(sizes)):
+                raise ValueError(f"{name}={sizes!r} is not valid; give positive whole numbers in increasing order")
+        unknown = [layer for layer in self.probe_layers if layer not in FEATURE_LAYERS]
+        if unknown or len(self.probe_layers) < 2 or len(set(self.probe_layers)) != len(self.probe_layers):
+            raise ValueError(f"probe_layers={tuple(self.probe_layers)!r} is not valid; give two or more different "
+                             f"layers of {FEATURE_LAYERS}")
+        unknown = [loss for loss in self.probe_losses if loss not in LOSSES]
+        if unknown or not self.probe_losses:
+            raise ValueError(f"probe_losses={tuple(self.probe_losses)!r} is not valid; valid losses: {LOSSES}")
+
+
+def caltech101_pixels(size: int = 64) -> tuple[np.ndarray, np.ndarray, str]:
+    """Every Caltech-101 image (without ``BACKGROUND_Google``) at ``size`` px, from the data root or the mirror.
+
+    Returns:
+        ``(pixels, labels, description)``: uint8 ``[N, size, size, 3]`` (shorter side to ``size``, centre
+        square; cached), int64 labels, and a one-line description of the data for the results.
+
+    Raises:
+        DatasetNotFoundError: Caltech-101 is neither extracted, nor in the mirror, nor downloadable.
+    """
+    dataset = Caltech101()
+    pixels, labels = dataset_pixels(dataset, size)
+    description = (f"Caltech-101 ({len(dataset.categories)} classes, {len(labels)} images, "
+                   f"BACKGROUND_Google excluded; each image's shorter side to {size} px, centre square)")
+    return pixels, labels, description
+
+
+def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *, what: str = "all",
+                 dataset: str, plan: TransferPlan = TransferPlan()) -> dict[str, dict[str, Any]]:
+    """Table 4 / Fig. 9 and Table 7 on one network and one dataset, with provenance.
+
+    Args:
+        reference: the pretrained network (its device is where everything runs).
+        pixels, labels: every image of the dataset (:func:`caltech101_pixels`).
+        what: ``"transfer"``, ``"probes"`` or ``"all"`` (:data:`WHAT`).
+        dataset: a description of the data, stored with the results.
+        plan: the sizes, splits and recipes (:class:`TransferPlan`).
+
+    Returns:
+        ``{"transfer": ..., "probes": ...}`` (the parts asked for): the dicts of :func:`measure_transfer`
+        and :func:`measure_probes` with ``dataset``, ``network``, ``wall_seconds``, ``cpu_seconds`` and
+        ``torch_threads`` added (and ``features`` for the probes).
+
+    Raises:
+        ValueError: an unknown ``what``; as the measurements.
+    """
+    if what not in WHAT:
+        raise ValueError(f"what={what!r} is not valid; valid values: {WHAT}")
+    model, mean_image = reference.model, reference.preprocess.mean_image
+    device = model_device(model)
+    provenance = {"dataset": dataset, "network": repr(reference)}
+    results = {}
+    if what in ("transfer", "all"):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = measure_transfer(
+            model, reference.config, pixels, labels, mean_image=mean_image, frozen_sizes=plan.frozen_sizes,
+            frozen_seeds=range(plan.splits), network_sizes=plan.network_sizes, network_seeds=range(plan.network_seeds),
+            scratch_sizes=plan.scratch_sizes,
+            finetune_recipe=NetworkRecipe(steps=plan.finetune_steps, lr=0.02, pretrained_lr_scale=0.1),
+            scratch_recipe=NetworkRecipe(steps=plan.scratch_steps, lr=0.02, pretrained_lr_scale=1.0), device=device)
+        results["transfer"] = {**result, **provenance, **_timing(wall, cpu)}
+    if what in ("probes", "all"):
+        wall, cpu = time.perf_counter(), time.process_time()
+        features = pooled_features(model, pixels, mean_image=mean_image)  # every layer: the cache the transfer shares
+        result = measure_probes({layer: features[layer] for layer in plan.probe_layers}, labels,
+                                train_per_class=plan.probe_per_class, seeds=range(plan.splits),
+                                losses=plan.probe_losses)
+        results["probes"] = {**result, **provenance, "features": FEATURES, **_timing(wall, cpu)}
+    return results
+
+
+def _timing(wall: float, cpu: float) -> dict[str, Any]:
+    """Wall and CPU seconds since ``wall`` / ``cpu`` and the torch thread count."""
+    return {"wall_seconds": round(time.perf_counter() - wall, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
+            "torch_threads": torch.get_num_threads()}
+
+
+def write_results(results: dict[str, dict[str, Any]], out_dir: str | Path) -> list[Path]:
+    """Write each part of :func:`run_transfer`'s results to ``out_dir/<part>.json`` (atomically, replacing it).
+
+    Returns:
+        The files written.
+
+    Raises:
+        ValueError: a part other than those of :data:`RESULT_FILES`.
+    """
+    out_dir = Path(out_dir)
+    written = []
+    for part, result in results.items():
+        if part not in RESULT_FILES:
+            raise ValueError(f"part={part!r} is not valid; valid parts: {tuple(RESULT_FILES)}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / RESULT_FILES[part]
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(result, indent=1) + "\n")
+        partial.replace(path)
+        written.append(path)
+    return written
