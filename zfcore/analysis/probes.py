@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from zfcore.analysis.top9 import _check_positive
 from zfcore.checkpoints import code_version
@@ -203,7 +204,7 @@ class SplitScores:
 
 def frozen_transfer(features: torch.Tensor, labels: np.ndarray, splits: Sequence[Split], *, loss: str = "softmax",
                     grid: Sequence[float] = WEIGHT_DECAYS, folds: int = 3, max_iter: int = 100,
-                    cv_max_iter: int = 30, method: str | None = None) -> SplitScores:
+                    cv_max_iter: int = 30, method: str | None = None, progress: bool = True) -> SplitScores:
     """A new linear classifier on frozen features, per split: weight decay by CV on the split's training images.
 
     Args:
@@ -213,6 +214,7 @@ def frozen_transfer(features: torch.Tensor, labels: np.ndarray, splits: Sequence
         loss, grid, folds: see :func:`fit_linear` and :func:`select_weight_decay`.
         max_iter, cv_max_iter: L-BFGS iterations of the final fit and of each cross-validation fit.
         method: the name stored in the result.
+        progress: show a progress bar over the splits.
 
     Returns:
         :class:`SplitScores` with the chosen weight decays and the fitted classifiers.
@@ -227,7 +229,7 @@ def frozen_transfer(features: torch.Tensor, labels: np.ndarray, splits: Sequence
     started = time.perf_counter()
     num_classes = int(labels.max()) + 1
     result = SplitScores(method or f"frozen {loss}", _per_class(labels, splits), [], [], [], 0.0)
-    for split in splits:
+    for split in tqdm(splits, desc=result.method, unit="split", leave=False, disable=not progress):
         train_features, train_labels = features[split.train], labels[split.train]
         decay, _ = select_weight_decay(train_features, train_labels, num_classes, grid=grid, folds=folds, loss=loss,
                                        seed=split.seed, max_iter=cv_max_iter)
@@ -243,13 +245,14 @@ def frozen_transfer(features: torch.Tensor, labels: np.ndarray, splits: Sequence
 
 def layer_probes(features: Mapping[str, torch.Tensor], labels: np.ndarray, splits: Sequence[Split], *,
                  losses: Sequence[str] = ("softmax",), grid: Sequence[float] = WEIGHT_DECAYS, folds: int = 3,
-                 max_iter: int = 100, cv_max_iter: int = 30) -> dict[str, dict[str, SplitScores]]:
+                 max_iter: int = 100, cv_max_iter: int = 30, progress: bool = True) -> dict[str, dict[str, SplitScores]]:
     """Table 7: a linear classifier of each ``loss`` on the features of each layer, on every split.
 
     Args:
         features: layer -> ``[N, D]`` (e.g. :func:`zfcore.analysis.transfer.pooled_features`), in layer order.
         labels, splits, grid, folds, max_iter, cv_max_iter: as for :func:`frozen_transfer`.
         losses: any of :data:`LOSSES`.
+        progress: show a progress bar over the splits of each layer.
 
     Returns:
         loss -> layer -> :class:`SplitScores`.
@@ -263,7 +266,7 @@ def layer_probes(features: Mapping[str, torch.Tensor], labels: np.ndarray, split
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r} is not valid; valid values: {LOSSES}")
     return {loss: {layer: frozen_transfer(values, labels, splits, loss=loss, grid=grid, folds=folds, max_iter=max_iter,
-                                          cv_max_iter=cv_max_iter, method=f"{loss} ({layer})")
+                                          cv_max_iter=cv_max_iter, method=f"{loss} ({layer})", progress=progress)
                    for layer, values in features.items()}
             for loss in losses}
 

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from zfcore.analysis.probes import SplitScores, _per_class, frozen_transfer
 from zfcore.analysis.top9 import _check_positive, check_pixels, content_digest, weights_digest
@@ -206,7 +207,7 @@ class NetworkRecipe:
 
 def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np.ndarray, splits: Sequence[Split], *,
                      mode: str, recipe: NetworkRecipe = NetworkRecipe(), mean_image: torch.Tensor | None = None,
-                     device: torch.device | str = "cpu", precision: str = "auto") -> SplitScores:
+                     device: torch.device | str = "cpu", precision: str = "auto", progress: bool = True) -> SplitScores:
     """Fine-tune a pretrained network (``"finetune"``) or train its architecture from scratch (``"scratch"``), per split.
 
     Args:
@@ -218,6 +219,7 @@ def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np
         recipe: the :class:`NetworkRecipe` (its seed is offset by the split's seed).
         mean_image: the preprocessing's mean image (``"pixel-mean"``), else ``None``.
         device, precision: where to train and the autocast choice (:func:`zfcore.devices.autocast_dtype`).
+        progress: show a progress bar over each split's SGD steps.
 
     Raises:
         ValueError: an unknown mode, a source of the wrong kind, bad pixels, or no splits.
@@ -252,7 +254,10 @@ def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np
             model = build_model(source.replace(num_classes=num_classes))
             new = set(model.parameters())
         model = model.to(device, memory_format=torch.channels_last)
-        _train(model, new, pixels[split.train], labels[split.train], recipe, split.seed, mean_image, precision)
+        with tqdm(total=recipe.steps, desc=f"{mode}, {result.train_per_class}/class, split {split.seed}", unit="step",
+                  leave=False, mininterval=5, disable=not progress) as bar:
+            _train(model, new, pixels[split.train], labels[split.train], recipe, split.seed, mean_image, precision,
+                   bar.update)
         result.seeds.append(split.seed)
         result.weight_decays.append(None)
         result.accuracies.append(_network_accuracy(model, pixels[split.test], labels[split.test], mean_image))
@@ -261,8 +266,9 @@ def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np
 
 
 def _train(model: ZFNet, new: set[nn.Parameter], pixels: np.ndarray, labels: np.ndarray, recipe: NetworkRecipe,
-           split_seed: int, mean_image: torch.Tensor | None, precision: str) -> None:
-    """``recipe.steps`` SGD steps on ``pixels`` (augmented batches), new parameters at ``lr``, the others scaled."""
+           split_seed: int, mean_image: torch.Tensor | None, precision: str, on_step: Callable[[int], Any]) -> None:
+    """``recipe.steps`` SGD steps on ``pixels`` (augmented batches), new parameters at ``lr``, the others scaled;
+    ``on_step(1)`` after each."""
     device = model_device(model)
     groups = []
     for is_new in (True, False):
@@ -296,6 +302,7 @@ def _train(model: ZFNet, new: set[nn.Parameter], pixels: np.ndarray, labels: np.
             if recipe.renorm_rms > 0:
                 renormalize_filters(model, recipe.renorm_rms)
             step += 1
+            on_step(1)
             if step == recipe.steps:
                 break
         epoch += 1
