@@ -58,9 +58,7 @@ class _Stage:
     pointwise: list[nn.Module]
     kernel: int
     stride: int
-    padding: int
     pad_value: float
-    in_length: int
     out_length: int
     out_start: torch.Tensor
     size: int
@@ -117,7 +115,7 @@ class OccludedForward:
 
     def __init__(self, model: ZFNet, image: torch.Tensor, baseline: torch.Tensor, starts: torch.Tensor,
                  size: int, record: str):
-        self.model, self.record = model, record
+        self.record = record
         self.steps = list(model.named_steps())
         if record not in {name for name, _ in self.steps}:
             raise ValueError(f"record={record!r} is not a step of this network; valid steps: "
@@ -151,8 +149,8 @@ class OccludedForward:
                 pointwise.append(self.steps[index][1])
                 recorded = self.steps[index][0] == record
                 index += 1
-            self.stages.append(_Stage(names, module, pointwise, kernel, stride, padding, pad_value, length,
-                                      out_length, out_start, patch, out_start * stride - padding,
+            self.stages.append(_Stage(names, module, pointwise, kernel, stride, pad_value, out_length, out_start,
+                                      patch, out_start * stride - padding,
                                       (patch - 1) * stride + kernel))
             length, low, high = out_length, low_out, high_out
         self.rest = self.steps[index:]
