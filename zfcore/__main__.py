@@ -213,6 +213,7 @@ def _transfer(args: argparse.Namespace) -> int:
     """``transfer``: the network, Caltech-101, the measurements, the JSON files (paths printed)."""
     from zfcore import book
     from zfcore.analysis.transfer import FEATURE_LAYERS
+    from zfcore.experiments import RESULTS_DIR, RUNS_DIR
     from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_transfer, write_results
     from zfcore.weights import load_reference
 
@@ -222,7 +223,7 @@ def _transfer(args: argparse.Namespace) -> int:
                         probe_layers=args.probe_layers or FEATURE_LAYERS, probe_losses=args.probe_losses,
                         probe_per_class=args.probe_per_class)
     profile = book.profile().name
-    out = args.out or (Path("data/experiments") if profile == "book" else Path("runs") / f"transfer-{profile}")
+    out = args.out or (RESULTS_DIR if profile == "book" else RUNS_DIR.parent / f"transfer-{profile}")
     if args.checkpoint is None:
         reference = book.trained()
     else:
