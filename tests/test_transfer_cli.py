@@ -112,6 +112,21 @@ def test_transfer_writes_only_what_is_asked(setup, tmp_path, monkeypatch, capsys
     assert list(probes["probes"]["softmax"]) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
 
 
+def test_network_splits_go_to_a_journal_and_a_repeated_run_reads_them_back(setup, tmp_path, monkeypatch, capsys):
+    code, _, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, *TINY, "--what", "transfer")
+    assert code == 0, err
+    journal = tmp_path / "out" / "transfer-journal.jsonl"
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 3  # fine-tuned at 3/class, from scratch at 2 and 3/class, one split each
+    first = json.loads((tmp_path / "out" / "transfer.json").read_text())
+    code, _, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, *TINY, "--what", "transfer")
+    assert code == 0, err
+    assert journal.read_text().splitlines() == lines  # nothing trained again
+    second = json.loads((tmp_path / "out" / "transfer.json").read_text())
+    for method in ("finetune", "scratch"):
+        assert [row["accuracy_percent"] for row in second[method]] == [row["accuracy_percent"] for row in first[method]]
+
+
 @pytest.mark.parametrize("args, message", [
     (("--probe-layers", "conv1,fc8"), "--probe-layers ('conv1', 'fc8') is not valid"),
     (("--probe-losses", "knn"), "--probe-losses ('knn',) is not valid; valid losses: ('softmax', 'svm')"),

@@ -151,6 +151,10 @@ def _parser() -> argparse.ArgumentParser:
                               help="the probes' classifiers, of softmax,svm (default: softmax)")
     transfer_cmd.add_argument("--probe-per-class", type=_positive_int, default=30, metavar="N",
                               help="training images per class of the probes (default: 30)")
+    transfer_cmd.add_argument("--journal", type=Path, metavar="PATH",
+                              help="where each fine-tuned or from-scratch network's split is recorded as it finishes; "
+                                   "a repeated run reads them back instead of training again (default: "
+                                   "OUT/transfer-journal.jsonl; delete it to train every split again)")
     _data_options(transfer_cmd)
     return parser
 
@@ -230,7 +234,8 @@ def _transfer(args: argparse.Namespace) -> int:
         reference = load_reference(args.checkpoint)
         reference.model.to(book.device())
     pixels, labels, dataset = caltech101_pixels(reference.config.input_size)
-    results = run_transfer(reference, pixels, labels, what=args.what, plan=plan, dataset=dataset)
+    results = run_transfer(reference, pixels, labels, what=args.what, plan=plan, dataset=dataset,
+                           journal=args.journal or out / "transfer-journal.jsonl")
     for path in write_results(results, out):
         print(path)
     return 0

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zfcore.analysis.journal import Journal
 from zfcore.analysis.probes import LOSSES, measure_probes
 from zfcore.analysis.transfer import FEATURE_LAYERS, NetworkRecipe, dataset_pixels, measure_transfer, pooled_features
 from zfcore.data.caltech import Caltech101
@@ -100,7 +101,8 @@ def caltech101_pixels(size: int = 64) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *, what: str = "all",
-                 dataset: str, plan: TransferPlan = TransferPlan()) -> dict[str, dict[str, Any]]:
+                 dataset: str, plan: TransferPlan = TransferPlan(),
+                 journal: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Table 4 / Fig. 9 and Table 7 on one network and one dataset, with provenance.
 
     Args:
@@ -109,6 +111,9 @@ def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *
         what: ``"transfer"``, ``"probes"`` or ``"all"`` (:data:`WHAT`).
         dataset: a description of the data, stored with the results.
         plan: the sizes, splits and recipes (:class:`TransferPlan`).
+        journal: a file where each fine-tuned or from-scratch network's split is recorded as it finishes;
+            a repeated run reads the splits recorded there instead of training them again
+            (:class:`zfcore.analysis.journal.Journal`). ``None``: train every split.
 
     Returns:
         ``{"transfer": ..., "probes": ...}`` (the parts asked for): the dicts of :func:`measure_transfer`
@@ -131,7 +136,8 @@ def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *
             frozen_seeds=range(plan.splits), network_sizes=plan.network_sizes, network_seeds=range(plan.network_seeds),
             scratch_sizes=plan.scratch_sizes,
             finetune_recipe=NetworkRecipe(steps=plan.finetune_steps, lr=0.02, pretrained_lr_scale=0.1),
-            scratch_recipe=NetworkRecipe(steps=plan.scratch_steps, lr=0.02, pretrained_lr_scale=1.0), device=device)
+            scratch_recipe=NetworkRecipe(steps=plan.scratch_steps, lr=0.02, pretrained_lr_scale=1.0), device=device,
+            journal=None if journal is None else Journal(journal))
         results["transfer"] = {**result, **provenance, **_timing(wall, cpu)}
     if what in ("probes", "all"):
         wall, cpu = time.perf_counter(), time.process_time()

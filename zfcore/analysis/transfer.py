@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from zfcore.analysis.journal import Journal, journal_key
 from zfcore.analysis.probes import SplitScores, _per_class, frozen_transfer
 from zfcore.analysis.top9 import _check_positive, check_pixels, content_digest, weights_digest
 from zfcore.checkpoints import build_model, code_version, read_torch_file
@@ -207,7 +208,8 @@ class NetworkRecipe:
 
 def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np.ndarray, splits: Sequence[Split], *,
                      mode: str, recipe: NetworkRecipe = NetworkRecipe(), mean_image: torch.Tensor | None = None,
-                     device: torch.device | str = "cpu", precision: str = "auto", progress: bool = True) -> SplitScores:
+                     device: torch.device | str = "cpu", precision: str = "auto", progress: bool = True,
+                     journal: Journal | None = None) -> SplitScores:
     """Fine-tune a pretrained network (``"finetune"``) or train its architecture from scratch (``"scratch"``), per split.
 
     Args:
@@ -220,6 +222,8 @@ def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np
         mean_image: the preprocessing's mean image (``"pixel-mean"``), else ``None``.
         device, precision: where to train and the autocast choice (:func:`zfcore.devices.autocast_dtype`).
         progress: show a progress bar over each split's SGD steps.
+        journal: where each finished split is recorded at once; a split recorded there (same recipe,
+            network or architecture, images and split) is read instead of trained (:mod:`zfcore.analysis.journal`).
 
     Raises:
         ValueError: an unknown mode, a source of the wrong kind, bad pixels, or no splits.
@@ -240,7 +244,23 @@ def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np
     num_classes = int(labels.max()) + 1
     device = torch.device(device)
     result = SplitScores(mode, _per_class(labels, splits), [], [], [], 0.0)
+    if journal is not None:  # what determines a split's result, besides the split itself
+        inputs = {"mode": mode, "recipe": asdict(recipe), "precision": precision, "pixels": content_digest(pixels),
+                  "labels": content_digest(labels),
+                  "source": weights_digest(source) if mode == "finetune" else repr(source)}
+    recorded_seconds = 0.0
     for split in splits:
+        if journal is not None:
+            key = journal_key(**inputs, seed=split.seed, train=content_digest(np.asarray(split.train)),
+                              test=content_digest(np.asarray(split.test)))
+            if key in journal:
+                entry = journal.get(key)
+                result.seeds.append(split.seed)
+                result.weight_decays.append(None)
+                result.accuracies.append(entry["accuracy"])
+                recorded_seconds += entry["seconds"]
+                continue
+            split_started = time.perf_counter()
         torch.manual_seed(recipe.seed + 1000 * split.seed)
         if mode == "finetune":
             model = copy.deepcopy(source)
@@ -261,7 +281,11 @@ def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np
         result.seeds.append(split.seed)
         result.weight_decays.append(None)
         result.accuracies.append(_network_accuracy(model, pixels[split.test], labels[split.test], mean_image))
-    result.seconds = time.perf_counter() - started
+        if journal is not None:
+            journal.add(key, mode=mode, train_per_class=result.train_per_class, seed=split.seed,
+                        accuracy=result.accuracies[-1], seconds=round(time.perf_counter() - split_started, 1),
+                        code_version=code_version())
+    result.seconds = time.perf_counter() - started + recorded_seconds  # the splits read back: their own time
     return result
 
 
@@ -337,7 +361,7 @@ def measure_transfer(model: ZFNet, config: TrainConfig, pixels: np.ndarray, labe
                      network_seeds: Sequence[int] = range(1), scratch_sizes: Sequence[int] = (1, 5, 15, 30),
                      finetune_recipe: NetworkRecipe = NetworkRecipe(lr=0.02, pretrained_lr_scale=0.1),
                      scratch_recipe: NetworkRecipe = NetworkRecipe(lr=0.02, pretrained_lr_scale=1.0),
-                     device: torch.device | str = "cpu") -> dict[str, Any]:
+                     device: torch.device | str = "cpu", journal: Journal | None = None) -> dict[str, Any]:
     """Table 4 and Fig. 9 in one run: the frozen-fc7 softmax, fine-tuning and training from scratch.
 
     Args:
@@ -349,6 +373,8 @@ def measure_transfer(model: ZFNet, config: TrainConfig, pixels: np.ndarray, labe
         scratch_sizes: sizes of Fig. 9's from-scratch curve (with ``network_seeds``).
         finetune_recipe, scratch_recipe: the :class:`NetworkRecipe` of each.
         device: where the networks train.
+        journal: where each network's finished split is recorded, and read back from when the run is
+            repeated (:func:`network_transfer`).
 
     Returns:
         A JSON-ready dict: ``config``, ``frozen``/``finetune``/``scratch`` (lists of
@@ -356,14 +382,15 @@ def measure_transfer(model: ZFNet, config: TrainConfig, pixels: np.ndarray, labe
     """
     started = time.perf_counter()
     fc7 = pooled_features(model, pixels, mean_image=mean_image)["fc7"]  # all layers: the cache the probes share
-    frozen = learning_curve(labels, frozen_sizes, lambda splits: frozen_transfer(
-        fc7, labels, splits, method="frozen layers 1-7 + new softmax"), seeds=frozen_seeds)
     finetune = learning_curve(labels, network_sizes, lambda splits: network_transfer(
         model, pixels, labels, splits, mode="finetune", recipe=finetune_recipe, mean_image=mean_image,
-        device=device), seeds=network_seeds)
+        device=device, journal=journal), seeds=network_seeds)
     scratch = learning_curve(labels, sorted(set(network_sizes) | set(scratch_sizes)), lambda splits: network_transfer(
         config, pixels, labels, splits, mode="scratch", recipe=scratch_recipe, mean_image=mean_image,
-        device=device), seeds=network_seeds)
+        device=device, journal=journal), seeds=network_seeds)
+    # the frozen softmax last: a run stopped among the networks goes on with them at once (journal)
+    frozen = learning_curve(labels, frozen_sizes, lambda splits: frozen_transfer(
+        fc7, labels, splits, method="frozen layers 1-7 + new softmax"), seeds=frozen_seeds)
     return {
         "config": {"images": len(labels), "classes": int(labels.max()) + 1, "input_size": int(pixels.shape[1]),
                    "test_per_class": 50, "frozen_sizes": list(frozen_sizes), "frozen_seeds": list(frozen_seeds),
