@@ -82,6 +82,8 @@ def test_c8_verdict_needs_its_runs_and_compares_the_depth_cut_with_every_other_c
     assert c8_verdict(ablation_table(full(conv3_5_wide=0.16), ABLATIONS)).verdict == "partly"  # 15 of 20 points
     assert c8_verdict(ablation_table(full(conv3_5_wide=0.55), ABLATIONS)).verdict == "differ"  # a bigger change
     assert c8_verdict(ablation_table(full(no_conv3_conv4_fc6_fc7=0.28), ABLATIONS)).verdict == "differ"  # not real
+    # a depth cut that *helps* by 20 points (small changes elsewhere) contradicts "depth is vital"
+    assert c8_verdict(ablation_table(full(no_conv3_conv4_fc6_fc7=0.51), ABLATIONS)).verdict == "differ"
     partial = full()
     del partial["runs"]["fc-2048"], partial["runs"]["no-conv3-conv4-matched"]
     verdict = c8_verdict(ablation_table(partial, ABLATIONS))

@@ -287,8 +287,9 @@ class C8Verdict:
         matched_run, matched: the run with layers removed *and* the rest widened, and its difference.
         matched_real: whether ``matched`` is real (``|matched| > 2 x spread``).
         missing: runs the verdict needs that are not recorded yet.
-        verdict: ``"agree"`` (the depth cut is real and costs more than twice any other single change:
-            ratio < 1/2), ``"partly"`` (real, 1/2 <= ratio < 1), ``"differ"`` (not real, or ratio >= 1),
+        verdict: ``"agree"`` (the depth cut is a real drop and costs more than twice any other single
+            change: ratio < 1/2), ``"partly"`` (a real drop, 1/2 <= ratio < 1), ``"differ"`` (not real, not
+            a drop, or ratio >= 1),
             ``"pending"`` (a needed run is missing, or fewer than two seeds), ``"n/a"`` (the experiment has
             no depth cut).
     """
@@ -358,7 +359,7 @@ def c8_verdict(table: AblationTable) -> C8Verdict:
         verdict = "n/a"
     elif missing or table.spread is None or ratio is None:
         verdict = "pending"
-    elif not depth.real or ratio >= 1:
+    elif not depth.real or depth_value > 0 or ratio >= 1:  # a cut that helps cannot show depth is vital
         verdict = "differ"
     else:
         verdict = "agree" if ratio < 0.5 else "partly"
