@@ -163,3 +163,18 @@ def test_the_ci_miniature_runs_and_gives_its_table_and_figure(tmp_path) -> None:
     figure = plots.ablation_figure(table)
     assert [axis.get_title() for axis in figure.axes] == ["val top-1 per run", "val top-1 per epoch"]
     assert len(figure.axes[1].get_lines()) == 2
+
+
+def test_figure_keeps_grey_for_the_seeds_and_gives_every_other_run_its_own_colour() -> None:
+    figure = plots.ablation_figure(ablation_table(full(), ABLATIONS))
+    lines = {line.get_label(): matplotlib.colors.to_hex(line.get_color()) for line in figure.axes[1].get_lines()}
+    assert len(lines) == len(ABLATIONS.runs)
+
+    def is_grey(colour: str) -> bool:  # any grey, the default cycle's own included
+        red, green, blue = matplotlib.colors.to_rgb(colour)
+        return max(red, green, blue) - min(red, green, blue) < 0.05
+
+    assert {run for run, colour in lines.items() if is_grey(colour)} == set(SEEDS)
+    others = [colour for run, colour in lines.items() if run not in SEEDS]
+    assert len(set(others)) == len(others)  # 9 modified runs, 9 colours
+    matplotlib.pyplot.close(figure)

@@ -656,11 +656,13 @@ def ablation_figure(table: "AblationTable") -> Figure:
                          rotation=60, ha="right", fontsize=8)
     runs_axis.set(ylabel="val top-1 (%)", title="val top-1 per run")
     seeds = [row.run for row in table.recorded if row.kind == "seed"]
-    for index, row in enumerate(table.recorded):
+    modified = [row.run for row in table.recorded if row.kind != "seed"]
+    colours = [f"C{index}" for index in range(10) if index != 7]  # the default cycle without its grey: the seeds'
+    for row in table.recorded:
         epochs = [point["epoch"] for point in row.history]
         seed = row.kind == "seed"
         epochs_axis.plot(epochs, [100 * point["val_top1"] for point in row.history], marker=".", label=row.run,
-                         color="grey" if seed else f"C{index % 10}",
+                         color="grey" if seed else colours[modified.index(row.run) % len(colours)],
                          linestyle=("-", "--", ":", "-.")[seeds.index(row.run) % 4] if seed else "-")
     epochs_axis.set(xlabel="epoch", ylabel="val top-1 (%)", title="val top-1 per epoch")
     for axis in (runs_axis, epochs_axis):
