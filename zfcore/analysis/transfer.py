@@ -253,8 +253,8 @@ def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np
         if journal is not None:
             key = journal_key(**inputs, seed=split.seed, train=content_digest(np.asarray(split.train)),
                               test=content_digest(np.asarray(split.test)))
-            if key in journal:
-                entry = journal.get(key)
+            entry = journal.get(key)
+            if entry is not None:
                 result.seeds.append(split.seed)
                 result.weight_decays.append(None)
                 result.accuracies.append(entry["accuracy"])
