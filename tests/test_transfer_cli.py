@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zfcore.__main__ import run
+from zfcore.__main__ import _parser, run
 from zfcore.checkpoints import build_model, checkpoint_state, save_checkpoint
 from zfcore.profiles import TrainConfig
 from zfcore.transfer_run import TransferPlan
@@ -20,7 +20,7 @@ COMMITTED = Path(__file__).resolve().parents[1] / "data" / "experiments"
 CLASSES = ("accordion", "airplanes", "anchor", "yin_yang")  # yin_yang/image_0001.jpg: the extraction's marker
 COLOURS = np.array([[230, 30, 30], [30, 200, 40], [40, 50, 220], [240, 220, 30]])
 TINY = ("--frozen-sizes", "1,3", "--splits", "2", "--network-sizes", "3", "--scratch-sizes", "2",
-        "--finetune-steps", "2", "--scratch-steps", "2", "--probe-per-class", "3")
+        "--finetune-steps", "2", "--scratch-steps", "2", "--probe-per-class", "3", "--network-seeds", "1")
 
 
 @pytest.fixture(autouse=True)
@@ -138,6 +138,15 @@ def test_bad_options_are_one_clear_error_before_any_work(setup, tmp_path, monkey
     code, _, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, *args)
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_defaults_are_the_default_plan():
+    args = _parser().parse_args(["transfer"])
+    plan = TransferPlan()
+    for name in ("frozen_sizes", "splits", "network_sizes", "scratch_sizes", "network_seeds", "finetune_steps",
+                 "scratch_steps", "probe_losses", "probe_per_class"):
+        assert getattr(args, name) == getattr(plan, name), name
+    assert args.probe_layers is None  # None: every layer, the plan's default
 
 
 def test_the_default_plan_is_the_committed_results_settings():

@@ -135,16 +135,16 @@ def _parser() -> argparse.ArgumentParser:
                               help="training images per class of the frozen-fc7 softmax (default: 1,2,5,10,15,30)")
     transfer_cmd.add_argument("--network-sizes", type=_sizes, default=(15, 30), metavar="N,N,...",
                               help="sizes of the fine-tuned and from-scratch networks (default: 15,30)")
-    transfer_cmd.add_argument("--scratch-sizes", type=_sizes, default=(5, 15, 30), metavar="N,N,...",
-                              help="further sizes of the from-scratch curve (default: 5,15,30)")
+    transfer_cmd.add_argument("--scratch-sizes", type=_sizes, default=(15, 30), metavar="N,N,...",
+                              help="further sizes of the from-scratch curve (default: 15,30)")
     transfer_cmd.add_argument("--splits", type=_positive_int, default=5,
                               help="random splits of the frozen softmax and the probes (default: 5)")
-    transfer_cmd.add_argument("--network-seeds", type=_positive_int, default=1, metavar="K",
-                              help="splits of the fine-tuned and from-scratch networks (default: 1)")
+    transfer_cmd.add_argument("--network-seeds", type=_positive_int, default=5, metavar="K",
+                              help="splits of the fine-tuned and from-scratch networks (default: 5)")
     transfer_cmd.add_argument("--finetune-steps", type=_positive_int, default=150, metavar="N",
                               help="SGD steps of fine-tuning (default: 150)")
-    transfer_cmd.add_argument("--scratch-steps", type=_positive_int, default=200, metavar="N",
-                              help="SGD steps of training from scratch (default: 200, too short to be fair)")
+    transfer_cmd.add_argument("--scratch-steps", type=_positive_int, default=3000, metavar="N",
+                              help="SGD steps of training from scratch (default: 3000)")
     transfer_cmd.add_argument("--probe-layers", type=_names, default=None, metavar="LAYER,...",
                               help="the probes' layers (default: conv1,...,fc7)")
     transfer_cmd.add_argument("--probe-losses", type=_names, default=("softmax",), metavar="LOSS,...",

@@ -46,8 +46,7 @@ class TransferPlan:
         network_sizes: sizes of the fine-tuning and from-scratch rows of Table 4.
         scratch_sizes: further sizes of the from-scratch curve.
         network_seeds: splits of the fine-tuned and from-scratch networks (each one a training run).
-        finetune_steps, scratch_steps: SGD steps of each network (:class:`NetworkRecipe`; the committed
-            200-step scratch recipe is too short to be a fair baseline).
+        finetune_steps, scratch_steps: SGD steps of each network (:class:`NetworkRecipe`).
         probe_layers: the layers of Table 7 (two or more, in order).
         probe_losses: the probes' classifiers, of :data:`zfcore.analysis.probes.LOSSES`.
         probe_per_class: training images per class of the probes (the paper: 30).
@@ -56,10 +55,10 @@ class TransferPlan:
     frozen_sizes: tuple[int, ...] = (1, 2, 5, 10, 15, 30)
     splits: int = 5
     network_sizes: tuple[int, ...] = (15, 30)
-    scratch_sizes: tuple[int, ...] = (5, 15, 30)
-    network_seeds: int = 1
+    scratch_sizes: tuple[int, ...] = (15, 30)
+    network_seeds: int = 5
     finetune_steps: int = 150
-    scratch_steps: int = 200
+    scratch_steps: int = 3000
     probe_layers: tuple[str, ...] = FEATURE_LAYERS
     probe_losses: tuple[str, ...] = ("softmax",)
     probe_per_class: int = 30
