@@ -84,7 +84,7 @@ def test_ablations_share_one_budget_and_cover_table3() -> None:
 
 
 def test_unknown_experiment_lists_the_valid_ones(tmp_path) -> None:
-    with pytest.raises(ValueError, match=r"experiment='table9' is not valid; valid experiments: \('ablations', 'ci'\)"):
+    with pytest.raises(ValueError, match=r"experiment='table9' is not valid; valid experiments: \('ablations', 'verdict-runs', 'ci'\)"):
         run_experiment("table9", **places(tmp_path))
     result = cli("experiment", "table9", "--status")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
@@ -169,3 +169,141 @@ def test_results_of_another_version_or_recipe_are_refused(tmp_path, monkeypatch)
     with pytest.raises(ValueError):
         run_experiment("ci", progress=False, **where)
     assert results.read_text() == before
+
+
+# -- verdict-runs: the 28-epoch runs, their final evaluation, reference rows, kept weights, provenance --------------
+
+
+def test_verdict_runs_change_one_thing_each_from_the_reference_recipe() -> None:
+    experiment = get_experiment("verdict-runs")
+    book, alexnet = get_profile("book").train, get_profile("book-alexnet").train
+    expected = {
+        "no-label-smoothing": ["label_smoothing"], "book-seed1": ["seed"], "book-seed2": ["seed"],
+        "no-fc6-fc7": ["remove"], "no-conv3-conv4": ["remove"], "no-conv3-conv4-matched": ["widths", "fc", "remove"],
+        "no-dropout": ["dropout"], "alexnet-seed1": ["seed"], "alexnet-seed2": ["seed"],
+        "paper-inputs-renorm": ["init", "preprocessing"],
+        "paper-inputs-no-renorm": ["init", "preprocessing", "renorm_rms"], "random-labels": ["random_labels"],
+        "no-conv3-conv4-fc6-fc7": ["remove"],
+    }
+    assert [name for name, _ in experiment.runs] == list(expected)  # the order: required runs first
+    for name, config in experiment.runs:
+        base = alexnet if name.startswith("alexnet") else book
+        assert sorted(base.recipe_differences(config)) == sorted(expected[name]), name
+        assert (config.epochs, config.num_classes, config.classes_limit, config.train_per_class) == (28, 200, 0, 0)
+    runs = dict(experiment.runs)
+    assert abs(parameter_count(runs["no-conv3-conv4-matched"]) - parameter_count(book)) < 0.01 * parameter_count(book)
+    assert runs["paper-inputs-no-renorm"].renorm_rms == 0 and runs["paper-inputs-renorm"].renorm_rms == book.renorm_rms
+    assert experiment.references == (("book-seed0", "ZF64_TINY_IMAGENET"), ("alexnet-seed0", "ALEXNET64_TINY_IMAGENET"))
+    assert experiment.final_evaluation and experiment.optional == tuple(expected)[8:]
+    assert experiment.keep_weights == ("no-label-smoothing", "book-seed1", "alexnet-seed1", "paper-inputs-no-renorm")
+    with pytest.raises(ValueError, match=r"keep_weights/optional=\['nope'\] are not valid"):
+        experiments.Experiment("x", 1, "", "", experiment.runs[:1], keep_weights=("nope",))
+    with pytest.raises(ValueError, match=r"references=\['NOPE'\] are not valid"):
+        experiments.Experiment("x", 1, "", "", experiment.runs[:1], references=(("a", "NOPE"),))
+
+
+def test_random_labels_are_one_fixed_class_balanced_permutation_of_the_training_labels_only() -> None:
+    import numpy as np
+
+    from zfcore.data.sources import eval_batches, training_data
+
+    shuffled = CI.replace(random_labels=True)
+    plain, random = training_data(CI), training_data(shuffled)
+    true, permuted = plain.train.labels, random.train.labels
+    assert not torch_equal(true, permuted) and (true == permuted).float().mean() < 0.3
+    assert torch_equal(true.bincount(), permuted.bincount())  # class sizes kept
+    assert torch_equal(training_data(shuffled).train.labels, permuted)  # one fixed permutation
+    assert torch_equal(plain.val.labels, random.val.labels) and plain.sha256 != random.sha256
+    evaluated = np.concatenate([labels.numpy() for _, labels in eval_batches(shuffled, 64, split="train")])
+    assert (evaluated == permuted.numpy()).all()  # training accuracy is measured on the labels it trained on
+    with pytest.raises(ValueError, match=r"random_labels=True is not available for dataset='imagenette'"):
+        get_profile("imagenette").train.replace(random_labels=True)
+    with pytest.raises(ValueError, match=r"split='test' is not valid; valid splits: \('val', 'train'\)"):
+        eval_batches(CI, 8, split="test")
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return torch.equal(a, b)
+
+
+def test_runner_records_references_final_evaluation_device_kept_weights_and_commits(tmp_path, monkeypatch) -> None:
+    from zfcore.weights import ReferenceWeights, load_reference
+
+    where = places(tmp_path)
+    where["results_dir"].mkdir()
+    git = lambda *args: subprocess.run(["git", *args], cwd=where["results_dir"], capture_output=True, text=True,
+                                       check=True).stdout
+    git("init", "--quiet")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "test")
+    ci = get_experiment("ci")
+    run, config = ci.runs[0]
+    monkeypatch.setitem(experiments._DEFINITIONS, "final", lambda: experiments.Experiment(
+        "final", 1, "a test", "ci", ci.runs[:1], references=(("book-seed0", "ZF64_TINY_IMAGENET"),),
+        final_evaluation=True, keep_weights=(run,)))
+    real_evaluation = experiments.evaluate_checkpoint
+    reference_path = ReferenceWeights.DEFAULT.value.path()
+
+    def evaluation(checkpoint, **kwargs):  # the reference's 90,000 images would take minutes here
+        if checkpoint == reference_path:
+            assert kwargs["train_accuracy"]
+            return {"train": {"top1": 0.61, "loss": 1.7}}
+        return real_evaluation(checkpoint, **kwargs)
+
+    monkeypatch.setattr(experiments, "evaluate_checkpoint", evaluation)
+    results = run_experiment("final", progress=False, commit=True, **where)
+    assert list(results["runs"]) == ["book-seed0", run]
+    reference = results["runs"]["book-seed0"]
+    assert (reference["val_top1"], reference["val_top1_10crop"], reference["train_top1_eval"]) == (0.4093, 0.43, 0.61)
+    assert reference["device"] == ReferenceWeights.DEFAULT.value.meta.hardware and reference["epochs"] == 28
+    record = results["runs"][run]
+    for key in ("val_top1_10crop", "val_top5_10crop", "train_top1_eval"):
+        assert 0 <= record[key] <= 1, key
+    assert record["val_top5_10crop"] >= record["val_top1_10crop"]
+    assert record["device"].startswith("cpu: ") and "threads" in record["device"]
+    assert record["dataset_sha256"] == load_checkpoint(where["runs_dir"] / "final" / run / "checkpoint.pt")["dataset_sha256"]
+    kept = where["results_dir"] / "final" / f"{run}.pt"
+    assert record["weights"]["file"] == f"final/{run}.pt"
+    assert record["weights"]["sha256"] == experiments.sha256(kept)
+    loaded = load_reference(kept)
+    assert loaded.meta["metrics"]["val_top1_10crop"] == record["val_top1_10crop"]
+    assert loaded.meta["weights_dtype"] == "torch.bfloat16"
+    assert (where["runs_dir"] / "final" / run / "weights.pt").is_file()  # every run keeps its probe-ready weights
+    log = git("log", "--format=%s", "--name-only")
+    assert f"final: {run} recorded (val top-1" in log and "final: book-seed0 recorded" in log
+    assert f"final/{run}.pt" in log and git("status", "--porcelain") == ""
+    text = str(experiment_status("final", **where))
+    assert "published reference, not trained again" in text and "cpu: " in text and "2 done" in text
+
+
+def test_results_go_into_the_repository_only_from_a_committed_tree(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(experiments, "ROOT", tmp_path)
+    monkeypatch.setattr(experiments, "code_version", lambda: "0123abc+dirty")
+    where = places(tmp_path)
+    monkeypatch.setattr(experiments, "train", lambda *args, **kwargs: pytest.fail("trained from a dirty tree"))
+    with pytest.raises(ValueError, match=r"zfcore has uncommitted changes, and .*ci.json is tracked.*--allow-dirty"):
+        run_experiment("ci", progress=False, **where)
+    assert not (where["results_dir"] / "ci.json").exists()
+
+    class Trained(Exception):
+        pass
+
+    def trained(*args, **kwargs):
+        raise Trained
+
+    monkeypatch.setattr(experiments, "train", trained)
+    with pytest.raises(Trained):  # allowed, it gets as far as training
+        run_experiment("ci", progress=False, allow_dirty=True, **where)
+
+
+def test_recorded_runs_whose_recipe_prose_changed_are_still_the_same_runs(tmp_path) -> None:
+    where = places(tmp_path)
+    name, config = get_experiment("ci").runs[0]
+    recorded = json.loads(json.dumps(asdict(config.replace(deviations=(("other", "prose"),), workers=3))))
+    del recorded["random_labels"]  # written before the field existed
+    (where["results_dir"]).mkdir()
+    (where["results_dir"] / "ci.json").write_text(json.dumps({"experiment": "ci", "version": 1, "runs": {name: {
+        "config": recorded, "epochs": 2, "wall_minutes": 1.0, "val_top1": 0.2}}}))
+    assert experiment_status("ci", **where).count("done") == 1

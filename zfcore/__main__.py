@@ -111,11 +111,18 @@ def _parser() -> argparse.ArgumentParser:
                     "finished run in data/experiments/NAME.json at once (commit it). A restart skips recorded runs\n"
                     "and resumes the unfinished one. Start long ones in the background:\n"
                     "  nohup python -m zfcore experiment ablations > runs/experiments/ablations.log 2>&1 &")
-    experiment_cmd.add_argument("name", metavar="NAME", help="the experiment, e.g. ablations (Table 3) or ci")
+    experiment_cmd.add_argument("name", metavar="NAME",
+                                help="the experiment: ablations (Table 3 at 6 epochs), verdict-runs (the 28-epoch runs "
+                                     "that test C5, C8-C10) or ci (a seconds-long miniature)")
     experiment_cmd.add_argument("--status", action="store_true",
                                 help="show what is done, running and left, and the estimated time left; train nothing")
     experiment_cmd.add_argument("--results", type=Path, help="where NAME.json goes (default: data/experiments)")
     experiment_cmd.add_argument("--runs", type=Path, help="where the runs' folders go (default: runs/experiments)")
+    experiment_cmd.add_argument("--allow-dirty", action="store_true",
+                                help="record into the repository although zfcore has uncommitted changes (recorded as "
+                                     "'+dirty'; refused by default)")
+    experiment_cmd.add_argument("--commit", action="store_true",
+                                help="git-commit the results file (and kept weights) after each finished run")
     _data_options(experiment_cmd)
 
     transfer_cmd = commands.add_parser(
@@ -197,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
         places = {"results_dir": args.results, "runs_dir": args.runs}
         if not args.status:
-            run_experiment(args.name, **places)
+            run_experiment(args.name, allow_dirty=args.allow_dirty, commit=args.commit, **places)
         print(experiment_status(args.name, **places))
         return 0
     if args.command == "transfer":

@@ -10,11 +10,13 @@ AVX512-BF16, fp32 elsewhere. :func:`exact_float32` turns TF32 off for work that 
 from __future__ import annotations
 
 import contextlib
+import platform
 from typing import Iterator
 
 import torch
 
-__all__ = ["PRECISIONS", "autocast", "autocast_dtype", "default_device", "exact_float32", "model_device"]
+__all__ = ["PRECISIONS", "autocast", "autocast_dtype", "default_device", "describe_device", "exact_float32",
+           "model_device"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -22,6 +24,22 @@ PRECISIONS = ("auto", "fp32", "bf16")
 def default_device() -> torch.device:
     """CUDA device 0 when a GPU is available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def describe_device(device: torch.device | str) -> str:
+    """What ``device`` is, in words, for the record of a run: the GPU's name, or the CPU's model, its bf16
+    support and the threads used (e.g. ``"cpu: Intel(R) Xeon(R) Processor, AVX512-BF16, 2 threads"``)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    except OSError:
+        pass
+    bf16 = "AVX512-BF16" if torch.cpu._is_avx512_bf16_supported() else "no AVX512-BF16 (fp32)"
+    return f"{device.type}: {model}, {bf16}, {torch.get_num_threads()} threads"
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

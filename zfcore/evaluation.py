@@ -68,25 +68,32 @@ def ten_crop_logits(model: nn.Module, views: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_checkpoint(checkpoint: str | Path | None = None, *, limit: int = 0, ten_crop: bool = False,
-                        batch_size: int = 250) -> dict[str, Any]:
+                        train_accuracy: bool = False, batch_size: int = 250,
+                        device: torch.device | str = "cpu") -> dict[str, Any]:
     """Top-1/top-5 (and loss) of a checkpoint on the validation set of the data it was trained on.
 
     Args:
         checkpoint: a training ``checkpoint.pt`` or a reference weights file (default: the reference).
-        limit: evaluate the first ``limit`` validation images only (``0``: all).
+        limit: evaluate the first ``limit`` images of each split only (``0``: all).
         ten_crop: also compute the 10-crop accuracy.
+        train_accuracy: also measure the training images (centre view, no augmentation) in eval mode, with
+            the labels the run trained on: how well it fits its data, without dropout's noise.
         batch_size: images per forward pass (x10 with ``ten_crop``).
+        device: where to compute (default the CPU).
 
     Returns:
-        ``{"single": {...}, "ten_crop": {...}?, "images": N}`` with ``loss``, ``top1``, ``top5`` each.
+        ``{"single": {...}, "ten_crop": {...}?, "train": {...}?, "images": N}`` with ``loss``, ``top1``,
+        ``top5`` each (``images``: the validation images).
     """
     if limit < 0:
         raise ValueError(f"limit={limit!r}: must be 0 (all images) or a positive count")
     reference = load_reference(checkpoint)
-    config, model = reference.config, reference.model
-    single = evaluate(model, eval_batches(config, batch_size, limit=limit))
+    config, model = reference.config, reference.model.to(device)
+    single = evaluate(model, eval_batches(config, batch_size, limit=limit), device=device)
     result: dict[str, Any] = {"single": single, "images": int(single["images"])}
     if ten_crop:
         result["ten_crop"] = evaluate(model, eval_batches(config, batch_size, ten_crop=True, limit=limit),
-                                      transform=ten_crop_logits)
+                                      transform=ten_crop_logits, device=device)
+    if train_accuracy:
+        result["train"] = evaluate(model, eval_batches(config, batch_size, limit=limit, split="train"), device=device)
     return result

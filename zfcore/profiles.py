@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields, replace
 from numbers import Integral, Real
 from typing import Any, Callable
 
-__all__ = ["DATASETS", "FIG4_PAPER_EPOCHS", "INITS", "PREPROCESSING", "PROFILES", "PROFILE_ENV", "REMOVABLE",
+__all__ = ["DATASETS", "FIG4_PAPER_EPOCHS", "HOW_RUN_FIELDS", "INITS", "PREPROCESSING", "PROFILES", "PROFILE_ENV", "REMOVABLE",
            "SCHEDULES", "STYLES", "Profile", "TrainConfig", "active_profile", "get_profile"]
 
 PROFILE_ENV = "ZFBOOK_PROFILE"
@@ -38,6 +38,9 @@ INITS = ("paper", "he", "torch")
 STYLES = ("zf", "alexnet")
 SCHEDULES = ("plateau", "cosine")
 REMOVABLE = ("conv3", "conv4", "fc6", "fc7")  # the layers Table 3 removes (zfcore.models.REMOVABLE_LAYERS; tested)
+HOW_RUN_FIELDS = ("workers", "compile", "deviations")
+"""TrainConfig fields that say how batches are made and run, or give prose, not what is learned: a resumed run
+may change them (with a warning), and a recorded experiment run is the same recipe whatever they hold."""
 
 
 def _check_number(name: str, value: object, valid: str, in_range: Callable[[float], bool]) -> None:
@@ -77,6 +80,9 @@ class TrainConfig:
         renorm_rms: filter renormalisation radius after each step (the paper: 0.1; ``0`` turns it off).
         label_smoothing: cross-entropy label smoothing (the paper: 0).
         seed: seeds model init, data order and augmentation.
+        random_labels: train on the training labels permuted once across the images by a fixed seeded
+            permutation (class sizes kept; validation labels untouched): Adebayo et al.'s (2018)
+            data-randomisation test. Default ``False``.
         classes_limit, train_per_class, val_per_class: subsets for quick runs (``0``: all).
         workers: DataLoader workers for file-based (224 px) datasets.
         compile: wrap the model in ``torch.compile``.
@@ -109,6 +115,7 @@ class TrainConfig:
     renorm_rms: float = 0.1
     label_smoothing: float = 0.0
     seed: int = 0
+    random_labels: bool = False
     classes_limit: int = 0
     train_per_class: int = 0
     val_per_class: int = 0
@@ -135,7 +142,7 @@ class TrainConfig:
                 or list(self.remove) != sorted(set(self.remove), key=REMOVABLE.index)):
             raise ValueError(f"remove={self.remove!r} is not valid; give a tuple of distinct layer names in network "
                              f"order, any of {REMOVABLE}")
-        for name in ("lrn", "compile"):
+        for name in ("lrn", "compile", "random_labels"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be True or False")
         _check_number("lr", self.lr, "> 0", lambda value: value > 0)
@@ -143,6 +150,9 @@ class TrainConfig:
             _check_number(name, getattr(self, name), "in [0, 1)", lambda value: 0 <= value < 1)
         for name in ("weight_decay", "warmup_epochs", "renorm_rms"):
             _check_number(name, getattr(self, name), ">= 0 (0: off)", lambda value: value >= 0)
+        if self.random_labels and self.dataset != "tiny-imagenet":
+            raise ValueError(f"random_labels=True is not available for dataset={self.dataset!r}; valid only with "
+                             f"the cached 64-px data, dataset='tiny-imagenet'")
         if self.warmup_epochs and self.schedule != "cosine":
             raise ValueError(f"warmup_epochs={self.warmup_epochs!r} needs schedule='cosine'; "
                              "the paper's plateau schedule has no warm-up (use 0)")
@@ -158,6 +168,11 @@ class TrainConfig:
             raise TypeError(f"unknown TrainConfig field(s) {', '.join(map(repr, unknown))}; "
                              f"valid fields: {', '.join(f.name for f in fields(self))}")
         return replace(self, **changes)
+
+    def recipe_differences(self, other: "TrainConfig") -> list[str]:
+        """The fields in which ``other`` is another recipe than this one (all but :data:`HOW_RUN_FIELDS`)."""
+        return [f.name for f in fields(self)
+                if f.name not in HOW_RUN_FIELDS and getattr(self, f.name) != getattr(other, f.name)]
 
     def fig4_epochs(self) -> tuple[int, ...]:
         """The paper's Fig. 4 epochs (1, 2, 5, 10, 20, 30, 40, 64 of 70) scaled to this run's length."""

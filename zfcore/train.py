@@ -39,7 +39,7 @@ from zfcore.data.sources import TrainingData, training_data
 from zfcore.devices import PRECISIONS, autocast, autocast_dtype
 from zfcore.evaluation import evaluate
 from zfcore.models import renormalize_filters
-from zfcore.profiles import TrainConfig
+from zfcore.profiles import HOW_RUN_FIELDS, TrainConfig
 
 __all__ = ["METRIC_FIELDS", "DivergedError", "StepCallback", "read_metrics", "train"]
 
@@ -47,8 +47,6 @@ METRIC_FIELDS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "v
                  "epoch_seconds", "wall_seconds")
 StepCallback = Callable[[int, int, float], None]
 """Called after every optimiser step as ``callback(epoch, step, loss)``; raising stops the run."""
-RESUME_WARNS = ("workers", "compile", "deviations")
-"""Settings a resumed run may change (with a warning): how batches are made and run, and prose."""
 CHECK_EVERY = 20
 """Steps between two looks at the loss (each look waits for the device; the progress bar looks as often)."""
 
@@ -94,7 +92,7 @@ def train(
     - Refused with :class:`ValueError` naming every difference, because they change what is learned
       and the history would mix two recipes: ``dataset``, ``dropout``, ``init``, ``preprocessing``,
       ``batch_size``, ``lr``, ``momentum``, ``weight_decay``, ``schedule``, ``warmup_epochs``,
-      ``plateau_patience``, ``renorm_rms``, ``label_smoothing``, ``seed``, the subset
+      ``plateau_patience``, ``renorm_rms``, ``label_smoothing``, ``seed``, ``random_labels``, the subset
       (``classes_limit``, ``train_per_class``, ``val_per_class``), and data whose checksum differs from
       the checkpoint's ``dataset_sha256``. ``epochs`` under the cosine schedule (whose shape depends
       on it) is refused too; use ``stop_after`` to end a run early.
@@ -271,7 +269,7 @@ def _check_resumed_recipe(saved: TrainConfig, config: TrainConfig, resume: str |
         )
     changed = [field.name for field in fields(TrainConfig)
                if field.name not in ARCH_FIELDS and getattr(saved, field.name) != getattr(config, field.name)]
-    refused = [name for name in changed if name not in (*RESUME_WARNS, "epochs")]
+    refused = [name for name in changed if name not in (*HOW_RUN_FIELDS, "epochs")]
     if refused:
         differences = "; ".join(f"{name}: {getattr(saved, name)!r} in the run, {getattr(config, name)!r} now"
                                 for name in refused)

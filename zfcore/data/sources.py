@@ -3,8 +3,9 @@
 One place chooses between the two kinds of data: Tiny ImageNet (64 px) comes from a uint8 cache
 (:class:`~zfcore.data.loader.TensorBatches`), ImageNet and Imagenette (224 px) from image files
 (:class:`~zfcore.data.loader.FileBatches`). :func:`training_data` gives the train and validation
-batches of a run; :func:`eval_batches` the validation batches of a trained network, single centre
-view or the paper's 10 crops.
+batches of a run; :func:`eval_batches` the validation (or training) batches of a trained network,
+single centre view or the paper's 10 crops. :func:`training_labels` gives the labels a run trains on
+(permuted once for Adebayo et al.'s data-randomisation test, ``TrainConfig.random_labels``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,13 @@ __all__ = [
     "pixel_mean",
     "ten_crops",
     "training_data",
+    "training_labels",
 ]
 
 FILE_DATASETS = ("imagenette", "imagenet")
 CACHED_PAD = 4  # ZF-64 trains on 64-px crops of the 4-px reflect-padded image
+RANDOM_LABELS_SEED = 20180000
+"""Seeds the one permutation of the training labels of ``random_labels`` runs (the same for every such run)."""
 
 
 class Batches(Protocol):
@@ -129,22 +133,34 @@ def training_data(config: TrainConfig, *, num_replicas: int = 1, rank: int = 0,
     val = cached_split("val", classes=config.classes_limit, per_class=config.val_per_class)
     _check_classes(config, train.classes)
     mean_image = mean_image_for(config)
+    labels = training_labels(config, train.labels)
     return TrainingData(
-        train=TensorBatches(train.images, train.labels, per_process, train=True, seed=config.seed, pad=CACHED_PAD,
+        train=TensorBatches(train.images, labels, per_process, train=True, seed=config.seed, pad=CACHED_PAD,
                             channels_last=True, mean_image=mean_image, num_replicas=num_replicas, rank=rank),
         val=TensorBatches(val.images, val.labels, min(500, len(val)), train=False, channels_last=True,
                           mean_image=mean_image),
         classes=train.classes,
         class_names=train.class_names,
-        sha256=_checksum([train.images, train.labels, val.images, val.labels]),
+        sha256=_checksum([train.images, labels, val.images, val.labels]),
         train_images=len(train),
         mean_image=mean_image,
     )
 
 
-def eval_batches(config: TrainConfig, batch_size: int, *, ten_crop: bool = False,
-                 limit: int = 0) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    """The validation batches of ``config``'s data, preprocessed as the network was trained.
+def training_labels(config: TrainConfig, labels: np.ndarray) -> np.ndarray:
+    """The labels ``config`` trains on: ``labels`` themselves, or with ``config.random_labels`` the same labels
+    permuted across the images by one fixed permutation (seeded by :data:`RANDOM_LABELS_SEED`, so every
+    such run and its evaluation see the same; the class sizes are kept). Cached data only (the config
+    refuses ``random_labels`` for file-based datasets).
+    """
+    if not config.random_labels:
+        return labels
+    return np.asarray(labels)[np.random.default_rng(RANDOM_LABELS_SEED).permutation(len(labels))]
+
+
+def eval_batches(config: TrainConfig, batch_size: int, *, ten_crop: bool = False, limit: int = 0,
+                 split: str = "val") -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """The validation (or training) batches of ``config``'s data, preprocessed as the network was trained.
 
     Args:
         config: the recipe the network was trained with (dataset, subset, preprocessing).
@@ -152,20 +168,26 @@ def eval_batches(config: TrainConfig, batch_size: int, *, ten_crop: bool = False
         ten_crop: yield ``[B, 10, 3, S, S]`` views (the paper's corners + centre and their flips:
             of the 256² centre square at 224 px, of the 4-px reflect-padded image at 64 px) instead of
             the single centre view ``[B, 3, S, S]``.
-        limit: the first ``limit`` validation images only (``0``: all).
+        limit: the first ``limit`` images only (``0``: all).
+        split: ``"val"`` (default) or ``"train"``: the training images, unaugmented, with the labels the
+            run trained on (:func:`training_labels`), to measure training accuracy in eval mode.
     """
     _check_dataset(config)
     if limit < 0:
         raise ValueError(f"limit={limit!r}: must be 0 (all images) or a positive count")
+    if split not in ("val", "train"):
+        raise ValueError(f"split={split!r} is not valid; valid splits: ('val', 'train')")
     if config.dataset in FILE_DATASETS:
         transform = ten_crop_transform(config.input_size) if ten_crop else eval_transform(config.input_size)
-        val = _file_split(config, "val", transform)
+        files = _file_split(config, split, transform)
         if limit:
-            val = Subset(val, range(min(limit, len(val))))
-        return FileBatches(val, batch_size, train=False, workers=config.workers)
-    val = cached_split("val", classes=config.classes_limit, per_class=config.val_per_class)
-    count = min(limit, len(val)) if limit else len(val)
-    batches = TensorBatches(val.images[:count], val.labels[:count], batch_size, train=False, channels_last=True,
+            files = Subset(files, range(min(limit, len(files))))
+        return FileBatches(files, batch_size, train=False, workers=config.workers)
+    data = cached_split(split, classes=config.classes_limit,
+                        per_class=config.val_per_class if split == "val" else config.train_per_class)
+    labels = data.labels if split == "val" else training_labels(config, data.labels)
+    count = min(limit, len(data)) if limit else len(data)
+    batches = TensorBatches(data.images[:count], labels[:count], batch_size, train=False, channels_last=True,
                             mean_image=mean_image_for(config))
     if not ten_crop:
         return batches
