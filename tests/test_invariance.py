@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from zfcore.analysis.invariance import (KINDS, linearity, mean_interval, paper_amounts, transform_sweep, transformed_views,
+from zfcore.analysis.invariance import (KINDS, linearity, paper_amounts, transform_sweep, transformed_views,
                                         typical_distances)
 from zfcore.data.loader import normalize
 from zfcore.models import zfnet
@@ -104,10 +104,3 @@ def test_bad_inputs(model, sources, arguments, message):
         transform_sweep(model, **call)
     with pytest.raises(ValueError, match="at least 2"):
         typical_distances(model, torch.zeros(1, 3, 64, 64))
-
-
-def test_mean_interval():
-    mean, low, high = mean_interval(torch.arange(100.0))
-    assert mean == 49.5 and low < mean < high and high - low < 20
-    with pytest.raises(ValueError, match="empty"):
-        mean_interval(torch.empty(0))

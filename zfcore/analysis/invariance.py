@@ -38,7 +38,7 @@ from zfcore.devices import model_device
 from zfcore.models import ZFNet
 
 __all__ = ["KINDS", "PAPER_SHIFT_PX", "PAPER_SIZE", "ROTATION_SYMMETRIC_CLASSES", "InvarianceSweep", "linearity",
-           "mean_interval", "paper_amounts", "transform_sweep", "transformed_views", "typical_distances"]
+           "paper_amounts", "transform_sweep", "transformed_views", "typical_distances"]
 
 KINDS = ("translate", "scale", "rotate")
 """Fig. 5's rows a-c: vertical translation (pixels of the input), scale (factor), rotation (degrees)."""
@@ -263,13 +263,3 @@ def linearity(sizes: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
     x_centred, y_centred = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
     covariance = (x_centred * y_centred).sum(1)
     return covariance**2 / ((x_centred**2).sum(1) * (y_centred**2).sum(1))
-
-
-def mean_interval(values: torch.Tensor, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """The mean of ``values`` and its 95 % bootstrap interval (resampling the values): ``(mean, low, high)``."""
-    values = values.double().reshape(-1)
-    if not len(values):
-        raise ValueError("values are empty: need at least one value for a mean")
-    generator = torch.Generator().manual_seed(seed)
-    means = values[torch.randint(0, len(values), (draws, len(values)), generator=generator)].mean(1)
-    return float(values.mean()), float(means.quantile(0.025)), float(means.quantile(0.975))

@@ -272,13 +272,6 @@ class BoxSensitivity:
     changed_inside: torch.Tensor
     changed_outside: torch.Tensor
 
-    def bootstrap(self, values: torch.Tensor, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
-        """The 95 % bootstrap interval of the mean of ``values`` over images (resampling images)."""
-        generator = torch.Generator().manual_seed(seed)
-        picks = torch.randint(0, len(values), (draws, len(values)), generator=generator)
-        means = values.double()[picks].mean(1)
-        return float(means.quantile(0.025)), float(means.quantile(0.975))
-
 
 def box_sensitivity(maps: OcclusionMaps, boxes: torch.Tensor | np.ndarray) -> BoxSensitivity:
     """Mean p(true) and changed predictions with the occluder's centre inside vs outside each image's box.
