@@ -131,7 +131,9 @@ def test_one_image_broadcasts_over_channels_at_their_maxima():
     maxima = [divmod(activation[c].flatten().argmax().item(), activation.shape[2]) for c in range(WIDTHS[1])]
     broadcast = project(model, image, "conv2", torch.arange(WIDTHS[1]))
     explicit = project(model, image.expand(WIDTHS[1], -1, -1, -1), "conv2", range(WIDTHS[1]), maxima)
-    assert torch.equal(broadcast, explicit)
+    # one forward pass of 1 image against one of 24 copies: float64 sums depend on the batch size and the
+    # thread count, so equal to rounding (as in test_batch_equals_single_calls), not bitwise
+    torch.testing.assert_close(broadcast, explicit, rtol=1e-12, atol=1e-12 * float(explicit.abs().max()))
 
 
 def test_eval_semantics_and_mode_restored():

@@ -138,7 +138,9 @@ def test_pooled_features_are_max_pooled_maps_and_cached(model, tmp_path):
     again = pooled_features(model, pixels, cache_dir=tmp_path)
     assert all(torch.equal(again[layer], features[layer]) for layer in FEATURE_LAYERS)
     other = pooled_features(model, pixels[::-1].copy(), layers=("fc7",), cache_dir=tmp_path)
-    assert torch.equal(other["fc7"], features["fc7"].flip(0)) and len(list(tmp_path.glob("*.pt"))) == 2
+    assert len(list(tmp_path.glob("*.pt"))) == 2  # other pixels: computed anew and cached beside the first
+    # fp32 sums depend on the batch order and the thread count: equal to rounding, not bitwise
+    torch.testing.assert_close(other["fc7"], features["fc7"].flip(0), rtol=1e-5, atol=1e-6)
 
 
 def test_pooled_features_refuse_bad_arguments(model):
