@@ -281,7 +281,7 @@ def test_unknown_recipe_field_lists_the_valid_ones() -> None:
     (("train", "--renorm-rms", "off"),
      "error: argument --renorm-rms: 'off' is not valid; give a number (see 'python -m zfcore train --help')"),
     (("experiment", "table9"),
-     "error: experiment='table9' is not valid; valid experiments: ('ablations', 'ci')"),
+     "error: experiment='table9' is not valid; valid experiments: ('ablations', 'verdict-runs', 'ci')"),
 ])
 def test_bad_cli_numbers_are_one_line_and_exit_code_2(tmp_path: Path, args, line) -> None:
     root = Path(__file__).resolve().parents[1]

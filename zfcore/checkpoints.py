@@ -5,7 +5,6 @@ The published reference networks and their metadata are in :mod:`zfcore.weights`
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import struct
@@ -20,7 +19,9 @@ import torch
 from torch import nn
 
 from zfcore.models import ZFNet, alexnet_style, zfnet
+from zfcore.paths import REPOSITORY_ROOT
 from zfcore.profiles import TrainConfig
+from zfcore.store import torch_save_atomic
 
 __all__ = [
     "CheckpointError",
@@ -73,11 +74,7 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save({"format": FORMAT, **state}, partial)
-    os.replace(partial, path)
+    torch_save_atomic(path, {"format": FORMAT, **state})
 
 
 def read_torch_file(path: str | Path, *, what: str = "checkpoint", allow: Iterable[type | Any] = ()) -> Any:
@@ -193,7 +190,7 @@ def _first_line(error: BaseException) -> str:
 
 def code_version() -> str:
     """The git commit of the code (``+dirty`` if changed), or ``"unknown"`` outside a git checkout."""
-    root = Path(__file__).resolve().parents[1]
+    root = REPOSITORY_ROOT
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()

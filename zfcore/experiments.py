@@ -41,15 +41,17 @@ from zfcore.data.locate import sha256
 from zfcore.devices import default_device, describe_device
 from zfcore.evaluation import evaluate_checkpoint
 from zfcore.models import CONV_LAYERS
+from zfcore.paths import REPOSITORY_ROOT
 from zfcore.profiles import TrainConfig, get_profile
+from zfcore.store import atomic_write, write_json_atomic
 from zfcore.train import read_metrics, train
-from zfcore.weights import ReferenceWeights, export_reference, load_reference
+from zfcore.weights import ReferenceWeights, export_reference
 
 __all__ = ["EXPERIMENTS", "RESULTS_DIR", "RUNS_DIR", "Experiment", "RunStatus", "Status", "ablations",
            "experiment_status", "get_experiment", "parameter_count", "parameter_matched", "run_experiment",
            "verdict_runs", "widen"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPOSITORY_ROOT
 RESULTS_DIR = ROOT / "data" / "experiments"
 """Where ``NAME.json`` goes: tracked, so that every finished run can be committed."""
 RUNS_DIR = ROOT / "runs" / "experiments"
@@ -357,10 +359,7 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
             kept = []
             if run in experiment.keep_weights:
                 kept = [results_file.parent / name / f"{run}.pt"]
-                kept[0].parent.mkdir(parents=True, exist_ok=True)
-                partial = kept[0].with_name(f".{run}.pt.partial")
-                shutil.copyfile(weights, partial)
-                os.replace(partial, kept[0])
+                atomic_write(kept[0], lambda partial: shutil.copyfile(weights, partial))
                 record["weights"] = {"file": f"{name}/{run}.pt", "sha256": sha256(kept[0]),
                                      "megabytes": round(kept[0].stat().st_size / 1e6, 2)}
             results["runs"][run] = record
@@ -580,10 +579,7 @@ def _recipe_changed(record: Any, config: TrainConfig) -> bool:
 
 def _write_json(results: dict[str, Any], path: Path) -> None:
     """Write ``results`` to ``path`` atomically (a temporary file in the same folder, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(results, indent=1) + "\n")
-    os.replace(partial, path)
+    write_json_atomic(path, results)
 
 
 def _runner(lock: Path) -> int | None:

@@ -40,6 +40,7 @@ from zfcore.devices import PRECISIONS, autocast, autocast_dtype
 from zfcore.evaluation import evaluate
 from zfcore.models import renormalize_filters
 from zfcore.profiles import HOW_RUN_FIELDS, TrainConfig
+from zfcore.store import atomic_write
 
 __all__ = ["METRIC_FIELDS", "DivergedError", "StepCallback", "read_metrics", "train"]
 
@@ -400,10 +401,13 @@ def _save_snapshot(model: nn.Module, path: Path, epoch: int) -> None:
 
 
 def _write_metrics(history: list[dict[str, float]], path: Path) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
-        writer.writeheader()
-        writer.writerows({key: row[key] for key in METRIC_FIELDS} for row in history)
-    os.replace(partial, path)
+    """Write the metrics CSV atomically (:func:`zfcore.store.atomic_write`)."""
+
+    def write(partial: Path) -> None:
+        with open(partial, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
+            writer.writeheader()
+            writer.writerows({key: row[key] for key in METRIC_FIELDS} for row in history)
+
+    atomic_write(path, write)
 

@@ -11,7 +11,6 @@ results in ``data/experiments``; the chapter's ``ci`` miniature is a smaller pla
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from numbers import Integral
@@ -26,6 +25,7 @@ from zfcore.analysis.probes import LOSSES, measure_probes
 from zfcore.analysis.transfer import FEATURE_LAYERS, NetworkRecipe, dataset_pixels, measure_transfer, pooled_features
 from zfcore.data.caltech import Caltech101
 from zfcore.devices import model_device
+from zfcore.store import write_json_atomic
 from zfcore.weights import Reference
 
 __all__ = ["RESULT_FILES", "WHAT", "TransferPlan", "caltech101_pixels", "run_transfer", "write_results"]
@@ -168,10 +168,5 @@ def write_results(results: dict[str, dict[str, Any]], out_dir: str | Path) -> li
     for part, result in results.items():
         if part not in RESULT_FILES:
             raise ValueError(f"part={part!r} is not valid; valid parts: {tuple(RESULT_FILES)}")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / RESULT_FILES[part]
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(result, indent=1) + "\n")
-        partial.replace(path)
-        written.append(path)
+        written.append(write_json_atomic(out_dir / RESULT_FILES[part], result))
     return written

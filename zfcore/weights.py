@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import enum
 import os
-import shutil
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +29,10 @@ import torch
 from zfcore.checkpoints import (CheckpointError, build_model, config_from_dict, load_checkpoint, load_weights,
                                 save_checkpoint)
 from zfcore.data.loader import normalize
-from zfcore.data.locate import sha256
 from zfcore.models import ZFNet
+from zfcore.paths import REFERENCE_DIR
 from zfcore.profiles import TrainConfig
+from zfcore.store import ChecksumError, download, sha256
 
 __all__ = [
     "REFERENCE_DIR",
@@ -48,8 +47,6 @@ __all__ = [
     "weights_file_name",
 ]
 
-REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"
-"""The tracked folder, present in a clone or an editable install."""
 REFERENCE_URL = "https://raw.githubusercontent.com/zfbook/zfbook/main/data/reference"
 """Where an installed package fetches the tracked files from (the repository named in ``_config.yml``)."""
 CACHE_ENV = "ZFBOOK_CACHE"
@@ -80,23 +77,15 @@ def reference_file(name: str) -> Path:
     cached = _cache_dir() / name
     if cached.is_file() and sha256(cached) == REFERENCE_SHA256[name]:
         return cached
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(f".{name}.partial")
     url = f"{REFERENCE_URL}/{name}"
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as handle:
-            shutil.copyfileobj(response, handle)
+        return download(url, cached, sha256=REFERENCE_SHA256[name])
+    except ChecksumError as error:
+        raise CheckpointError(f"{error}: the repository's reference files changed; upgrade zfcore (pip install -U) "
+                              f"and try again") from None
     except OSError as error:
-        partial.unlink(missing_ok=True)
         raise CheckpointError(f"could not fetch the reference file {name} from {url} ({error}); without internet, "
                               f"use a clone of the repository (its data/reference holds the file)") from error
-    digest = sha256(partial)
-    if digest != REFERENCE_SHA256[name]:
-        partial.unlink()
-        raise CheckpointError(f"{url} has SHA-256 {digest}, expected {REFERENCE_SHA256[name]}: the repository's "
-                              f"reference files changed; upgrade zfcore (pip install -U) and try again")
-    os.replace(partial, cached)
-    return cached
 
 
 @dataclass(frozen=True)

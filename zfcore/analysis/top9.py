@@ -12,7 +12,6 @@ keyed by the checkpoint's weights, the data and the parameters, so a notebook re
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
@@ -22,11 +21,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from zfcore.checkpoints import CheckpointError, read_torch_file
+from zfcore.checkpoints import read_torch_file
 from zfcore.data.loader import normalize, pixel_batches
 from zfcore.deconv import project, receptive_field
 from zfcore.devices import model_device
 from zfcore.models import CONV_LAYERS, ZFNet, check_finite
+from zfcore.store import cached
 
 __all__ = ["TopActivations", "TopProjections", "check_pixels", "content_digest", "mine_top9", "top_activations",
            "top_projections", "weights_digest"]
@@ -233,7 +233,9 @@ def mine_top9(model: ZFNet, pixels: np.ndarray, *, layers: Sequence[str] = CONV_
         progress: show tqdm bars.
 
     The cache key is made of what produced the result: the weights' digest, the pixels' digest
-    (:func:`content_digest`) and the parameters.
+    (:func:`content_digest`) and the parameters (:func:`zfcore.store.cached`). A cache file that cannot
+    be read (it is never unpickled beyond tensors and these dataclasses), was made from other inputs or
+    was changed is mined again and replaced, with one warning naming it.
 
     Raises:
         ValueError: as :func:`top_activations` and :func:`top_projections`; ``channels_per_layer`` or
@@ -247,23 +249,27 @@ def mine_top9(model: ZFNet, pixels: np.ndarray, *, layers: Sequence[str] = CONV_
     if channels_per_layer is not None:
         _check_positive("channels_per_layer", channels_per_layer)
     layers = _conv_layers(model, layers)
-    key = f"{weights_digest(model)}-{content_digest(pixels)}-{'_'.join(layers)}-k{k}-c{channels_per_layer}"
-    cache_file = Path(cache_dir or data_root() / "cache" / "top9") / f"{key}.pt"
-    if cache_file.exists():
-        try:  # a cache file can never run code; a bad one is mined again and replaced
-            return read_torch_file(cache_file, what="top-9 cache", allow=(TopActivations, TopProjections))
-        except CheckpointError as error:
-            warnings.warn(f"{error}; mining again and replacing it", stacklevel=2)
-    tops = top_activations(model, pixel_batches(pixels, batch_size), layers, k, progress=progress)
-    result = {}
-    for layer, top in tops.items():
-        channels = None if channels_per_layer is None else range(min(channels_per_layer, top.values.shape[0]))
-        result[layer] = (top, top_projections(model, pixels, top, channels=channels, progress=progress))
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache_file.with_name(cache_file.name + ".partial")
-    torch.save(result, partial)
-    partial.replace(cache_file)
-    return result
+    weights, data = weights_digest(model), content_digest(pixels)
+    name = f"{weights}-{data}-{'_'.join(layers)}-k{k}-c{channels_per_layer}"
+    cache_file = Path(cache_dir or data_root() / "cache" / "top9") / f"{name}.pt"
+
+    def mine() -> dict[str, tuple[TopActivations, TopProjections]]:
+        tops = top_activations(model, pixel_batches(pixels, batch_size), layers, k, progress=progress)
+        result = {}
+        for layer, top in tops.items():
+            channels = None if channels_per_layer is None else range(min(channels_per_layer, top.values.shape[0]))
+            result[layer] = (top, top_projections(model, pixels, top, channels=channels, progress=progress))
+        return result
+
+    # a cache file can never run code; a bad one is mined again and replaced
+    return cached({"weights": weights, "pixels": data, "layers": list(layers), "k": k,
+                   "channels_per_layer": channels_per_layer}, mine, path=cache_file, load=_read_top9_cache,
+                  what="top-9 cache", again="mining again and replacing it")
+
+
+def _read_top9_cache(path: Path) -> object:
+    """A top-9 cache file, read without running code (:func:`~zfcore.checkpoints.read_torch_file`)."""
+    return read_torch_file(path, what="top-9 cache", allow=(TopActivations, TopProjections))
 
 
 def _check_positive(name: str, value: object) -> None:

@@ -52,6 +52,7 @@ from zfcore.data.locate import data_root
 from zfcore.devices import autocast, autocast_dtype, model_device
 from zfcore.models import LAYER_NAMES, ZFNet, renormalize_filters
 from zfcore.profiles import TrainConfig
+from zfcore.store import cached
 
 __all__ = ["FEATURE_LAYERS", "MODES", "PAPER", "NetworkRecipe", "dataset_pixels", "learning_curve", "measure_transfer",
            "network_transfer", "pooled_features"]
@@ -129,7 +130,9 @@ def pooled_features(model: ZFNet, pixels: np.ndarray | torch.Tensor, layers: Seq
         grid: the pooled layout of a conv layer (``C * grid**2`` features).
         mean_image: the network's mean image for ``"pixel-mean"`` preprocessing, else ``None``.
         batch_size: images per forward pass.
-        cache_dir: cache folder (default ``<data root>/cache/transfer``; ``False``: no cache).
+        cache_dir: cache folder (default ``<data root>/cache/transfer``; ``False``: no cache). A cache file
+            that cannot be read, was made from other inputs or was changed is computed again and
+            replaced, with one warning (:func:`zfcore.store.cached`).
 
     Returns:
         layer -> float32 ``[N, D]`` on the CPU.
@@ -146,33 +149,36 @@ def pooled_features(model: ZFNet, pixels: np.ndarray | torch.Tensor, layers: Seq
         if layer not in FEATURE_LAYERS or layer not in model.layer_names:
             raise ValueError(f"layer={layer!r} is not valid; valid layers: "
                              f"{tuple(name for name in FEATURE_LAYERS if name in model.layer_names)}")
-    cache_file = None
+    cache_file, key = None, None
     if cache_dir is not False:
+        weights, data = weights_digest(model), content_digest(pixels)
         mean_key = "none" if mean_image is None else content_digest(mean_image.float().contiguous())
-        key = f"{weights_digest(model)}-{content_digest(pixels)}-{mean_key}-{'_'.join(layers)}-g{grid}"
-        cache_file = Path(cache_dir or data_root() / "cache" / "transfer") / f"{key}.pt"
-        if cache_file.exists():
-            return read_torch_file(cache_file, what="feature cache")
-    parts: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in pixel_batches(pixels, batch_size, mean_image=mean_image):
-            activations = model.trace(model.prepare_images(batch), layers=layers).activations
-            for layer in layers:
-                value = activations[layer].float()
-                if value.dim() == 4:
-                    value = F.adaptive_max_pool2d(value, grid).flatten(1)
-                parts[layer].append(value.cpu())
-    finally:
-        model.train(was_training)
-    features = {layer: torch.cat(chunks) for layer, chunks in parts.items()}
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_name(cache_file.name + ".partial")
-        torch.save(features, partial)
-        partial.replace(cache_file)
-    return features
+        name = f"{weights}-{data}-{mean_key}-{'_'.join(layers)}-g{grid}"
+        cache_file = Path(cache_dir or data_root() / "cache" / "transfer") / f"{name}.pt"
+        key = {"weights": weights, "pixels": data, "mean_image": mean_key, "layers": list(layers), "grid": grid}
+
+    def compute() -> dict[str, torch.Tensor]:
+        parts: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+        was_training = model.training
+        model.eval()
+        try:
+            for batch in pixel_batches(pixels, batch_size, mean_image=mean_image):
+                activations = model.trace(model.prepare_images(batch), layers=layers).activations
+                for layer in layers:
+                    value = activations[layer].float()
+                    if value.dim() == 4:
+                        value = F.adaptive_max_pool2d(value, grid).flatten(1)
+                    parts[layer].append(value.cpu())
+        finally:
+            model.train(was_training)
+        return {layer: torch.cat(chunks) for layer, chunks in parts.items()}
+
+    return cached(key, compute, path=cache_file, load=_read_feature_cache, what="feature cache")
+
+
+def _read_feature_cache(path: Path) -> object:
+    """A feature cache file, read without running code (:func:`~zfcore.checkpoints.read_torch_file`)."""
+    return read_torch_file(path, what="feature cache")
 
 
 # -- fine-tuning and training from scratch ---------------------------------------------------------

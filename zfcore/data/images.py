@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import BinaryIO, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
+
+from zfcore.store import atomic_write
 
 __all__ = ["CorruptImageWarning", "UnreadableImageError", "centre_crop", "decode_to_cache", "load_rgb", "load_rgb_checked",
            "open_cache", "over_pixel_limit"]
@@ -103,36 +106,64 @@ def decode_to_cache(
         ``(images [N, size, size, 3] uint8 memmap, labels [N] int64, skipped paths)``. The cache is
         written to a temporary name and renamed, so an interrupted decode never leaves a bad cache.
     """
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache_file.with_name(cache_file.stem + ".partial.npy")
-    images = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
     kept: list[int] = []
     skipped: list[str] = []
-    for index, path in enumerate(tqdm(paths, desc=description, unit="img", mininterval=2)):
-        try:
-            image = load_rgb_checked(path)
-        except UnreadableImageError as error:
-            skipped.append(f"{path} ({type(error.reason).__name__})")
-            continue
-        if image.size != (size, size):
-            image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
-        images[len(kept)] = np.asarray(image)
-        kept.append(index)
-    images.flush()
-    kept_labels = np.asarray(labels, dtype=np.int64)[kept]
-    np.save(cache_file.with_name(cache_file.stem + ".labels.npy"), kept_labels)
-    if len(kept) < len(paths):  # rare: copy the decoded rows into a file of the right length
-        np.save(cache_file, images[: len(kept)])
+
+    def decode(partial: Path) -> None:
+        images = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+        for index, path in enumerate(tqdm(paths, desc=description, unit="img", mininterval=2)):
+            try:
+                image = load_rgb_checked(path)
+            except UnreadableImageError as error:
+                skipped.append(f"{path} ({type(error.reason).__name__})")
+                continue
+            if image.size != (size, size):
+                image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+            images[len(kept)] = np.asarray(image)
+            kept.append(index)
+        images.flush()
         del images
-        partial.unlink()
-    else:
-        del images
-        partial.replace(cache_file)
+        if len(kept) < len(paths):  # rare: the decoded rows come first; cut the file to them
+            _keep_rows(partial, len(kept))
+        with open(cache_file.with_name(cache_file.stem + ".labels.npy"), "wb") as handle:
+            np.save(handle, np.asarray(labels, dtype=np.int64)[kept])
+
+    atomic_write(cache_file, decode)
     if skipped:
         warnings.warn(
             f"{len(skipped)} unreadable image file(s) skipped: " + "; ".join(skipped), CorruptImageWarning, stacklevel=2
         )
-    return open_cache(cache_file)[0], kept_labels, skipped
+    images, kept_labels = open_cache(cache_file)
+    return images, kept_labels, skipped
+
+
+def _keep_rows(path: Path, rows: int) -> None:
+    """Cut the ``.npy`` array in ``path`` to its first ``rows`` rows, in place (the data is not copied).
+
+    numpy pads an array's header so that its first dimension can change in place
+    (``np.lib.format.GROWTH_AXIS_MAX_DIGITS``): the new header is as long as the old one, and the file is
+    truncated after the kept rows.
+
+    Raises:
+        ValueError: ``path`` is not a C-ordered ``.npy`` file.
+    """
+    with open(path, "r+b") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            read, write = np.lib.format.read_array_header_1_0, np.lib.format.write_array_header_1_0
+        else:
+            read, write = np.lib.format.read_array_header_2_0, np.lib.format.write_array_header_2_0
+        shape, fortran_order, dtype = read(handle)
+        offset = handle.tell()
+        header = io.BytesIO()
+        write(header, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                       "shape": (rows, *shape[1:])})
+        if fortran_order or header.tell() != offset:
+            raise ValueError(f"{path}: cannot cut a .npy file whose header is not padded for growth, or that is "
+                             f"in Fortran order")
+        handle.seek(0)
+        handle.write(header.getvalue())
+        handle.truncate(offset + rows * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
 
 
 def open_cache(cache_file: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -17,12 +17,10 @@ is left as it was and the next run with a good archive succeeds.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import lzma
 import os
 import shutil
 import tarfile
-import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -30,10 +28,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from zfcore.paths import REPOSITORY_ROOT
+from zfcore.store import download as download_file, sha256
+
 __all__ = ["Archive", "CorruptArchiveError", "DataRootError", "DatasetNotFoundError", "data_root", "find_or_fetch",
            "mirror_dir", "sha256"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = REPOSITORY_ROOT
+"""The repository's root (:data:`zfcore.paths.REPOSITORY_ROOT`; the default data root is its ``datasets/``)."""
 # what reading a damaged zip, tar, .tar.gz or .tar.xz raises (a bad gzip CRC is an OSError: BadGzipFile)
 _DAMAGED_ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
 
@@ -113,15 +115,6 @@ def mirror_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """The SHA-256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def find_or_fetch(archive: Archive, *, root: Path | None = None, download: bool = True) -> Path:
     """Return the extracted folder of ``archive``, extracting or downloading it if needed.
 
@@ -187,19 +180,13 @@ def find_or_fetch(archive: Archive, *, root: Path | None = None, download: bool 
 
 
 def _download(archive: Archive, destination: Path) -> Path:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    with urllib.request.urlopen(archive.url, timeout=60) as response, open(partial, "wb") as handle:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {archive.name}") as bar:
-            while block := response.read(1 << 20):
-                handle.write(block)
-                bar.update(len(block))
-    if archive.sha256 and (digest := sha256(partial)) != archive.sha256:
-        partial.unlink()
-        raise OSError(f"checksum mismatch for {archive.url}: got {digest}, expected {archive.sha256}")
-    partial.replace(destination)
-    return destination
+    """Download ``archive`` to ``destination``, checked against its SHA-256 (:func:`zfcore.store.download`).
+
+    Raises:
+        OSError: the download failed or its checksum does not match (nothing is kept).
+    """
+    return download_file(archive.url, destination, sha256=archive.sha256 or None,
+                         description=f"download {archive.name}")
 
 
 def _extract(path: Path, root: Path, archive: Archive, fix: str) -> None:

@@ -1,0 +1,344 @@
+"""Files written whole, results cached by what made them, downloads checked, digests: one home for each.
+
+* **Atomic writes** (:func:`atomic_write`, :func:`write_text_atomic`, :func:`write_json_atomic`,
+  :func:`torch_save_atomic`): a file is written under a temporary name in its own folder, then renamed
+  over the old one, so a reader finds the old file or the new one, never part of one. A write that
+  fails removes the temporary file and leaves the old file whole; a full disk is one line naming the
+  file (:class:`DiskFullError`).
+* **Content-keyed caches** (:func:`cached`): a result is stored with the digest of the parameters that
+  made it (:func:`json_digest`) and the digest of its own content. A file that cannot be read, was made
+  from other inputs or was changed since is computed again and replaced, with one :class:`CacheWarning`
+  naming the file. Reading never runs code: the default loader is ``torch.load(weights_only=True)``,
+  and a caller passes its own safe loader (e.g. :func:`zfcore.checkpoints.read_torch_file` allowing
+  its dataclasses).
+* **Downloads** (:func:`download`): fetched to a temporary name, checked against a SHA-256, then renamed
+  into place; a failed or mismatched download leaves nothing behind.
+* **Digests**: :func:`sha256` of a file, :func:`json_digest` of JSON-ready parameters.
+
+This module imports nothing from zfcore, so every module may use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import json
+import os
+import pickle
+import urllib.request
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+__all__ = [
+    "CacheWarning",
+    "ChecksumError",
+    "DiskFullError",
+    "atomic_write",
+    "cached",
+    "download",
+    "json_digest",
+    "sha256",
+    "torch_save_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+T = TypeVar("T")
+
+CACHE_FORMAT = "zfbook-cache"
+"""The ``format`` entry of a file written by :func:`cached`."""
+UNREADABLE = (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError,
+              TypeError, IndexError, AttributeError, ImportError)
+"""What a loader may raise for a file it cannot read (:func:`cached` then computes the result again)."""
+
+
+class DiskFullError(OSError):
+    """A file could not be written because its disk is full; the message (one line) names the file.
+
+    ``errno`` is ``ENOSPC``, so code that handles ``OSError`` keeps handling it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no space left on the device to write {path}: free some space and run again "
+                         f"(the file is as it was before the write)")
+        self.errno = errno.ENOSPC
+
+
+class ChecksumError(OSError):
+    """A download's SHA-256 is not the expected one (nothing was kept).
+
+    Attributes:
+        url: what was downloaded.
+        expected, found: the expected and the downloaded file's SHA-256 (hex).
+    """
+
+    def __init__(self, url: str, expected: str, found: str) -> None:
+        super().__init__(f"{url} has SHA-256 {found}, expected {expected}")
+        self.url, self.expected, self.found = url, expected, found
+
+
+class CacheWarning(UserWarning):
+    """A cache file was unreadable, made from other inputs or changed, and is being computed again."""
+
+
+# -- atomic writes ---------------------------------------------------------------------------------
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write ``path`` whole or not at all: ``write`` fills a temporary file in the same folder, then a rename.
+
+    The folder is created if needed. The temporary file is ``.<name>.partial`` beside ``path``; it is
+    renamed over ``path`` (``os.replace``, atomic on one file system) only once ``write`` has returned,
+    and removed if anything fails, so ``path`` is then as it was.
+
+    Args:
+        path: the file to write.
+        write: writes the temporary file whose path it is given; it must write exactly that path (give
+            ``np.save`` an open file, since it appends ``.npy`` to other names).
+
+    Returns:
+        ``path`` (as a :class:`~pathlib.Path`).
+
+    Raises:
+        DiskFullError: the disk is full (one line naming ``path``); ``path`` is as it was.
+        Exception: whatever ``write`` raises, after the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        if isinstance(error, Exception) and _disk_full(error):
+            raise DiskFullError(path) from error
+        raise
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`; same Raises)."""
+    return atomic_write(path, lambda partial: partial.write_text(text, encoding="utf-8"))
+
+
+def write_json_atomic(path: str | Path, value: Any, *, indent: int | None = 1) -> Path:
+    """Write ``value`` as JSON (``indent``, then a newline) to ``path`` atomically (:func:`atomic_write`).
+
+    Raises:
+        TypeError: ``value`` is not JSON-ready (nothing is written).
+        DiskFullError: as :func:`atomic_write`.
+    """
+    return write_text_atomic(path, json.dumps(value, indent=indent) + "\n")
+
+
+def torch_save_atomic(path: str | Path, value: Any) -> Path:
+    """``torch.save(value)`` to ``path`` atomically (:func:`atomic_write`; same Raises)."""
+
+    def save(partial: Path) -> None:
+        with open(partial, "wb") as handle:  # through a Python file, so that a full disk is an OSError
+            torch.save(value, handle)
+
+    return atomic_write(path, save)
+
+
+def _disk_full(error: BaseException) -> bool:
+    """Whether ``error``, or an exception it was raised from, is ``ENOSPC``."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+# -- digests ----------------------------------------------------------------------------------------
+
+
+def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of a file.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def json_digest(value: Any) -> str:
+    """The SHA-256 hex digest of JSON-ready ``value`` (mapping key order does not matter).
+
+    Raises:
+        TypeError: ``value`` is not JSON-ready.
+    """
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def _content_digest(value: Any) -> str:
+    """The SHA-256 hex digest of what :func:`cached` stores: tensors, arrays, dataclasses, containers, scalars.
+
+    Raises:
+        TypeError: a value of another kind.
+    """
+    digest = hashlib.sha256()
+    _feed(digest, value)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"tensor{tuple(value.shape)}{value.dtype}".encode())
+        digest.update(flat.view(torch.uint8).numpy())
+    elif isinstance(value, np.ndarray):
+        digest.update(f"array{value.shape}{value.dtype.str}".encode())
+        digest.update(np.ascontiguousarray(value).reshape(-1).view(np.uint8))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        digest.update(f"dataclass {type(value).__qualname__}".encode())
+        for field in dataclasses.fields(value):
+            digest.update(field.name.encode())
+            _feed(digest, getattr(value, field.name))
+    elif isinstance(value, Mapping):
+        digest.update(f"mapping{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__}{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    elif value is None or isinstance(value, (bool, int, float, complex, str, bytes, torch.dtype, torch.Size)):
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+    else:
+        raise TypeError(f"a cached result holds a {type(value).__qualname__}, which cannot be digested; "
+                        f"store tensors, arrays, dataclasses, containers and plain values")
+
+
+# -- content-keyed caches ---------------------------------------------------------------------------
+
+
+def _load_weights_only(path: Path) -> Any:
+    """``torch.load(weights_only=True)``: tensors, containers and plain values only; nothing in the file is run.
+
+    Raises:
+        ValueError: the file's pickle names anything else (it was refused unread).
+        Exception: as ``torch.load`` for a missing or damaged file.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError("its pickle names something other than tensors, containers and plain values, which "
+                         "could run code; it was refused unread") from None
+
+
+def cached(key: Any, compute: Callable[[], T], *, path: str | Path | None,
+           load: Callable[[Path], Any] = _load_weights_only, what: str = "cache",
+           again: str = "computing it again and replacing it", stacklevel: int = 2) -> T:
+    """``compute()``'s result, read from ``path`` when it holds the result for ``key``, else computed and stored.
+
+    The file holds ``{"format", "key", "sha256", "value"}``: the :func:`json_digest` of ``key``, the
+    digest of ``value``'s content, and the value; it is written with :func:`torch_save_atomic`. A file
+    that ``load`` cannot read, that records another key, or whose value no longer matches its digest is
+    computed again and replaced, with one :class:`CacheWarning` naming the file.
+
+    Args:
+        key: JSON-ready parameters that determine the result (digests of the inputs, settings).
+        compute: makes the result: tensors, arrays, dataclasses, containers of them and plain values.
+        path: the cache file; ``None``: no cache (``compute()`` is returned).
+        load: reads a file without running code (default ``torch.load(weights_only=True)``); pass
+            e.g. ``zfcore.checkpoints.read_torch_file`` allowing the result's dataclasses.
+        what: what the file is, for the warning ("top-9 cache").
+        again: what is done about a bad file, for the warning.
+        stacklevel: as in :func:`warnings.warn`, counted from the function that calls this one.
+
+    Returns:
+        The stored or the computed result.
+
+    Raises:
+        TypeError: ``key`` is not JSON-ready, or the result holds values that cannot be digested.
+        DiskFullError: as :func:`atomic_write`.
+        Exception: whatever ``compute`` raises (nothing is written).
+    """
+    key_digest = json_digest(key)
+    if path is None:
+        return compute()
+    path = Path(path)
+    if path.exists():
+        problem = None
+        try:
+            stored = load(path)
+        except UNREADABLE as error:
+            message = _first_line(error)
+            problem = message if str(path) in message else f"{what} {path} cannot be read ({message})"
+        else:
+            if not isinstance(stored, dict) or stored.get("format") != CACHE_FORMAT:
+                problem = f"{what} {path} was not written by zfcore.store.cached (it records no key)"
+            elif stored.get("key") != key_digest:
+                problem = f"{what} {path} was made from other inputs (its key is not that of these parameters)"
+            elif _content_digest(stored.get("value")) != stored.get("sha256"):
+                problem = f"{what} {path} does not match its recorded SHA-256 (it was changed or damaged)"
+            else:
+                return stored["value"]
+        warnings.warn(f"{problem}; {again}", CacheWarning, stacklevel=stacklevel + 1)
+    value = compute()
+    torch_save_atomic(path, {"format": CACHE_FORMAT, "key": key_digest, "sha256": _content_digest(value),
+                             "value": value})
+    return value
+
+
+def _first_line(error: BaseException) -> str:
+    """An exception's message on one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+# -- downloads --------------------------------------------------------------------------------------
+
+
+def download(url: str, destination: str | Path, *, sha256: str | None = None, description: str | None = None,
+             timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``destination`` atomically, checking its SHA-256.
+
+    Args:
+        url: what to fetch (``https://``, ``file://`` ...).
+        destination: the file to write (its folder is created).
+        sha256: the expected SHA-256 (hex); ``None``: not checked.
+        description: label of a progress bar; ``None``: no bar.
+        timeout: seconds to wait for the connection.
+
+    Returns:
+        ``destination``.
+
+    Raises:
+        ChecksumError: the file's SHA-256 is not ``sha256`` (it names the url and both digests).
+        OSError: the download failed (``urllib.error.URLError`` is one; :class:`DiskFullError` when the
+            disk is full). In every case nothing is left: neither ``destination`` nor a partial file.
+    """
+    expected = sha256
+
+    def fetch(partial: Path) -> None:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as handle:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=description, disable=description is None) as bar:
+                while block := response.read(1 << 20):
+                    handle.write(block)
+                    bar.update(len(block))
+        if expected is not None and (found := _file_sha256(partial)) != expected:
+            raise ChecksumError(url, expected, found)
+
+    return atomic_write(destination, fetch)
+
+
+_file_sha256 = sha256
+""":func:`sha256` under a name that :func:`download`'s parameter does not hide."""
