@@ -10,7 +10,8 @@ matplotlib.use("Agg")
 from zfcore import plots  # noqa: E402
 from zfcore.analysis.ablations import (PAPER_ROWS, PAPER_TABLE2, PAPER_TABLE3, AblationTable, Table,  # noqa: E402
                                        ablation_table, c8_verdict)
-from zfcore.experiments import get_experiment, parameter_count, run_experiment  # noqa: E402
+from zfcore.experiments import get_experiment, parameter_count  # noqa: E402
+from zfcore.runner import run_experiment  # noqa: E402
 
 ABLATIONS = get_experiment("ablations")
 SEEDS = ("fig3-seed0", "fig3-seed1", "fig3-seed2")

@@ -9,11 +9,12 @@ from dataclasses import asdict
 import pytest
 
 import zfcore.experiments as experiments
+import zfcore.runner as runner
 from zfcore import models
 from zfcore.checkpoints import (CheckpointError, build_model, checkpoint_state, config_from_dict, load_checkpoint,
                                 save_checkpoint)
-from zfcore.experiments import (experiment_status, get_experiment, parameter_count, parameter_matched,
-                                run_experiment, widen)
+from zfcore.experiments import get_experiment, parameter_count, parameter_matched, widen
+from zfcore.runner import experiment_status, run_experiment
 from zfcore.profiles import REMOVABLE, get_profile
 from zfcore.train import train
 
@@ -110,7 +111,7 @@ def test_runner_resumes_records_each_run_at_once_and_skips_finished_ones(tmp_pat
         recorded_before.append(list(json.loads(results.read_text())["runs"]) if results.exists() else [])
         return train(config, out_dir, **kwargs)
 
-    monkeypatch.setattr(experiments, "train", watched_train)
+    monkeypatch.setattr(runner, "train", watched_train)
     results = run_experiment("ci", progress=False, **where)
     assert recorded_before == [[], [first]]  # the first run was recorded before the second started
     saved = json.loads((where["results_dir"] / "ci.json").read_text())
@@ -128,7 +129,7 @@ def test_runner_resumes_records_each_run_at_once_and_skips_finished_ones(tmp_pat
     def no_training(*args, **kwargs):
         raise AssertionError("a recorded run was trained again")
 
-    monkeypatch.setattr(experiments, "train", no_training)
+    monkeypatch.setattr(runner, "train", no_training)
     assert run_experiment("ci", progress=False, **where)["runs"] == saved["runs"]
     status = experiment_status("ci", **where)
     assert status.count("done") == 2 and "time left: none" in str(status)
@@ -143,7 +144,7 @@ def test_status_names_the_live_runner_and_a_second_runner_is_refused(tmp_path, m
     status = experiment_status("ci", **where)
     assert [run.state for run in status.runs] == ["running", "left"]
     assert f"epoch 0/2 done (process {os.getppid()})" in str(status)
-    monkeypatch.setattr(experiments, "train", lambda *args, **kwargs: pytest.fail("trained beside another runner"))
+    monkeypatch.setattr(runner, "train", lambda *args, **kwargs: pytest.fail("trained beside another runner"))
     with pytest.raises(ValueError, match=f"already being run by process {os.getppid()}"):
         run_experiment("ci", progress=False, **where)
     (folder / "runner.pid").write_text("999999999")  # a dead runner: taken over
@@ -155,7 +156,7 @@ def test_results_of_another_version_or_recipe_are_refused(tmp_path, monkeypatch)
     results = where["results_dir"] / "ci.json"
     results.parent.mkdir()
     results.write_text(json.dumps({"experiment": "ci", "version": 7, "runs": {}}))
-    monkeypatch.setattr(experiments, "train", lambda *args, **kwargs: pytest.fail("ran despite a refused file"))
+    monkeypatch.setattr(runner, "train", lambda *args, **kwargs: pytest.fail("ran despite a refused file"))
     with pytest.raises(ValueError, match=r"results of version 7 of experiment 'ci', but 'ci' is now version 1"):
         run_experiment("ci", progress=False, **where)
     result = cli("experiment", "ci", "--status", "--results", str(where["results_dir"]), "--runs", str(tmp_path))
@@ -243,7 +244,7 @@ def test_runner_records_references_final_evaluation_device_kept_weights_and_comm
     monkeypatch.setitem(experiments._DEFINITIONS, "final", lambda: experiments.Experiment(
         "final", 1, "a test", "ci", ci.runs[:1], references=(("book-seed0", "ZF64_TINY_IMAGENET"),),
         final_evaluation=True, keep_weights=(run,)))
-    real_evaluation = experiments.evaluate_checkpoint
+    real_evaluation = runner.evaluate_checkpoint
     reference_path = ReferenceWeights.DEFAULT.value.path()
 
     def evaluation(checkpoint, **kwargs):  # the reference's 90,000 images would take minutes here
@@ -252,7 +253,7 @@ def test_runner_records_references_final_evaluation_device_kept_weights_and_comm
             return {"train": {"top1": 0.61, "loss": 1.7}}
         return real_evaluation(checkpoint, **kwargs)
 
-    monkeypatch.setattr(experiments, "evaluate_checkpoint", evaluation)
+    monkeypatch.setattr(runner, "evaluate_checkpoint", evaluation)
     results = run_experiment("final", progress=False, commit=True, **where)
     assert list(results["runs"]) == ["book-seed0", run]
     reference = results["runs"]["book-seed0"]
@@ -266,7 +267,7 @@ def test_runner_records_references_final_evaluation_device_kept_weights_and_comm
     assert record["dataset_sha256"] == load_checkpoint(where["runs_dir"] / "final" / run / "checkpoint.pt")["dataset_sha256"]
     kept = where["results_dir"] / "final" / f"{run}.pt"
     assert record["weights"]["file"] == f"final/{run}.pt"
-    assert record["weights"]["sha256"] == experiments.sha256(kept)
+    assert record["weights"]["sha256"] == runner.sha256(kept)
     loaded = load_reference(kept)
     assert loaded.meta["metrics"]["val_top1_10crop"] == record["val_top1_10crop"]
     assert loaded.meta["weights_dtype"] == "torch.bfloat16"
@@ -279,10 +280,10 @@ def test_runner_records_references_final_evaluation_device_kept_weights_and_comm
 
 
 def test_results_go_into_the_repository_only_from_a_committed_tree(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(experiments, "ROOT", tmp_path)
-    monkeypatch.setattr(experiments, "code_version", lambda: "0123abc+dirty")
+    monkeypatch.setattr(runner, "ROOT", tmp_path)
+    monkeypatch.setattr(runner, "code_version", lambda: "0123abc+dirty")
     where = places(tmp_path)
-    monkeypatch.setattr(experiments, "train", lambda *args, **kwargs: pytest.fail("trained from a dirty tree"))
+    monkeypatch.setattr(runner, "train", lambda *args, **kwargs: pytest.fail("trained from a dirty tree"))
     with pytest.raises(ValueError, match=r"zfcore has uncommitted changes, and .*ci.json is tracked.*--allow-dirty"):
         run_experiment("ci", progress=False, **where)
     assert not (where["results_dir"] / "ci.json").exists()
@@ -293,7 +294,7 @@ def test_results_go_into_the_repository_only_from_a_committed_tree(tmp_path, mon
     def trained(*args, **kwargs):
         raise Trained
 
-    monkeypatch.setattr(experiments, "train", trained)
+    monkeypatch.setattr(runner, "train", trained)
     with pytest.raises(Trained):  # allowed, it gets as far as training
         run_experiment("ci", progress=False, allow_dirty=True, **where)
 
@@ -307,3 +308,9 @@ def test_recorded_runs_whose_recipe_prose_changed_are_still_the_same_runs(tmp_pa
     (where["results_dir"] / "ci.json").write_text(json.dumps({"experiment": "ci", "version": 1, "runs": {name: {
         "config": recorded, "epochs": 2, "wall_minutes": 1.0, "val_top1": 0.2}}}))
     assert experiment_status("ci", **where).count("done") == 1
+
+
+def test_experiment_definitions_load_no_trainer() -> None:
+    code = "import sys, zfcore.analysis.ablations, zfcore.experiments; print('zfcore.train' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -89,3 +89,63 @@ def test_a_changed_download_is_refused_and_not_kept(tmp_path: Path, monkeypatch:
         reference_file("fig4.pt")
     with pytest.raises(ValueError, match="'weights.pt' is not a reference file"):
         reference_file("weights.pt")
+
+
+def test_members_forward_to_their_weights() -> None:
+    """``ReferenceWeights.DEFAULT.load()`` (as the docs write it) is ``ReferenceWeights.DEFAULT.value.load()``."""
+    import copy
+    import pickle
+
+    member = ReferenceWeights.DEFAULT
+    assert member.meta is member.value.meta and member.file == member.value.file == "zf64-tiny-imagenet.pt"
+    assert member.path() == member.value.path() == REFERENCE_DIR / member.file
+    assert repr(member.load()) == repr(member.value.load())
+    assert {"load", "meta", "path", "transforms", "value", "name"} <= set(dir(member))
+    assert ReferenceWeights.ALEXNET64_TINY_IMAGENET.meta.style == "alexnet"
+    assert copy.deepcopy(member) is member and pickle.loads(pickle.dumps(member)) is member
+    with pytest.raises(AttributeError, match="'no_such_thing'"):
+        member.no_such_thing
+
+
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Outside a clone, without internet: no tracked folder, every download fails. Returns the cache folder."""
+    import urllib.error
+    import urllib.request
+
+    def unreachable(*args, **kwargs):
+        raise urllib.error.URLError("no internet")
+
+    (tmp_path / "no-checkout").mkdir()
+    monkeypatch.setattr(weights, "REFERENCE_DIR", tmp_path / "no-checkout")
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    monkeypatch.setenv("ZFBOOK_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "reference"
+
+
+def test_offline_outside_a_clone_names_every_way_that_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import zfcore
+
+    cache = _offline(monkeypatch, tmp_path)
+    name = ReferenceWeights.DEFAULT.file
+    with pytest.raises(CheckpointError) as info:
+        ReferenceWeights.DEFAULT.load()
+    message = str(info.value)
+    assert "\n" not in message and "no internet" in message and f"{weights.REFERENCE_URL}/{name}" in message
+    assert "use a clone of the repository" in message
+    assert str(cache / name) in message and f"$ZFBOOK_CACHE/reference/{name}" in message
+    assert "~/.cache/zfbook/reference" in message and "zfcore.load_reference(path)" in message
+    with pytest.raises(CheckpointError) as info:  # Fig. 4's data is not a network: load_reference is not offered
+        reference_file("fig4.pt")
+    assert str(cache / "fig4.pt") in str(info.value) and "load_reference" not in str(info.value)
+
+    downloaded = shutil.copy(REFERENCE_DIR / name, tmp_path / name)  # the first way: a downloaded copy
+    assert zfcore.load_reference(downloaded).model.classifier.fc8.out_features == 200
+    cache.mkdir(parents=True, exist_ok=True)  # the failed download made it
+    (cache / name).write_bytes(b"not the weights")  # a wrong file in the cache is named as such
+    with pytest.raises(CheckpointError, match="replacing the file there"):
+        ReferenceWeights.DEFAULT.path()
+    shutil.copy(REFERENCE_DIR / name, cache / name)  # the second way: the file in the cache folder
+    assert ReferenceWeights.DEFAULT.path() == cache / name
+    assert repr(ReferenceWeights.DEFAULT.load()) == repr(load_reference())

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(history[-1] if history else {}, indent=1))
         return 0
     if args.command == "experiment":
-        from zfcore.experiments import experiment_status, run_experiment
+        from zfcore.runner import experiment_status, run_experiment
 
         places = {"results_dir": args.results, "runs_dir": args.runs}
         if not args.status:

@@ -10,9 +10,13 @@ preprocessing the network was trained with (:meth:`Weights.transforms`)::
     reference = weights.load()                # model in eval mode + the run's full metadata
     inputs = weights.transforms()(pixels)     # uint8 [B, 64, 64, 3] -> the network's input
 
+A member forwards attribute access to its :class:`Weights` (``ReferenceWeights.DEFAULT.load()`` is
+``ReferenceWeights.DEFAULT.value.load()``).
+
 Where the files come from (:func:`reference_file`): in a clone or an editable install, the tracked
-file itself; from an installed package (``pip install git+...``, Colab), a copy fetched once from
-the repository into ``~/.cache/zfbook`` (``ZFBOOK_CACHE``) and checked against its SHA-256.
+file itself; from an installed package (``pip install git+...``), a copy fetched once from the
+repository into ``~/.cache/zfbook/reference`` (``$ZFBOOK_CACHE/reference``) and checked against its SHA-256.
+Offline, outside a clone: put the file in that folder, or load a downloaded copy with :func:`load_reference`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from zfcore.checkpoints import (CheckpointError, build_model, config_from_dict, 
                                 save_checkpoint)
 from zfcore.data.loader import normalize
 from zfcore.models import ZFNet
-from zfcore.paths import REFERENCE_DIR
+from zfcore.paths import REFERENCE_DIR, raw_url
 from zfcore.profiles import TrainConfig
 from zfcore.store import ChecksumError, download, sha256
 
@@ -47,8 +51,9 @@ __all__ = [
     "weights_file_name",
 ]
 
-REFERENCE_URL = "https://raw.githubusercontent.com/zfbook/zfbook/main/data/reference"
-"""Where an installed package fetches the tracked files from (the repository named in ``_config.yml``)."""
+REFERENCE_URL = raw_url("data/reference")
+"""Where an installed package fetches the tracked files from: ``data/reference`` of
+:data:`zfcore.paths.REPOSITORY_URL` on its branch."""
 CACHE_ENV = "ZFBOOK_CACHE"
 REFERENCE_SHA256 = {
     "zf64-tiny-imagenet.pt": "926a30192bd7db7f673fda6ec58731c6f9d0bb057d6e56b72d5c2d12e9f485b7",
@@ -84,8 +89,15 @@ def reference_file(name: str) -> Path:
         raise CheckpointError(f"{error}: the repository's reference files changed; upgrade zfcore (pip install -U) "
                               f"and try again") from None
     except OSError as error:
-        raise CheckpointError(f"could not fetch the reference file {name} from {url} ({error}); without internet, "
-                              f"use a clone of the repository (its data/reference holds the file)") from error
+        stale = ", replacing the file there (its SHA-256 differs)" if cached.is_file() else ""
+        networks = {member.value.file for member in ReferenceWeights}
+        loaded = "; or load the downloaded file with zfcore.load_reference(path)" if name in networks else ""
+        raise CheckpointError(
+            f"could not fetch the reference file {name} from {url} ({error}). Without internet: use a clone of the "
+            f"repository (its data/reference holds the file); or download {url} on a machine with internet and put "
+            f"it in the cache folder as {cached}{stale} (${CACHE_ENV}/reference/{name}, by default "
+            f"~/.cache/zfbook/reference/{name}){loaded}"
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -184,6 +196,18 @@ class ReferenceWeights(enum.Enum):
         ),
     )
     DEFAULT = ZF64_TINY_IMAGENET
+
+    def __getattr__(self, name: str) -> Any:
+        """``member.load()``, ``member.meta``, ``member.path()``, ... are those of ``member.value``."""
+        if name.startswith("_"):  # the enum's own machinery (and copy/pickle probes) never reach the value
+            raise AttributeError(name)
+        try:
+            return getattr(self.value, name)
+        except AttributeError:
+            raise AttributeError(f"{self!r} has no attribute {name!r} (nor has its Weights)") from None
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | {name for name in dir(self.value) if not name.startswith("_")})
 
     def __repr__(self) -> str:
         return f"ReferenceWeights.{self.name}"

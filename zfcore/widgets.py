@@ -4,6 +4,9 @@ A static twin is a matplotlib animation rendered by :meth:`~matplotlib.animation
 precomputed frames with a slider. Its HTML links a font-awesome stylesheet on a CDN, which an offline
 page cannot load (a console error), so :func:`static_slider` strips that link; the play buttons then
 show text instead of icons.
+
+The explorers need ipywidgets >= 8 (:data:`IPYWIDGETS_MIN`); with an older one (an old Colab image),
+:func:`explorer` says so in one line, naming the version found and the fix.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ import numpy as np
 from matplotlib import animation
 from matplotlib.figure import Figure
 
-__all__ = ["explorer", "static_slider", "strip_cdn_links"]
+__all__ = ["IPYWIDGETS_MIN", "WidgetsVersionError", "explorer", "require_ipywidgets", "static_slider",
+           "strip_cdn_links"]
+
+IPYWIDGETS_MIN = 8
+"""The oldest major version of ipywidgets the explorers work with (``pyproject.toml``: ``ipywidgets>=8``)."""
 
 _CDN_LINK = re.compile(r"<link[^>]*(?:font-awesome|cdnjs)[^>]*>\s*", re.IGNORECASE)
 
@@ -53,13 +60,39 @@ def static_slider(frames: Sequence[np.ndarray], labels: Sequence[str], *, title:
     return HTML(html)
 
 
+class WidgetsVersionError(ImportError):
+    """ipywidgets is missing or older than :data:`IPYWIDGETS_MIN` (the message names the version and the fix)."""
+
+
+def require_ipywidgets():
+    """The ``ipywidgets`` module, if it is at least :data:`IPYWIDGETS_MIN`.
+
+    Raises:
+        WidgetsVersionError: it is missing or older, in one line: the version found and the fix.
+    """
+    try:
+        import ipywidgets
+        found = str(getattr(ipywidgets, "__version__", "unknown"))
+    except ImportError:
+        ipywidgets, found = None, "none"
+    major = re.match(r"\d+", found)
+    if major is None or int(major.group()) < IPYWIDGETS_MIN:
+        raise WidgetsVersionError(
+            f"the explorers need ipywidgets >= {IPYWIDGETS_MIN}, found {found}: run "
+            f'pip install -U "ipywidgets>={IPYWIDGETS_MIN}", then restart the runtime (kernel) and run the notebook again')
+    return ipywidgets
+
+
 def explorer(render: Callable[..., Figure], **controls):
     """An ipywidgets explorer: ``render(**values)`` is re-drawn whenever a control changes.
 
     ``controls`` map argument names to widgets or abbreviations accepted by ``ipywidgets.interactive``
     (a list = dropdown, an ``(min, max)`` tuple = slider).
+
+    Raises:
+        WidgetsVersionError: ipywidgets is missing or older than :data:`IPYWIDGETS_MIN` (one line, with the fix).
     """
-    import ipywidgets
+    ipywidgets = require_ipywidgets()
 
     def show(**values) -> None:
         render(**values)

@@ -231,7 +231,7 @@ def ablation_table(results: Mapping[str, Any], experiment: Experiment) -> Ablati
 
     Args:
         results: the content of ``data/experiments/NAME.json`` (``experiment``, ``version``, ``budget``,
-            ``runs``: run name -> record as :func:`zfcore.experiments.run_experiment` writes it).
+            ``runs``: run name -> record as :func:`zfcore.runner.run_experiment` writes it).
         experiment: its definition (:func:`zfcore.experiments.get_experiment`), which gives the runs, their
             order, what each changes and the parameter counts of pending runs.
 

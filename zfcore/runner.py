@@ -1,0 +1,340 @@
+"""The experiment runner: trains an experiment's runs in order, records each at once, and says where it stands.
+
+:func:`run_experiment` trains the runs of an :class:`~zfcore.experiments.Experiment` into
+``runs/experiments/NAME/RUN`` (each resumable from its ``checkpoint.pt``) and, after every finished run,
+rewrites ``data/experiments/NAME.json`` atomically with that run's config, code version, data checksum,
+device, final metrics, parameter count and wall time (``commit=True`` also commits it). A restarted
+runner skips the recorded runs and resumes the unfinished one; :func:`experiment_status` says what is
+done, running and left. The tracked results record where they came from: a runner that writes into the
+repository refuses a tree whose ``zfcore`` differs from its commit (``allow_dirty=True`` records the run
+as dirty).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from zfcore.checkpoints import code_version, config_from_dict, load_checkpoint
+from zfcore.devices import default_device, describe_device
+from zfcore.evaluation import evaluate_checkpoint
+from zfcore.experiments import RESULTS_DIR, RUNS_DIR, Experiment, get_experiment, parameter_count
+from zfcore.paths import REPOSITORY_ROOT
+from zfcore.profiles import TrainConfig
+from zfcore.store import atomic_write, sha256, write_json_atomic
+from zfcore.train import read_metrics, train
+from zfcore.weights import ReferenceWeights, export_reference
+
+__all__ = ["RunStatus", "Status", "experiment_status", "run_experiment"]
+
+ROOT = REPOSITORY_ROOT
+"""The repository: results written inside it must come from a committed tree."""
+
+def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir: str | Path | None = None,
+                   progress: bool = True, allow_dirty: bool = False, commit: bool = False) -> dict[str, Any]:
+    """Train the experiment's runs in order, recording each finished run in ``results_dir/NAME.json`` at once.
+
+    A run already recorded is skipped; a run with a checkpoint but no record (interrupted, or finished just
+    before its record was written) is resumed from ``runs_dir/NAME/RUN/checkpoint.pt``. Only one runner
+    may work on an experiment's folder at a time (``runner.pid`` in it). The experiment's reference rows
+    are recorded first, from their published files (nothing is trained for them).
+
+    Args:
+        name: an experiment of :data:`EXPERIMENTS`.
+        results_dir: where ``NAME.json`` is written (default :data:`RESULTS_DIR`).
+        runs_dir: where the runs' folders go (default :data:`RUNS_DIR`).
+        progress: show the runs' progress bars and one line per run.
+        allow_dirty: record into the repository even though ``zfcore`` has uncommitted changes (each
+            record then says so: its ``code_version`` ends in ``+dirty``). Default ``False``: refused.
+        commit: after each record, ``git commit`` the results file (and the run's kept weights) alone.
+
+    Returns:
+        The results file's content: ``experiment``, ``version``, ``description``, ``budget`` and ``runs``,
+        one record per finished run (see :func:`_record`).
+
+    Raises:
+        ValueError: an unknown experiment; a results file of another version or with runs the definition
+            does not have (nothing is run); another live runner on the same experiment; results that would
+            go into the repository from a tree with uncommitted changes in ``zfcore`` (without
+            ``allow_dirty``).
+    """
+    experiment = get_experiment(name)
+    results_file = Path(results_dir or RESULTS_DIR) / f"{name}.json"
+    folder = Path(runs_dir or RUNS_DIR) / name
+    results = _read_results(results_file, experiment)
+    version = code_version()
+    if _inside(results_file, ROOT) and version.endswith("+dirty") and not allow_dirty:
+        raise ValueError(f"zfcore has uncommitted changes, and {results_file} is tracked: its records must name the "
+                         f"commit that produced them. Commit first, or pass --allow-dirty to record them as dirty; "
+                         f"nothing was run")
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "runner.pid"
+    _claim(lock, name)
+    try:
+        for run, member in experiment.references:
+            if run not in results["runs"]:
+                results["runs"][run] = _reference_record(ReferenceWeights[member], experiment.final_evaluation)
+                _save(results, results_file, [], commit, f"{name}: {run} recorded (the published {member})")
+        for index, (run, config) in enumerate(experiment.runs, start=1):
+            if run in results["runs"]:
+                continue
+            checkpoint = folder / run / "checkpoint.pt"
+            resume = checkpoint if checkpoint.exists() else None
+            if progress:
+                print(f"{name} run {index}/{len(experiment.runs)}: {run}" + (" (resumed)" if resume else ""),
+                      flush=True)
+            history = train(config, folder / run, resume=resume, progress=progress)
+            record = _record(config, history, load_checkpoint(checkpoint, kind="training"))
+            if experiment.final_evaluation:
+                record.update(_final_evaluation(checkpoint))
+            weights = export_reference(checkpoint, folder / run / "weights.pt", metrics=_metrics(record))
+            kept = []
+            if run in experiment.keep_weights:
+                kept = [results_file.parent / name / f"{run}.pt"]
+                atomic_write(kept[0], lambda partial: shutil.copyfile(weights, partial))
+                record["weights"] = {"file": f"{name}/{run}.pt", "sha256": sha256(kept[0]),
+                                     "megabytes": round(kept[0].stat().st_size / 1e6, 2)}
+            results["runs"][run] = record
+            _save(results, results_file, kept, commit,
+                  f"{name}: {run} recorded (val top-1 {record['val_top1']:.1%}, {record['wall_minutes']:.0f} min)")
+            if progress:
+                print(f"{name}: {run} recorded in {results_file}", flush=True)
+    finally:
+        lock.unlink(missing_ok=True)
+    return results
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies inside ``folder`` (both resolved)."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _save(results: dict[str, Any], results_file: Path, extra: list[Path], commit: bool, message: str) -> None:
+    """Write the results atomically and, with ``commit``, commit that file and ``extra`` alone."""
+    write_json_atomic(results_file, results)
+    if not commit:
+        return
+    paths = [str(path.resolve()) for path in (results_file, *extra)]
+    where = results_file.resolve().parent
+    try:
+        subprocess.run(["git", "add", "--", *paths], cwd=where, check=True, capture_output=True, text=True)
+        subprocess.run(["git", "commit", "--quiet", "-m", message, "--", *paths], cwd=where, check=True,
+                       capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        raise ValueError(f"the record was written to {results_file}, but committing it failed "
+                         f"({detail.strip().splitlines()[-1] if detail.strip() else error}); commit it by hand") from None
+
+
+def _final_evaluation(checkpoint: Path) -> dict[str, float]:
+    """10-crop validation accuracy and eval-mode training accuracy of a finished run (see :class:`Experiment`)."""
+    evaluation = evaluate_checkpoint(checkpoint, ten_crop=True, train_accuracy=True, device=default_device())
+    return {"val_top1_10crop": evaluation["ten_crop"]["top1"], "val_top5_10crop": evaluation["ten_crop"]["top5"],
+            "train_top1_eval": evaluation["train"]["top1"], "train_loss_eval": evaluation["train"]["loss"]}
+
+
+def _metrics(record: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a run's weights file carries (as the reference's ``metrics.json``)."""
+    keys = ("val_top1", "val_top5", "val_top1_10crop", "val_top5_10crop", "train_top1_eval", "epochs",
+            "wall_minutes", "device")
+    return {key: record[key] for key in keys if key in record}
+
+
+def _reference_record(member: ReferenceWeights, final_evaluation: bool) -> dict[str, Any]:
+    """The record of a published network: its recipe, code version, metrics and history, read from its file.
+
+    Its training accuracy in eval mode is measured here (the file's bf16 weights; the other metrics are the
+    ones published with it, measured on the run's fp32 checkpoint).
+    """
+    weights = member.value
+    reference = weights.load()
+    meta, metrics = reference.meta, reference.meta.get("metrics", {})
+    history = meta.get("history", [])
+    record = {"config": asdict(reference.config), "reference": f"ReferenceWeights.{member.name} ({weights.file})",
+              "code_version": meta.get("code_version", "unknown"), "dataset_sha256": meta.get("dataset_sha256"),
+              "device": weights.meta.hardware, "parameters": weights.meta.num_params, "epochs": len(history),
+              **{key: history[-1][key] for key in ("train_loss", "train_top1")},
+              "val_loss": history[-1]["val_loss"], "val_top1": metrics["val_top1"], "val_top5": metrics["val_top5"],
+              "wall_minutes": metrics["wall_minutes"] if "wall_minutes" in metrics else weights.meta.train_minutes,
+              "finished": None, "history": history}
+    if final_evaluation:
+        evaluation = evaluate_checkpoint(weights.path(), train_accuracy=True, device=default_device())
+        record.update({"val_top1_10crop": metrics["val_top1_10crop"], "val_top5_10crop": metrics["val_top5_10crop"],
+                       "train_top1_eval": evaluation["train"]["top1"], "train_loss_eval": evaluation["train"]["loss"]})
+    return record
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """One run of an experiment: ``state`` is ``"done"``, ``"running"``, ``"interrupted"`` or ``"left"``."""
+
+    name: str
+    state: str
+    epochs_done: int
+    epochs: int
+    wall_minutes: float
+    val_top1: float | None
+    device: str | None = None
+    optional: bool = False
+    reference: bool = False
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where an experiment stands (:func:`experiment_status`); ``str()`` gives the ``--status`` text."""
+
+    experiment: Experiment
+    runs: tuple[RunStatus, ...]
+    runner: int | None
+    minutes_left: float | None
+
+    def count(self, *states: str) -> int:
+        """How many runs are in one of ``states``."""
+        return sum(run.state in states for run in self.runs)
+
+    def __str__(self) -> str:
+        left = ("none" if self.count("done") == len(self.runs)
+                else "unknown until a run has finished" if self.minutes_left is None
+                else f"about {self.minutes_left / 60:.1f} h ({self.minutes_left:.0f} min, from the finished runs' "
+                     f"mean time per epoch)")
+        lines = [f"experiment {self.experiment.name!r} version {self.experiment.version}: {self.count('done')} done, "
+                 f"{self.count('running')} running, {self.count('interrupted')} interrupted, {self.count('left')} "
+                 f"left of {len(self.runs)} runs; time left: {left}",
+                 f"budget: {self.experiment.budget}"]
+        for run in self.runs:
+            if run.state == "done":
+                detail = (f"val top-1 {run.val_top1:.1%}, {run.wall_minutes:.1f} min, {run.device or 'device unknown'}"
+                          + (" (published reference, not trained again)" if run.reference else ""))
+            elif run.state == "left":
+                detail = ("published reference: read from its file when the runner starts" if run.reference
+                          else f"{run.epochs} epochs" + (" (if time allows)" if run.optional else ""))
+            else:
+                detail = f"epoch {run.epochs_done}/{run.epochs} done" + (
+                    f" (process {self.runner})" if run.state == "running" else "; no runner: resumes on the next start")
+            lines.append(f"  {run.state:<12} {run.name:<26} {detail}")
+        return "\n".join(lines)
+
+
+def experiment_status(name: str, *, results_dir: str | Path | None = None,
+                      runs_dir: str | Path | None = None) -> Status:
+    """What is done, running and left of experiment ``name``, and the estimated time left; reads files only.
+
+    A run is ``done`` when recorded, ``running`` when it is the unrecorded run that a live runner works
+    on, ``interrupted`` when it has finished epochs but no runner, and ``left`` otherwise. The time left
+    is the finished runs' mean wall time per epoch times the epochs still to train.
+
+    Raises:
+        ValueError: an unknown experiment, or a results file that :func:`run_experiment` would refuse.
+    """
+    experiment = get_experiment(name)
+    results = _read_results(Path(results_dir or RESULTS_DIR) / f"{name}.json", experiment)["runs"]
+    folder = Path(runs_dir or RUNS_DIR) / name
+    runner = _runner(folder / "runner.pid")
+    runs, current = [], runner is not None  # a live runner works on the first unrecorded run
+    for run, _ in experiment.references:  # recorded first by a runner, from their files
+        record = results.get(run)
+        runs.append(RunStatus(run, "left", 0, 0, 0.0, None, reference=True) if record is None else
+                    RunStatus(run, "done", record["epochs"], record["epochs"], record["wall_minutes"],
+                              record["val_top1"], record.get("device"), reference=True))
+    for run, config in experiment.runs:
+        if run in results:
+            record = results[run]
+            runs.append(RunStatus(run, "done", record["epochs"], config.epochs, record["wall_minutes"],
+                                  record["val_top1"], record.get("device")))
+            continue
+        metrics = folder / run / "metrics.csv"
+        history = read_metrics(metrics) if metrics.exists() else []
+        state = "running" if current else "interrupted" if history else "left"
+        current = False
+        wall = history[-1]["wall_seconds"] / 60 if history else 0.0
+        runs.append(RunStatus(run, state, len(history), config.epochs, wall, None,
+                              optional=run in experiment.optional))
+    finished = [run for run in runs if run.state == "done" and not run.reference]
+    per_epoch = (sum(run.wall_minutes for run in finished) / sum(run.epochs for run in finished)) if finished else None
+    minutes_left = (None if per_epoch is None
+                    else per_epoch * sum(run.epochs - run.epochs_done for run in runs if run.state != "done"))
+    return Status(experiment, tuple(runs), runner, minutes_left)
+
+
+def _record(config: TrainConfig, history: list[dict[str, float]], state: dict[str, Any]) -> dict[str, Any]:
+    """What the results file keeps of a finished run: recipe, code version, data checksum, device, final metrics,
+    parameters, wall time, finishing time (UTC) and the per-epoch history."""
+    last = history[-1]
+    return {"config": asdict(config), "code_version": state.get("code_version", "unknown"),
+            "dataset_sha256": state.get("dataset_sha256"), "device": describe_device(default_device()),
+            "parameters": parameter_count(config), "epochs": len(history),
+            **{key: last[key] for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5")},
+            "wall_minutes": last["wall_seconds"] / 60,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "history": history}
+
+
+def _read_results(path: Path, experiment: Experiment) -> dict[str, Any]:
+    """The results recorded so far (an empty record if none), refusing any that the definition did not produce.
+
+    Raises:
+        ValueError: unreadable JSON; another experiment or version; a recorded run that the definition does
+            not have, or with another recipe (the definition changed without a new version).
+    """
+    fresh = {"experiment": experiment.name, "version": experiment.version, "description": experiment.description,
+             "budget": experiment.budget, "runs": {}}
+    if not path.exists():
+        return fresh
+    try:
+        results = json.loads(path.read_text())
+        recorded, version = results["runs"], results["version"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a results file of experiment {experiment.name!r} ({error}); move it away "
+                         f"and run again; nothing was run") from None
+    if results.get("experiment") != experiment.name or version != experiment.version:
+        raise ValueError(f"{path} holds results of version {version} of experiment {results.get('experiment')!r}, "
+                         f"but {experiment.name!r} is now version {experiment.version}: one file would mix two "
+                         f"versions. Commit it, then move it away (e.g. to {experiment.name}-v{version}.json) and "
+                         f"run again; nothing was run")
+    definition = dict(experiment.runs)
+    references = {run for run, _ in experiment.references}
+    changed = [run for run in recorded
+               if run not in references and (run not in definition or _recipe_changed(recorded[run], definition[run]))]
+    if changed:
+        raise ValueError(f"{path} records runs {changed} that version {version} of {experiment.name!r} no longer "
+                         f"defines as they were run: raise the experiment's version when a run changes; nothing "
+                         f"was run")
+    return {**fresh, "runs": recorded}
+
+
+def _recipe_changed(record: Any, config: TrainConfig) -> bool:
+    """Whether a recorded run's recipe is not ``config``'s (prose and how batches were run aside), or unreadable."""
+    try:
+        return bool(config_from_dict(record["config"]).recipe_differences(config))
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return True
+
+
+def _runner(lock: Path) -> int | None:
+    """The process id in ``lock`` if that process is alive, else ``None``."""
+    try:
+        pid = int(lock.read_text())
+        os.kill(pid, 0)
+    except PermissionError:  # alive, another user's
+        return pid
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _claim(lock: Path, name: str) -> None:
+    """Write this process's id into ``lock``, taking it over from a dead runner.
+
+    Raises:
+        ValueError: a live process holds it.
+    """
+    holder = _runner(lock)
+    if holder is not None and holder != os.getpid():
+        raise ValueError(f"experiment {name!r} is already being run by process {holder} ({lock}); see "
+                         f"'python -m zfcore experiment {name} --status'; nothing was run")
+    lock.write_text(str(os.getpid()))
