@@ -149,3 +149,41 @@ def test_offline_outside_a_clone_names_every_way_that_works(tmp_path: Path, monk
     shutil.copy(REFERENCE_DIR / name, cache / name)  # the second way: the file in the cache folder
     assert ReferenceWeights.DEFAULT.path() == cache / name
     assert repr(ReferenceWeights.DEFAULT.load()) == repr(load_reference())
+
+
+def test_a_damaged_reference_file_is_refused_on_load_naming_how_to_restore_it(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from zfcore import weights
+    from zfcore.checkpoints import CheckpointError
+
+    original = weights.ReferenceWeights.DEFAULT.path()
+    damaged = tmp_path / original.name
+    shutil.copyfile(original, damaged)
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 1  # one flipped bit in the weights
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(weights, "REFERENCE_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match=rf"{damaged} has SHA-256 [0-9a-f]{{64}}, expected "
+                                              rf"{weights.REFERENCE_SHA256[original.name]}: .*git checkout -- "
+                                              rf"data/reference/{original.name}"):
+        weights.ReferenceWeights.DEFAULT.load()
+
+
+def test_every_kept_experiment_network_is_listed_with_its_checksum_and_loads() -> None:
+    import json
+
+    from zfcore import weights
+    from zfcore.paths import EXPERIMENTS_DIR
+
+    tracked = {str(path.relative_to(EXPERIMENTS_DIR).with_suffix("")) for path in EXPERIMENTS_DIR.glob("*/*.pt")
+               if (EXPERIMENTS_DIR / f"{path.parent.name}.json").is_file()}  # the networks an experiment kept
+    assert tracked == set(weights.EXPERIMENT_WEIGHTS_SHA256), "list each kept network in EXPERIMENT_WEIGHTS_SHA256"
+    for key, digest in weights.EXPERIMENT_WEIGHTS_SHA256.items():
+        experiment, run = key.split("/")
+        record = json.loads((EXPERIMENTS_DIR / f"{experiment}.json").read_text())["runs"][run]
+        assert record["weights"] == {**record["weights"], "file": f"{key}.pt", "sha256": digest}
+        network = weights.experiment_weights(experiment, run)
+        assert network.meta["metrics"]["val_top1"] == record["val_top1"] and not network.model.training
+    with pytest.raises(ValueError, match=r"experiment='verdict-runs', run='nope': no kept network; valid: \("):
+        weights.experiment_weights("verdict-runs", "nope")

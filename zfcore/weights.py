@@ -34,20 +34,23 @@ from zfcore.checkpoints import (CheckpointError, build_model, config_from_dict, 
                                 save_checkpoint)
 from zfcore.data.loader import normalize
 from zfcore.models import ZFNet
-from zfcore.paths import REFERENCE_DIR, raw_url
+from zfcore.paths import EXPERIMENTS_DIR, REFERENCE_DIR, raw_url
 from zfcore.profiles import TrainConfig
 from zfcore.store import ChecksumError, download, sha256
 
 __all__ = [
+    "EXPERIMENT_WEIGHTS_SHA256",
     "REFERENCE_DIR",
     "REFERENCE_URL",
     "Reference",
     "ReferenceWeights",
     "Weights",
     "WeightsMeta",
+    "experiment_weights",
     "export_reference",
     "load_reference",
     "reference_file",
+    "verified",
     "weights_file_name",
 ]
 
@@ -70,15 +73,20 @@ def _cache_dir() -> Path:
 def reference_file(name: str) -> Path:
     """The local path of the tracked reference file ``name``, fetched and verified if not in a checkout.
 
+    The tracked file is checked against its SHA-256 on every call (about 30 ms for 12 MB): a damaged or
+    edited file is never loaded as the reference.
+
     Raises:
         ValueError: ``name`` is not a reference file.
-        CheckpointError: the download failed or its checksum does not match (nothing is kept).
+        CheckpointError: the tracked file's checksum does not match (the message says how to restore it), or
+            the download failed or its checksum does not match (nothing is kept).
     """
     if name not in REFERENCE_SHA256:
         raise ValueError(f"name={name!r} is not a reference file; valid names: {tuple(REFERENCE_SHA256)}")
     tracked = REFERENCE_DIR / name
     if tracked.is_file():
-        return tracked
+        return verified(tracked, REFERENCE_SHA256[name], restore=f"restore it with 'git checkout -- "
+                        f"data/reference/{name}', or delete it to download it from {REFERENCE_URL}/{name}")
     cached = _cache_dir() / name
     if cached.is_file() and sha256(cached) == REFERENCE_SHA256[name]:
         return cached
@@ -98,6 +106,45 @@ def reference_file(name: str) -> Path:
             f"it in the cache folder as {cached}{stale} (${CACHE_ENV}/reference/{name}, by default "
             f"~/.cache/zfbook/reference/{name}){loaded}"
         ) from error
+
+
+def verified(path: Path, expected: str, *, restore: str) -> Path:
+    """``path``, after checking that its SHA-256 is ``expected``.
+
+    Raises:
+        CheckpointError: another SHA-256: the file is damaged or was changed; the message names the file, both
+            digests and ``restore`` (how to get the right file back).
+    """
+    found = sha256(path)
+    if found != expected:
+        raise CheckpointError(f"{path} has SHA-256 {found}, expected {expected}: the file is damaged or was changed; "
+                              f"{restore}")
+    return path
+
+
+EXPERIMENT_WEIGHTS_SHA256 = {
+}
+"""SHA-256 of every network an experiment keeps in the repository (``data/experiments/NAME/RUN.pt``, bf16 weights
+with their metadata, as the reference's), by ``"NAME/RUN"``; listed as each is committed (a test checks them)."""
+
+
+def experiment_weights(experiment: str, run: str) -> "Reference":
+    """The network that run ``run`` of ``experiment`` trained (kept in ``data/experiments/NAME/RUN.pt``), checked
+    against its SHA-256, in eval mode with its metadata (recipe, metrics, history; see :func:`load_reference`).
+
+    Raises:
+        ValueError: no network of that run is kept (naming the ones that are).
+        CheckpointError: the file is missing or damaged (its SHA-256 differs).
+    """
+    key = f"{experiment}/{run}"
+    if key not in EXPERIMENT_WEIGHTS_SHA256:
+        raise ValueError(f"experiment={experiment!r}, run={run!r}: no kept network; valid: "
+                         f"{tuple(EXPERIMENT_WEIGHTS_SHA256)}")
+    path = EXPERIMENTS_DIR / f"{key}.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist: the network of {key} is kept in a clone of the repository")
+    return load_reference(verified(path, EXPERIMENT_WEIGHTS_SHA256[key],
+                                   restore=f"restore it with 'git checkout -- data/experiments/{key}.pt'"))
 
 
 @dataclass(frozen=True)
