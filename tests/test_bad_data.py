@@ -24,6 +24,7 @@ from archives import tgz_folder, zip_folder
 from zfcore.data import FileBatches, ImageNetSamples, imagenet, imagenet_class_names, imagenette
 from zfcore.data.caltech import Caltech101
 from zfcore.data.gpu_batches import DeviceBatches, device_decodable
+from zfcore.data.imagenet import IMAGENET_SAMPLES
 from zfcore.data.images import (
     CorruptImageWarning,
     UnreadableImageError,
@@ -254,7 +255,7 @@ def test_corrupt_sample_archive_is_not_silently_replaced_by_wnids(tmp_path: Path
     with pytest.raises(CorruptArchiveError) as error:
         imagenet_class_names(["n01443537"])
     _assert_corrupt(error, archive, "File is not a zip file", "Replace it with a good copy of imagenet-samples.zip")
-    assert "unset it to download" not in str(error.value)  # the samples have no public URL
+    assert f"(or unset it to download from {IMAGENET_SAMPLES.url})" in str(error.value)  # GitHub's copy
     assert _snapshot(data, mirror) == before
     archive.unlink()
     assert imagenet_class_names(["n01443537"]) == ["n01443537"]  # absent (not broken): the wnids, as before

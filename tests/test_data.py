@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import urllib.request
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from archives import tgz_folder, zip_folder
 from zfcore.data import (
     Caltech101,
     Caltech256,
+    CorruptArchiveError,
     CorruptImageWarning,
     DatasetNotFoundError,
     FileBatches,
@@ -33,10 +37,13 @@ from zfcore.data import (
     train_transform,
     training_data,
 )
+from zfcore.data import tiny_imagenet
+from zfcore.data.imagenet import IMAGENET_SAMPLES, SAMPLE_LONGER_SIDE, shrink_sample
 from zfcore.data.images import decode_to_cache
 from zfcore.profiles import TrainConfig
 
 WNIDS = ("n01443537", "n01629819", "n01641577")
+URLOPEN = urllib.request.urlopen  # the real one (the places fixture replaces it with one that fails)
 
 
 def _jpeg(path: Path, seed: int = 0, size: tuple[int, int] = (20, 16), mode: str = "RGB") -> Path:
@@ -110,6 +117,47 @@ def test_tiny_imagenet_subset_decodes_only_its_files(tmp_path: Path) -> None:
     np.testing.assert_array_equal(from_full.labels, subset.labels)
 
 
+def test_tiny_imagenet_train_split_is_the_first_400_per_class_by_file_name(tmp_path: Path) -> None:
+    folder = tmp_path / "tiny-imagenet-200"  # the official layout's 500 per class, 2 classes, 8-px images
+    folder.mkdir()
+    (folder / "wnids.txt").write_text("\n".join(WNIDS[:2]) + "\n")
+    (folder / "words.txt").write_text("")
+    names = {wnid: [f"{wnid}_{index}.JPEG" for index in range(500)] for wnid in WNIDS[:2]}
+    order = np.random.default_rng(0).permutation(1000)  # written in a shuffled order: the listing order is not it
+    for position in order:
+        wnid = WNIDS[position // 500]
+        _jpeg(folder / "train" / wnid / "images" / names[wnid][position % 500], int(position), (8, 8))
+    first_400 = [folder / "train" / wnid / "images" / name for wnid in WNIDS[:2] for name in sorted(names[wnid])[:400]]
+    assert tiny_imagenet.TRAIN_PER_CLASS == 400
+    # by name, not number (as the mirror was cut): _0-_4, _10-_45, _100-_458 in; _5-_9, _46-_99, _459-_499 out
+    assert first_400[399].name == "n01443537_458.JPEG"
+    assert {f"n01443537_{n}.JPEG" for n in (0, 4, 10, 45, 100, 458)} <= {path.name for path in first_400}
+    assert not {f"n01443537_{n}.JPEG" for n in (5, 9, 46, 99, 459, 499)} & {path.name for path in first_400}
+
+    paths, labels = TinyImageNet(folder).files("train")
+    assert paths == first_400 and labels == [0] * 400 + [1] * 400
+    split = cached_split("train", root=folder, cache_dir=tmp_path / "cache")
+    assert split.images.shape == (800, 64, 64, 3) and split.labels.tolist() == labels
+    for index in (0, 399, 400, 799):
+        expected = ImageOps.fit(load_rgb(first_400[index]), (64, 64), Image.Resampling.BILINEAR)
+        np.testing.assert_array_equal(split.images[index], np.asarray(expected))
+
+    # a cache decoded before the cut (all 500 per class) is decoded again, not reused
+    stale = tmp_path / "stale-cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tiny_imagenet, "TRAIN_PER_CLASS", 500)
+        assert len(cached_split("train", root=folder, cache_dir=stale)) == 1000
+    with pytest.warns(UserWarning, match="holds 1000 images.*first 400 images per class"):
+        again = cached_split("train", root=folder, cache_dir=stale)
+    np.testing.assert_array_equal(again.images, split.images)
+    np.testing.assert_array_equal(again.labels, split.labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(cached_split("train", root=folder, cache_dir=stale)) == 800  # now current: no warning
+        subset = cached_split("train", classes=1, root=folder, cache_dir=tmp_path / "subset")
+    np.testing.assert_array_equal(subset.images, split.images[:400])
+
+
 def test_tiny_imagenet_extracted_from_mirror(tmp_path: Path, places: tuple[Path, Path]) -> None:
     data, mirror = places
     zip_folder(_tiny_imagenet(tmp_path / "build"), mirror / "tiny-imagenet-200.zip")
@@ -138,11 +186,13 @@ def test_missing_dataset_names_every_place(places: tuple[Path, Path]) -> None:
     for place in (
         data / "caltech101" / "101_ObjectCategories",
         mirror / "caltech101" / "101_ObjectCategories.tar.gz",
+        f"archive: {data / 'caltech101' / '101_ObjectCategories.tar.gz'} (missing)",  # a download left there
         "caltech-101.zip failed",
         "offline in tests",
         "the folder holding caltech101/101_ObjectCategories/",
     ):
         assert str(place) in message
+    assert "caltech101/caltech101" not in message
     with pytest.raises(DatasetNotFoundError, match="not tried: download=False"):
         Caltech256(download=False)
 
@@ -155,8 +205,13 @@ def test_missing_dataset_names_every_place(places: tuple[Path, Path]) -> None:
     with pytest.raises(DatasetNotFoundError) as missing:
         imagenet(split="val")
     assert str(data / "imagenet" / "val") in str(missing.value) and "image-net.org" in str(missing.value)
-    with pytest.raises(DatasetNotFoundError, match="no public URL"):
+    with pytest.raises(DatasetNotFoundError) as missing:
         imagenet_samples()
+    message = str(missing.value)
+    for place in (data / "imagenet-samples" / "n02112018_Pomeranian.JPEG", mirror / "imagenet-samples.zip",
+                  data / "imagenet-samples.zip", f"{IMAGENET_SAMPLES.url} failed (offline in tests)"):
+        assert str(place) in message
+    assert IMAGENET_SAMPLES.url == "https://github.com/EliSchwartz/imagenet-sample-images/archive/refs/heads/master.zip"
 
 
 # -- Caltech -------------------------------------------------------------------------------------
@@ -182,6 +237,15 @@ def test_caltech101_from_mirror_with_and_without_background(tmp_path: Path, plac
     with_background = Caltech101(background=True, download=False)
     assert with_background.categories[0] == "BACKGROUND_Google" and len(with_background.categories) == 5
     assert len(with_background) == 14  # the "tmp" file is not an image
+
+
+def test_caltech101_tarball_left_in_its_folder_is_used(tmp_path: Path, places: tuple[Path, Path]) -> None:
+    data, _ = places
+    folder = tmp_path / "build" / "101_ObjectCategories"
+    for name in ("BACKGROUND_Google", "Faces", "yin_yang"):
+        _jpeg(folder / name / "image_0001.jpg")
+    tgz_folder(folder, data / "caltech101" / "101_ObjectCategories.tar.gz")  # where a download is kept
+    assert Caltech101(download=False).categories == ["Faces", "yin_yang"]
 
 
 def test_caltech256_fake_layout(tmp_path: Path) -> None:
@@ -320,6 +384,98 @@ def test_imagenet_samples_probe_set(tmp_path: Path, places: tuple[Path, Path]) -
     with pytest.raises(ValueError, match="matches 2 ImageNet classes"):
         find_sample(samples, "wheel")
     assert imagenet_class_names(["n02112018", "n99999999"]) == ["Pomeranian", "n99999999"]
+
+
+SAMPLE_NAMES = ("n02088094_Afghan_hound", "n02112018_Pomeranian", "n02974003_car_wheel")
+
+
+def _github_zip(tmp_path: Path, sizes: tuple[tuple[int, int], ...] = ((400, 300), (300, 450), (100, 80)),
+                names: tuple[str, ...] = SAMPLE_NAMES) -> Path:
+    """A stand-in for GitHub's zip of the sample repository: ``<repo>-master/`` with the images, a README, a gallery."""
+    top = tmp_path / "github" / "imagenet-sample-images-master"
+    for seed, (name, size) in enumerate(zip(names, sizes)):
+        _jpeg(top / f"{name}.JPEG", seed, size)
+    (top / "README.md").write_text("# imagenet-sample-images\n")
+    (top / "gallery.md").write_text("| ![tench](n01440764_tench.JPEG) |\n")
+    return zip_folder(top, tmp_path / "github" / "master.zip", zipfile.ZIP_DEFLATED)
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, archive: Path) -> list[str]:
+    """``urlopen`` answers the samples' URL with ``archive`` (a file:// read); returns the URLs asked for."""
+    asked = []
+
+    def fake(url: str, *args: object, **kwargs: object):
+        asked.append(url)
+        assert url == IMAGENET_SAMPLES.url
+        return URLOPEN(archive.as_uri(), *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake)
+    return asked
+
+
+def test_imagenet_samples_downloaded_from_github_and_shrunk_on_load(
+    tmp_path: Path, places: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, _ = places
+    github = _github_zip(tmp_path)
+    asked = _serve(monkeypatch, github)
+    samples = imagenet_samples()
+    assert asked == [IMAGENET_SAMPLES.url]
+    folder = data / "imagenet-samples"
+    assert sorted(path.name for path in folder.iterdir()) == [f"{name}.JPEG" for name in SAMPLE_NAMES]
+    with zipfile.ZipFile(github) as source:  # the repository's bytes, unchanged; README and gallery left out
+        for name in SAMPLE_NAMES:
+            assert (folder / f"{name}.JPEG").read_bytes() == source.read(f"imagenet-sample-images-master/{name}.JPEG")
+    assert sorted(path.name for path in data.iterdir()) == ["imagenet-samples", "imagenet-samples.zip"]
+    assert samples.wnids == ["n02088094", "n02112018", "n02974003"]
+    afghan, pomeranian, wheel = (samples[index].image for index in range(3))
+    assert afghan.size == (160, 120) and pomeranian.size == (107, 160) and wheel.size == (100, 80)
+    np.testing.assert_array_equal(np.asarray(wheel), np.asarray(load_rgb(folder / f"{SAMPLE_NAMES[2]}.JPEG")))
+    assert find_sample(samples, "Pomeranian").image.size == (107, 160)
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *args, **kwargs: pytest.fail("downloaded again"))
+    assert len(imagenet_samples()) == 3 and imagenet_class_names(["n02974003"]) == ["car wheel"]
+
+
+def test_imagenet_samples_bad_downloads_leave_nothing(
+    tmp_path: Path, places: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, _ = places
+    not_a_zip = tmp_path / "error-page.html"
+    not_a_zip.write_text("<html>rate limited</html>")
+    _serve(monkeypatch, not_a_zip)
+    with pytest.raises(DatasetNotFoundError, match="master.zip failed \\(the downloaded file is not a readable zip"):
+        imagenet_samples()
+    assert list(data.iterdir()) == []
+
+    _serve(monkeypatch, _github_zip(tmp_path, names=("n02088094_Afghan_hound",)))  # no Pomeranian: not the repository
+    with pytest.raises(CorruptArchiveError, match="n02112018_Pomeranian.JPEG.*has been deleted"):
+        imagenet_samples()
+    assert list(data.iterdir()) == []
+
+
+def test_shrink_sample_to_the_mirror_size(tmp_path: Path) -> None:
+    wide = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    shrunk = shrink_sample(wide)
+    assert SAMPLE_LONGER_SIDE == 160 and shrunk.size == (160, 120) and wide.size == (400, 300)  # a copy
+    reference = wide.copy()
+    reference.thumbnail((160, 160), Image.Resampling.BICUBIC)  # how the mirror's samples were made
+    np.testing.assert_array_equal(np.asarray(shrunk), np.asarray(reference))
+    assert shrink_sample(wide.resize((333, 500))).size == (107, 160)
+    for size in ((160, 140), (150, 150), (75, 56)):  # the mirror's: longer side 160, or a smaller original
+        small = wide.resize(size)
+        assert shrink_sample(small) is small
+
+
+def test_mirror_samples_pass_through_unchanged() -> None:
+    samples = imagenet_samples(download=False)  # the pre-test check made sure they are there
+    assert len(samples) == 1000
+    for name in ("Pomeranian", "car wheel", "Afghan hound"):
+        sample = find_sample(samples, name)
+        on_disk = load_rgb(samples.paths[samples.wnids.index(sample.wnid)])
+        assert max(sample.image.size) <= SAMPLE_LONGER_SIDE
+        if max(on_disk.size) <= SAMPLE_LONGER_SIDE:  # from the mirror (from GitHub they are full size)
+            np.testing.assert_array_equal(np.asarray(sample.image), np.asarray(on_disk))
 
 
 def test_paper_transforms() -> None:

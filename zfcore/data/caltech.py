@@ -232,8 +232,7 @@ def _fetch_caltech101(folder: Path) -> None:
     """Download ``caltech-101.zip`` into ``folder`` and take out the tarball ``find_or_fetch`` expects."""
     zip_path = folder / "caltech-101.zip"
     download_url(CALTECH101.url, folder, filename=zip_path.name, md5=CALTECH101_ZIP_MD5)
-    tarball = folder / CALTECH101.filename
-    tarball.parent.mkdir(parents=True, exist_ok=True)
+    tarball = folder / Path(CALTECH101.filename).name  # where find_or_fetch(root=folder) looks for a download
     with zipfile.ZipFile(zip_path) as bundle, bundle.open(CALTECH101_ZIP_MEMBER) as source:
         tarball.write_bytes(source.read())
     zip_path.unlink()

@@ -25,6 +25,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tqdm.auto import tqdm
 
@@ -62,7 +63,8 @@ class Archive:
     Attributes:
         name: human name, e.g. ``"Tiny ImageNet"``.
         extracted: the folder the archive unpacks to, relative to the data root.
-        filename: the archive's file name, relative to the mirror (``caltech101/...tar.gz``).
+        filename: the archive's file name, relative to the mirror (``caltech101/...tar.gz``); in the
+            folder it is extracted into, a download is kept under its last part (``...tar.gz``).
         url: the official download address (``None``: no public download).
         sha256: the official archive's checksum (``None``: not checked).
         marker: a file inside ``extracted`` whose presence means the extraction is complete.
@@ -115,12 +117,17 @@ def mirror_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def find_or_fetch(archive: Archive, *, root: Path | None = None, download: bool = True) -> Path:
+def find_or_fetch(archive: Archive, *, root: Path | None = None, download: bool = True,
+                  fetch: Callable[[Path], None] | None = None) -> Path:
     """Return the extracted folder of ``archive``, extracting or downloading it if needed.
 
     Order: ``root/extracted`` (complete if ``marker`` exists) -> ``$ZFBOOK_MIRROR/filename`` ->
-    ``root/filename`` (a download left there) -> the official URL (checksum verified) -> raise
-    :class:`DatasetNotFoundError` naming every place looked in and how to provide the data.
+    ``root/<filename's last part>`` (a download left there) -> the official URL (checksum verified) ->
+    raise :class:`DatasetNotFoundError` naming every place looked in and how to provide the data.
+
+    ``fetch``: a custom download, for a source that does not publish the mirror's archive as such: it is
+    given ``root/<filename's last part>`` and must write the mirror's archive there from ``archive.url``,
+    raising ``OSError`` if it cannot (default: download ``archive.url`` to that path, checksum verified).
 
     Raises:
         DataRootError: ``root`` (default: :func:`data_root`) is a file or cannot be written.
@@ -146,7 +153,10 @@ def find_or_fetch(archive: Archive, *, root: Path | None = None, download: bool 
         candidates.append((mirror / archive.filename, f"Replace it with {good_copy}, or point ZFBOOK_MIRROR "
                            f"(--mirror) at a folder holding one{unset}."))
     again = f" so that the next run downloads it again from {archive.url}" if archive.url else ""
-    candidates.append((root / archive.filename, f"Delete it{again}, or replace it with {good_copy} "
+    # root/<last part>, not root/filename: Caltech's root is <data root>/caltech101 and its filename
+    # caltech101/101_ObjectCategories.tar.gz (root/filename would name caltech101/caltech101/...)
+    local = root / Path(archive.filename).name
+    candidates.append((local, f"Delete it{again}, or replace it with {good_copy} "
                        "(or put one in a folder and set ZFBOOK_MIRROR to it)."))
     for candidate, fix in candidates:
         if candidate.is_file():
@@ -155,15 +165,18 @@ def find_or_fetch(archive: Archive, *, root: Path | None = None, download: bool 
         looked.append(f"archive: {candidate} (missing)")
     if download and archive.url:
         try:
-            downloaded = _download(archive, root / archive.filename)
+            if fetch is None:
+                _download(archive, local)
+            else:
+                fetch(local)
         except OSError as error:
             looked.append(f"download: {archive.url} failed ({error})")
         else:
             try:
-                _extract(downloaded, root, archive, f"It was downloaded from {archive.url} and has been deleted: "
+                _extract(local, root, archive, f"It was downloaded from {archive.url} and has been deleted: "
                          "run again to download it anew, or put a good copy in ZFBOOK_MIRROR.")
             except CorruptArchiveError:
-                downloaded.unlink(missing_ok=True)
+                local.unlink(missing_ok=True)
                 raise
             return target
     elif archive.url:

@@ -2,10 +2,15 @@
 
 ``tiny-imagenet-200/{wnids.txt, words.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG,
 val/val_annotations.txt}``. Both splits are decoded once into a uint8 cache (:func:`cached_split`).
+
+The book's Tiny ImageNet trains on the first :data:`TRAIN_PER_CLASS` (400) of the 500 training images
+of each class, by file name, whether the data came from the official archive or from the offline mirror
+(which holds exactly those 400); validation is all 10,000 images.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +19,7 @@ import numpy as np
 from zfcore.data.images import decode_to_cache, open_cache
 from zfcore.data.locate import Archive, data_root, find_or_fetch
 
-__all__ = ["TINY_IMAGENET", "CachedSplit", "TinyImageNet", "cached_split"]
+__all__ = ["TINY_IMAGENET", "TRAIN_PER_CLASS", "CachedSplit", "TinyImageNet", "cached_split"]
 
 TINY_IMAGENET = Archive(
     name="Tiny ImageNet",
@@ -25,6 +30,11 @@ TINY_IMAGENET = Archive(
     marker="val/val_annotations.txt",
 )
 SPLITS = ("train", "val")
+TRAIN_PER_CLASS = 400
+"""The book's Tiny ImageNet: the training split is the first 400 images of each class, sorted by file name
+(``<wnid>_<n>.JPEG``, sorted as strings). The official archive has 500 per class; the offline mirror holds
+exactly these 400, so online and offline runs train on the same 80,000 images. A dataset-level choice,
+not a :class:`~zfcore.profiles.TrainConfig` field: every profile's "all images" means these."""
 
 
 @dataclass
@@ -58,12 +68,21 @@ class TinyImageNet:
         self.class_index = {wnid: index for index, wnid in enumerate(self.wnids)}
 
     def files(self, split: str) -> tuple[list[Path], list[int]]:
-        """The image paths and labels of ``split`` (``"train"`` or ``"val"``), in a fixed order."""
+        """The image paths and labels of ``split`` (``"train"`` or ``"val"``), in a fixed order.
+
+        Train: by class folder, then file name, at most :data:`TRAIN_PER_CLASS` per class (the first by
+        file name). Val: every image, by file name.
+        """
         if split not in SPLITS:
             raise ValueError(f"split={split!r} is not valid; valid splits: {SPLITS}")
         if split == "train":
-            paths = sorted((self.root / "train").glob("*/images/*.JPEG"))
-            labels = [self.class_index[path.parent.parent.name] for path in paths]
+            paths, labels, taken = [], [], {}
+            for path in sorted((self.root / "train").glob("*/images/*.JPEG")):
+                label = self.class_index[path.parent.parent.name]
+                if taken.get(label, 0) < TRAIN_PER_CLASS:
+                    taken[label] = taken.get(label, 0) + 1
+                    paths.append(path)
+                    labels.append(label)
             return paths, labels
         annotations = (self.root / "val" / "val_annotations.txt").read_text().splitlines()
         rows = sorted(line.split("\t")[:2] for line in annotations if line.strip())
@@ -97,7 +116,9 @@ def cached_split(split: str, *, classes: int = 0, per_class: int = 0, root: str 
     A subset is taken from the whole split's cache if that exists; otherwise only the subset's files
     are decoded, into a cache of their own (the ``ci`` profile's 320 images: a few MB instead of the
     938 MB of the whole train split). Both ways give the same pixels, in class order, then file order.
-    The whole train split takes about 20 s to decode.
+    The whole train split takes about 20 s to decode. A cache holding more images of a class than the
+    split has (one decoded before the split kept :data:`TRAIN_PER_CLASS` images per class, from the
+    official 500-per-class archive) is decoded again, with a warning.
     """
     dataset = TinyImageNet(root)
     cache = cache_dir or data_root() / "cache"
@@ -107,7 +128,7 @@ def cached_split(split: str, *, classes: int = 0, per_class: int = 0, root: str 
     kept = classes or len(dataset.wnids)
     names = dict(classes=dataset.wnids[:kept], class_names=dataset.class_names[:kept])
     if chosen is None or full_cache.exists():
-        if not full_cache.exists():
+        if not _usable(full_cache, labels):
             decode_to_cache(paths, labels, full_cache, 64, description=f"Tiny ImageNet {split}")
         images, cached_labels = open_cache(full_cache)
         if chosen is None:
@@ -115,11 +136,27 @@ def cached_split(split: str, *, classes: int = 0, per_class: int = 0, root: str 
         chosen = _subset_indices(cached_labels, classes, per_class)  # the cache skips unreadable files
         return CachedSplit(images=np.ascontiguousarray(images[chosen]), labels=cached_labels[chosen], **names)
     subset_cache = cache / f"tiny-imagenet-200-{split}-64-classes{classes}-per{per_class}.npy"
-    if not subset_cache.exists():
+    if not _usable(subset_cache, [labels[i] for i in chosen]):
         decode_to_cache([paths[i] for i in chosen], [labels[i] for i in chosen], subset_cache, 64,
                         description=f"Tiny ImageNet {split} subset")
     images, subset_labels = open_cache(subset_cache)
     return CachedSplit(images=images, labels=subset_labels, **names)
+
+
+def _usable(cache: Path, labels: list[int]) -> bool:
+    """Whether ``cache`` exists and was decoded from these files: no class has more cached images than
+    ``labels`` has (fewer is fine: the cache skips unreadable files). Warns about one that was not."""
+    if not cache.exists():
+        return False
+    cached = np.load(cache.with_name(cache.stem + ".labels.npy"))
+    expected = np.asarray(labels, dtype=np.int64)
+    classes = max(int(cached.max(initial=-1)), int(expected.max(initial=-1))) + 1
+    if (np.bincount(cached, minlength=classes) <= np.bincount(expected, minlength=classes)).all():
+        return True
+    warnings.warn(f"{cache} holds {len(cached)} images, more of some class than the {len(labels)} files it should "
+                  f"be decoded from (a cache made before the training split kept the first {TRAIN_PER_CLASS} "
+                  f"images per class?): decoding it again", UserWarning, stacklevel=3)
+    return False
 
 
 def _subset_indices(labels: np.ndarray, classes: int, per_class: int) -> np.ndarray | None:
