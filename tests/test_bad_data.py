@@ -491,3 +491,15 @@ def test_odd_but_valid_images_become_rgb(tmp_path: Path, mode: str) -> None:
     image.save(path)
     loaded = load_rgb_checked(path)
     assert loaded.mode == "RGB" and loaded.size == (5, 6)
+
+
+def test_an_installed_package_keeps_datasets_in_the_user_cache_not_in_site_packages(tmp_path, monkeypatch) -> None:
+    from zfcore.paths import default_data_root
+
+    checkout, installed = tmp_path / "clone", tmp_path / "site-packages"
+    (checkout / "zfcore").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("[project]\n")
+    (installed / "zfcore").mkdir(parents=True)
+    monkeypatch.setenv("ZFBOOK_CACHE", str(tmp_path / "cache"))
+    assert default_data_root(checkout) == checkout / "datasets"
+    assert default_data_root(installed) == tmp_path / "cache" / "datasets"

@@ -7,10 +7,11 @@ In a clone or an editable install these are the checkout's folders; from an inst
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-__all__ = ["ANNOTATIONS_DIR", "EXPERIMENTS_DIR", "REFERENCE_DIR", "REPOSITORY_BRANCH", "REPOSITORY_ROOT",
-           "REPOSITORY_URL", "raw_url"]
+__all__ = ["ANNOTATIONS_DIR", "CACHE_ENV", "EXPERIMENTS_DIR", "REFERENCE_DIR", "REPOSITORY_BRANCH", "REPOSITORY_ROOT",
+           "REPOSITORY_URL", "cache_root", "default_data_root", "in_checkout", "raw_url"]
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 """The folder holding ``zfcore/`` (the checkout's root in a clone or an editable install)."""
@@ -20,6 +21,27 @@ EXPERIMENTS_DIR = REPOSITORY_ROOT / "data" / "experiments"
 """The tracked results of the named experiments (``NAME.json``) and their kept weights."""
 ANNOTATIONS_DIR = REPOSITORY_ROOT / "data" / "annotations"
 """The tracked part annotations (``dog_parts.json``: Fig. 8 and Table 1)."""
+
+CACHE_ENV = "ZFBOOK_CACHE"
+"""Names the per-user cache folder (default ``~/.cache/zfbook``)."""
+
+
+def in_checkout(root: Path = REPOSITORY_ROOT) -> bool:
+    """Whether zfcore runs from a checkout of the repository (a clone or an editable install), not from an
+    installed copy in ``site-packages``: the root then holds ``pyproject.toml``."""
+    return (root / "pyproject.toml").is_file()
+
+
+def cache_root() -> Path:
+    """The per-user cache folder: ``$ZFBOOK_CACHE``, by default ``~/.cache/zfbook``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "zfbook").expanduser()
+
+
+def default_data_root(root: Path = REPOSITORY_ROOT) -> Path:
+    """Where datasets go when ``ZFBOOK_DATA_ROOT`` is unset: ``datasets/`` of a checkout, else
+    ``<cache>/datasets`` (:func:`cache_root`), never inside ``site-packages``."""
+    return root / "datasets" if in_checkout(root) else cache_root() / "datasets"
+
 
 REPOSITORY_URL = "https://github.com/zfbook/zfbook"
 """The repository, named once in code. ``_config.yml``'s ``repository.url`` and the Colab setup cell of every

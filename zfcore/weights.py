@@ -22,7 +22,6 @@ Offline, outside a clone: put the file in that folder, or load a downloaded copy
 from __future__ import annotations
 
 import enum
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from zfcore.checkpoints import (CheckpointError, build_model, config_from_dict, 
                                 save_checkpoint)
 from zfcore.data.loader import normalize
 from zfcore.models import ZFNet
-from zfcore.paths import EXPERIMENTS_DIR, REFERENCE_DIR, raw_url
+from zfcore.paths import CACHE_ENV, EXPERIMENTS_DIR, REFERENCE_DIR, cache_root, raw_url
 from zfcore.profiles import TrainConfig
 from zfcore.store import ChecksumError, download, sha256
 
@@ -57,7 +56,6 @@ __all__ = [
 REFERENCE_URL = raw_url("data/reference")
 """Where an installed package fetches the tracked files from: ``data/reference`` of
 :data:`zfcore.paths.REPOSITORY_URL` on its branch."""
-CACHE_ENV = "ZFBOOK_CACHE"
 REFERENCE_SHA256 = {
     "zf64-tiny-imagenet.pt": "926a30192bd7db7f673fda6ec58731c6f9d0bb057d6e56b72d5c2d12e9f485b7",
     "fig4.pt": "f4a5bb79f96f864820a036e907fc2a91788864db353bb47edcd4d29c9a495c5c",
@@ -67,7 +65,7 @@ REFERENCE_SHA256 = {
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "zfbook")).expanduser() / "reference"
+    return cache_root() / "reference"
 
 
 def reference_file(name: str) -> Path:

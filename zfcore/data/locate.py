@@ -29,7 +29,7 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
-from zfcore.paths import REPOSITORY_ROOT
+from zfcore.paths import REPOSITORY_ROOT, default_data_root
 from zfcore.store import download as download_file, sha256
 
 __all__ = ["Archive", "CorruptArchiveError", "DataRootError", "DatasetNotFoundError", "data_root", "find_or_fetch",
@@ -80,7 +80,8 @@ class Archive:
 
 def data_root() -> Path:
     """The folder datasets are extracted to and caches written to (``ZFBOOK_DATA_ROOT``; unset or empty:
-    ``datasets/`` in the repository).
+    ``datasets/`` in the repository, or ``~/.cache/zfbook/datasets`` for an installed package:
+    :func:`zfcore.paths.default_data_root`).
 
     Checked on every call, without writing anything: a command that calls it first fails before any
     work when the data root is unusable.
@@ -89,7 +90,7 @@ def data_root() -> Path:
         DataRootError: the path is a file, or it (or, if it does not exist yet, the nearest folder
             above it) cannot be written.
     """
-    return _writable_folder(Path(os.environ.get("ZFBOOK_DATA_ROOT") or REPO_ROOT / "datasets").expanduser())
+    return _writable_folder(Path(os.environ.get("ZFBOOK_DATA_ROOT") or default_data_root()).expanduser())
 
 
 def _writable_folder(path: Path) -> Path:
