@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zfcore.checks import check_finite
 from zfcore.devices import exact_float32
-from zfcore.models import CONV_LAYERS, ContrastNorm, ZFNet, check_finite
+from zfcore.models import CONV_LAYERS, ContrastNorm, ZFNet
 
 __all__ = ["MODES", "project", "project_signal", "receptive_field"]
 
@@ -160,7 +161,7 @@ def project_signal(
     if not isinstance(signal, torch.Tensor) or not signal.is_floating_point():
         raise ValueError(f"signal must be a float torch.Tensor [B, *activation shape], got {type(signal).__name__}"
                          + (f" of dtype {signal.dtype}" if isinstance(signal, torch.Tensor) else ""))
-    check_finite(signal, "signal")
+    check_finite("signal", signal)
     with torch.no_grad(), exact_float32():
         steps, activation = _forward(model, inputs, model.activation_step(layer), mode, through_norm)
         if signal.dim() < 1 or tuple(signal.shape[1:]) != tuple(activation.shape[1:]) \

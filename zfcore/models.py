@@ -41,13 +41,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zfcore.checks import check_bool, check_choice, check_finite, check_layers, check_number, check_whole
 from zfcore.cpu_kernels import Conv2d, contrast_norm
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
     "Trace",
     "ZFNet",
     "alexnet_style",
-    "check_finite",
     "renormalize_filters",
     "zfnet",
 ]
@@ -150,30 +150,23 @@ class ZFNet(nn.Module):
         init: str,
     ) -> None:
         super().__init__()
-        _check_choice("style", style, STYLES)
-        for name, value in (("num_classes", num_classes), ("input_size", input_size), ("fc", fc)):
-            _check_int(name, value)
-        num_classes, input_size, fc = int(num_classes), int(input_size), int(fc)
-        _check_choice("input_size", input_size, SUPPORTED_INPUT_SIZES)
-        _check_choice("init", init, INITS)
+        check_choice("style", style, STYLES)
+        num_classes, fc = check_whole("num_classes", num_classes, 1), check_whole("fc", fc, 1)
+        input_size = check_whole("input_size", input_size, 1)
+        check_choice("input_size", input_size, SUPPORTED_INPUT_SIZES)
+        check_choice("init", init, INITS)
         if isinstance(remove, str) or not isinstance(remove, Iterable):
             raise ValueError(f"remove={remove!r}: give a sequence of layer names, any of {REMOVABLE_LAYERS}")
         remove = tuple(remove)
         for name in remove:
-            _check_choice("remove", name, REMOVABLE_LAYERS)
+            check_choice("remove", name, REMOVABLE_LAYERS)
         if (isinstance(widths, str) or not isinstance(widths, Sequence) or len(widths) != 5
                 or not all(isinstance(w, Integral) and not isinstance(w, bool) and w >= 1 for w in widths)):
             raise ValueError(f"widths={widths!r}: give five positive whole channel counts for conv1..conv5, "
                              f"e.g. {PAPER_WIDTHS}")
         widths = tuple(int(w) for w in widths)
-        if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout={dropout!r}: must be a number in [0, 1) (the paper: 0.5)")
-        if not isinstance(lrn, bool):
-            raise ValueError(f"lrn={lrn!r}: must be True or False")
-        if num_classes < 1:
-            raise ValueError(f"num_classes={num_classes!r}: must be at least 1")
-        if fc < 1:
-            raise ValueError(f"fc={fc!r}: must be at least 1 (the paper: 4096)")
+        check_number("dropout", dropout, "in [0, 1) (the paper: 0.5)", lambda value: 0 <= value < 1)
+        check_bool("lrn", lrn)
         self.style, self.input_size, self.num_classes = style, input_size, num_classes
         self.removed = remove
         geometry = _GEOMETRY[(style, input_size)]
@@ -247,7 +240,7 @@ class ZFNet(nn.Module):
 
         Args:
             images: the network's input (normalised pixels).
-            finite: also refuse NaN or infinite values (:func:`check_finite`); one NaN pixel makes
+            finite: also refuse NaN or infinite values (:func:`zfcore.checks.check_finite`); one NaN pixel makes
                 the image's activations, and so its projections, entirely NaN. :meth:`forward` skips
                 this check: the trainer's inputs are normalised uint8 pixels, and a data-dependent
                 check would stall the GPU and split ``torch.compile`` graphs at every step.
@@ -268,7 +261,7 @@ class ZFNet(nn.Module):
                 f"{images.shape[2]} (supported: {SUPPORTED_INPUT_SIZES})"
             )
         if finite:
-            check_finite(images)
+            check_finite("images", images)
 
     def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` checked (:meth:`check_images`), on the network's device and in its parameters' dtype.
@@ -289,9 +282,8 @@ class ZFNet(nn.Module):
     def trace(self, images: torch.Tensor, layers: Iterable[str] | None = None) -> Trace:
         """One forward pass that records activations of ``layers`` (default: all) and every pool's switches."""
         self.check_images(images)
-        wanted = set(self.layer_names if layers is None else layers)
-        for layer in wanted:
-            self.check_layer(layer)
+        wanted = set(self.layer_names if layers is None else
+                     check_layers("layers", layers, self.layer_names, allow_empty=True))
         record = {self.activation_step(layer): layer for layer in wanted}
         result = Trace(logits=images)
         x = images
@@ -315,7 +307,7 @@ class ZFNet(nn.Module):
         ``"paper"``: weights N(0, 1e-2), biases 0 (§3). ``"he"``: Kaiming-normal (fan-in, ReLU gain),
         biases 0. ``"torch"``: PyTorch's default ``reset_parameters``.
         """
-        _check_choice("init", init, INITS)
+        check_choice("init", init, INITS)
         for module in self.modules():
             if not isinstance(module, (nn.Conv2d, nn.Linear)):
                 continue
@@ -327,26 +319,6 @@ class ZFNet(nn.Module):
             else:
                 nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
             nn.init.zeros_(module.bias)
-
-
-def check_finite(images: torch.Tensor, name: str = "images") -> None:
-    """Raise ``ValueError`` naming how many values of ``images`` are NaN or infinite, and in which images.
-
-    One ``torch.isfinite(...).all()`` when all is well; the images are counted along dimension 0.
-
-    Args:
-        images: a float tensor ``[N, ...]`` (integer tensors are always finite).
-        name: what to call them in the message.
-    """
-    if not images.is_floating_point() or bool(torch.isfinite(images).all()):
-        return
-    bad_per_image = (~torch.isfinite(images)).flatten(1).sum(1)
-    indices = bad_per_image.nonzero().flatten().tolist()
-    shown = ", ".join(map(str, indices[:10])) + (", ..." if len(indices) > 10 else "")
-    raise ValueError(
-        f"{name} have {int(bad_per_image.sum())} non-finite values (NaN or inf) in {len(indices)} of "
-        f"{images.shape[0]} images (indices {shown}); drop those images or repair them (e.g. torch.nan_to_num)"
-    )
 
 
 def renormalize_filters(model: nn.Module, max_rms: float = 0.1) -> None:
@@ -411,13 +383,3 @@ def _build(builder: str, style: str, num_classes: int, input_size: int, options:
     if isinstance(values["remove"], str):
         values["remove"] = (values["remove"],)
     return ZFNet(style=style, num_classes=num_classes, input_size=input_size, **values)
-
-
-def _check_choice(name: str, value: object, valid: Sequence[object]) -> None:
-    if value not in valid:
-        raise ValueError(f"{name}={value!r} is not valid; valid values: {tuple(valid)}")
-
-
-def _check_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name}={value!r} must be a whole number (an int), not {type(value).__name__}")

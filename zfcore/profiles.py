@@ -18,11 +18,12 @@ profile       data, model                     recipe
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field, fields, replace
-from numbers import Integral, Real
-from typing import Any, Callable
+from numbers import Integral
+from typing import Any
+
+from zfcore.checks import check_number, check_whole
 
 __all__ = ["DATASETS", "FIG4_PAPER_EPOCHS", "HOW_RUN_FIELDS", "INITS", "PREPROCESSING", "PROFILES", "PROFILE_ENV", "REMOVABLE",
            "SCHEDULES", "STYLES", "Profile", "TrainConfig", "active_profile", "get_profile"]
@@ -41,18 +42,6 @@ REMOVABLE = ("conv3", "conv4", "fc6", "fc7")  # the layers Table 3 removes (zfco
 HOW_RUN_FIELDS = ("workers", "compile", "deviations")
 """TrainConfig fields that say how batches are made and run, or give prose, not what is learned: a resumed run
 may change them (with a warning), and a recorded experiment run is the same recipe whatever they hold."""
-
-
-def _check_number(name: str, value: object, valid: str, in_range: Callable[[float], bool]) -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite real number (not a bool) for which ``in_range`` holds."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or not in_range(value):
-        raise ValueError(f"{name}={value!r} is not valid; give a finite number {valid}")
-
-
-def _check_whole(name: str, value: object, minimum: int) -> None:
-    """Raise ``ValueError`` unless ``value`` is an int (not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name}={value!r} is not valid; give a whole number of at least {minimum}")
 
 
 @dataclass(frozen=True)
@@ -131,9 +120,9 @@ class TrainConfig:
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not valid; valid values: {valid}")
         for name in ("input_size", "num_classes", "fc", "epochs", "batch_size"):
-            _check_whole(name, getattr(self, name), minimum=1)
+            check_whole(name, getattr(self, name), minimum=1)
         for name in ("plateau_patience", "seed", "classes_limit", "train_per_class", "val_per_class", "workers"):
-            _check_whole(name, getattr(self, name), minimum=0)
+            check_whole(name, getattr(self, name), minimum=0)
         if (not isinstance(self.widths, tuple) or len(self.widths) != 5
                 or not all(isinstance(w, Integral) and not isinstance(w, bool) and w >= 1 for w in self.widths)):
             raise ValueError(f"widths={self.widths!r}: give a tuple of five positive channel counts for conv1..conv5, "
@@ -145,11 +134,11 @@ class TrainConfig:
         for name in ("lrn", "compile", "random_labels"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be True or False")
-        _check_number("lr", self.lr, "> 0", lambda value: value > 0)
+        check_number("lr", self.lr, "> 0", lambda value: value > 0)
         for name in ("dropout", "momentum", "label_smoothing"):
-            _check_number(name, getattr(self, name), "in [0, 1)", lambda value: 0 <= value < 1)
+            check_number(name, getattr(self, name), "in [0, 1)", lambda value: 0 <= value < 1)
         for name in ("weight_decay", "warmup_epochs", "renorm_rms"):
-            _check_number(name, getattr(self, name), ">= 0 (0: off)", lambda value: value >= 0)
+            check_number(name, getattr(self, name), ">= 0 (0: off)", lambda value: value >= 0)
         if self.random_labels and self.dataset != "tiny-imagenet":
             raise ValueError(f"random_labels=True is not available for dataset={self.dataset!r}; valid only with "
                              f"the cached 64-px data, dataset='tiny-imagenet'")

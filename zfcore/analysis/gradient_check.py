@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from zfcore.analysis.top9 import TopActivations, check_pixels
+from zfcore.analysis.top9 import TopActivations
+from zfcore.checks import check_pixels, check_positive
 from zfcore.data.loader import pixel_batches
 from zfcore.deconv import MODES, project
 from zfcore.models import CONV_LAYERS, ContrastNorm, ZFNet
@@ -215,11 +216,10 @@ def projection_differences(model: ZFNet, pixels: np.ndarray | torch.Tensor, tops
     Raises:
         ValueError: ``pixels`` not uint8 ``[N, S, S, 3]``; ``chunk`` or ``channels_per_layer`` < 1.
     """
-    check_pixels(pixels)
-    if chunk < 1:
-        raise ValueError(f"chunk={chunk!r}: must be a positive integer")
-    if channels_per_layer is not None and channels_per_layer < 1:
-        raise ValueError(f"channels_per_layer={channels_per_layer!r}: must be a positive integer or None (all)")
+    check_pixels("pixels", pixels)
+    check_positive("chunk", chunk)
+    if channels_per_layer is not None:
+        check_positive("channels_per_layer", channels_per_layer)
     differences = []
     for layer, top in tops.items():
         width, k = top.values.shape

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zfcore.analysis.top9 import check_pixels
+from zfcore.checks import check_choice, check_labels, check_layers, check_pixels, check_positive, check_whole
 from zfcore.data.loader import normalize
 from zfcore.devices import model_device
 from zfcore.models import ZFNet
@@ -94,8 +94,7 @@ def paper_amounts(kind: str, input_size: int = 64) -> torch.Tensor:
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r}: valid kinds are {KINDS}")
+    check_choice("kind", kind, KINDS, "kinds")
 
 
 def _identity(kind: str) -> float:
@@ -147,12 +146,12 @@ def transform_sweep(model: ZFNet, images: np.ndarray | torch.Tensor, labels: np.
         model: a :class:`~zfcore.models.ZFNet` in eval mode; the views are built and run on its device.
         images: uint8 ``[N, H, W, 3]`` source images, at least ``window`` px on each side (larger sources
             give shifts and rotations real context; see the module docstring).
-        labels: ``[N]`` true classes, ``0 .. num_classes - 1``.
+        labels: ``[N]`` true classes, whole numbers ``0 .. num_classes - 1`` (floats and bools are refused).
         kind: ``"translate"`` (vertical, pixels of the input), ``"scale"`` (factor > 0) or ``"rotate"``
             (degrees).
         amounts: ``[A]`` amounts (:func:`paper_amounts` gives Fig. 5's); the untransformed view (0, or
             a factor of 1) is always the reference, whether or not it is among them.
-        layers: the layers whose activations are compared (Fig. 5: layers 1 and 7).
+        layers: the layers whose activations are compared (Fig. 5: layers 1 and 7), or one layer name.
         window: the side, in source pixels, of the untransformed view (default: the network's input size).
         mean_image: the network's mean image for ``"pixel-mean"`` preprocessing, else ``None``.
         batch_size: views per forward pass.
@@ -164,22 +163,13 @@ def transform_sweep(model: ZFNet, images: np.ndarray | torch.Tensor, labels: np.
         ValueError: a bad kind, amount, layer, image array, label, window or batch size.
     """
     _check_kind(kind)
-    for layer in layers:
-        model.check_layer(layer)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
-    check_pixels(images)
+    layers = check_layers("layers", layers, model.layer_names)
+    check_positive("batch_size", batch_size)
+    check_pixels("images", images)
     pixels = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
     size = model.input_size
-    window = size if window is None else window
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= min(pixels.shape[1:3]):
-        raise ValueError(f"window={window!r}: must be a whole number of pixels in 1 .. {min(pixels.shape[1:3])} "
-                         "(the sources' shorter side)")
-    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
-    if len(labels) != len(pixels):
-        raise ValueError(f"{len(labels)} labels for {len(pixels)} images; give one label per image")
-    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < model.num_classes):
-        raise ValueError(f"labels {labels.tolist()[:8]} out of range; valid classes: 0 .. {model.num_classes - 1}")
+    window = check_whole("window", size if window is None else window, 1, min(pixels.shape[1:3]))
+    labels = check_labels("labels", labels, model.num_classes, count=len(pixels))
     amounts = torch.as_tensor(np.asarray(amounts, dtype=np.float64)).reshape(-1).float()
     if not len(amounts) or not bool(torch.isfinite(amounts).all()) or (kind == "scale" and bool((amounts <= 0).any())):
         valid = "positive factors" if kind == "scale" else "finite numbers"
@@ -221,13 +211,14 @@ def typical_distances(model: ZFNet, images: torch.Tensor, layers: Sequence[str] 
 
     Args:
         images: float ``[N, 3, S, S]`` network inputs, ``N >= 2``.
-        layers: the layers.
+        layers: the layers, or one layer name.
+        batch_size: images per forward pass.
     """
     model.check_images(images)
     if len(images) < 2:
         raise ValueError(f"{len(images)} images: need at least 2 to measure distances between different images")
-    for layer in layers:
-        model.check_layer(layer)
+    layers = check_layers("layers", layers, model.layer_names)
+    check_positive("batch_size", batch_size)
     features = {layer: [] for layer in layers}
     with torch.no_grad():
         for start in range(0, len(images), batch_size):

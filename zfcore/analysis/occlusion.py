@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from zfcore.analysis.incremental import OccludedForward
+from zfcore.checks import check_boxes, check_choice, check_labels, check_positive, check_whole
 from zfcore.data.loader import IMAGENET_MEAN, normalize
 from zfcore.devices import model_device
 from zfcore.models import ZFNet
@@ -63,6 +64,7 @@ class OcclusionMaps:
         predicted: (e) the most probable class per occluder position.
         unoccluded_activity, unoccluded_probability, unoccluded_prediction: the same three of the
             unoccluded image.
+        image_size: the side of the images, in pixels (``None`` where unknown).
     """
 
     layer: str
@@ -78,6 +80,7 @@ class OcclusionMaps:
     unoccluded_activity: torch.Tensor
     unoccluded_probability: torch.Tensor
     unoccluded_prediction: torch.Tensor
+    image_size: int | None = None
 
     @property
     def centres(self) -> torch.Tensor:
@@ -93,7 +96,8 @@ class OcclusionMaps:
         if self.labels.dim() != 1 or not 0 <= index < len(self.labels):
             raise ValueError(f"index={index!r}: valid for a many-image result, 0 .. {len(self.labels) - 1}")
         values = {name: getattr(self, name)[index] for name in per_image}
-        return OcclusionMaps(self.layer, self.size, self.stride, self.tops, self.lefts, **values)
+        return OcclusionMaps(self.layer, self.size, self.stride, self.tops, self.lefts, **values,
+                             image_size=self.image_size)
 
 
 def default_size_and_stride(image_size: int) -> tuple[int, int]:
@@ -150,7 +154,10 @@ def occlusion_maps(model: ZFNet, image: torch.Tensor, label: int, size: int | No
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"image has shape {shape}; expected one image [3, S, S] or [1, 3, S, S]")
     images = image if image.dim() == 4 else image[None]
-    return occlusion_maps_many(model, images, torch.tensor([label]), size, stride, layer, mean_image=mean_image,
+    labels = check_labels("label", label, model.num_classes)
+    if labels.shape != (1,):
+        raise ValueError(f"label={label!r} is not valid; give one class, 0 .. {model.num_classes - 1}")
+    return occlusion_maps_many(model, images, labels, size, stride, layer, mean_image=mean_image,
                                batch_size=batch_size, incremental=incremental).image(0)
 
 
@@ -168,23 +175,14 @@ def occlusion_maps_many(model: ZFNet, images: torch.Tensor, labels: torch.Tensor
         :class:`OcclusionMaps` with ``[N, rows, cols]`` maps (``[N]`` unoccluded values), on the CPU.
     """
     model.check_images(images)
-    model.check_layer(layer)
-    if not layer.startswith("conv"):
-        raise ValueError(f"layer={layer!r}: panel (b) needs a feature map; valid layers: "
-                         f"{tuple(name for name in model.layer_names if name.startswith('conv'))}")
-    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
-    if len(labels) != len(images):
-        raise ValueError(f"{len(labels)} labels for {len(images)} images; give one label per image")
-    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < model.num_classes):
-        raise ValueError(f"labels {labels.tolist()[:8]} out of range; valid classes: 0 .. {model.num_classes - 1}")
+    check_choice("layer", layer, [name for name in model.layer_names if name.startswith("conv")],
+                 "layers (panel (b) needs a feature map)")
+    labels = check_labels("labels", labels, model.num_classes, count=len(images))
     image_size = images.shape[-1]
     default_size, default_stride = default_size_and_stride(image_size)
-    size, stride = default_size if size is None else size, default_stride if stride is None else stride
-    for name, value in (("size", size), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= image_size:
-            raise ValueError(f"{name}={value!r}: must be a whole number of pixels in 1 .. {image_size}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
+    size = check_whole("size", default_size if size is None else size, 1, image_size)
+    stride = check_whole("stride", default_stride if stride is None else stride, 1, image_size)
+    check_positive("batch_size", batch_size)
 
     device = model_device(model)
     images = model.prepare_images(images)
@@ -233,7 +231,7 @@ def occlusion_maps_many(model: ZFNet, images: torch.Tensor, labels: torch.Tensor
         true_probability=true_probability.view(grid).cpu(), predicted=predicted.view(grid).cpu(),
         unoccluded_activity=totals.gather(1, feature_map[:, None])[:, 0].cpu(),
         unoccluded_probability=unoccluded_probability.gather(1, labels_on_device[:, None])[:, 0].cpu(),
-        unoccluded_prediction=unoccluded_probability.argmax(1).cpu(),
+        unoccluded_prediction=unoccluded_probability.argmax(1).cpu(), image_size=image_size,
     )
 
 
@@ -278,12 +276,15 @@ def box_sensitivity(maps: OcclusionMaps, boxes: torch.Tensor | np.ndarray) -> Bo
 
     Args:
         maps: many-image maps (:func:`occlusion_maps_many`).
-        boxes: ``[N, 4]`` ``(x0, y0, x1, y1)`` in pixels, corners inclusive (Tiny ImageNet's val boxes).
+        boxes: ``[N, 4]`` ``(x0, y0, x1, y1)`` in pixels, corners inclusive (Tiny ImageNet's val boxes): finite,
+            ``x0 <= x1`` and ``y0 <= y1``, inside the image.
+
+    Raises:
+        ValueError: ``maps`` of one image; boxes not one per image, not finite, reversed or outside the image.
     """
-    boxes = torch.as_tensor(np.asarray(boxes), dtype=torch.float64)
-    if maps.labels.dim() != 1 or tuple(boxes.shape) != (len(maps.labels), 4):
-        raise ValueError(f"boxes have shape {tuple(boxes.shape)}; expected ({len(maps.labels.reshape(-1))}, 4), "
-                         "one box per image of a many-image result")
+    if maps.labels.dim() != 1:
+        raise ValueError("box_sensitivity takes the maps of many images (occlusion_maps_many), one box per image")
+    boxes = check_boxes("boxes", boxes, maps.image_size, inclusive=True, count=len(maps.labels))
     centres = maps.centres  # [rows, cols, 2] as (row, col) = (y, x)
     y, x = centres[..., 0][None], centres[..., 1][None]
     x0, y0, x1, y1 = (boxes[:, k, None, None] for k in range(4))
@@ -307,18 +308,22 @@ def occlude_boxes(model: ZFNet, images: torch.Tensor, labels: torch.Tensor | np.
     """p(true) and the most probable class with each image's whole box filled with the mean colour.
 
     Args:
-        images: float ``[N, 3, S, S]`` network inputs; ``labels``: ``[N]``; ``boxes``: ``[N, 4]``
-            ``(x0, y0, x1, y1)``, corners inclusive. ``mean_image`` as for :func:`occlusion_maps`.
+        images: float ``[N, 3, S, S]`` network inputs; ``labels``: ``[N]`` whole-number classes; ``boxes``:
+            ``[N, 4]`` ``(x0, y0, x1, y1)`` in whole pixels, corners inclusive, inside the image.
+            ``mean_image`` as for :func:`occlusion_maps`.
+        batch_size: images per forward pass.
 
     Returns:
         ``(true_probability [N], predicted [N])`` on the CPU.
+
+    Raises:
+        ValueError: bad images; labels or boxes not one per image, float labels or labels out of range;
+            boxes not finite, not whole, reversed or outside the image; a bad batch size.
     """
     model.check_images(images)
-    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
-    boxes = torch.as_tensor(np.asarray(boxes), dtype=torch.long)
-    if tuple(boxes.shape) != (len(images), 4) or len(labels) != len(images):
-        raise ValueError(f"boxes {tuple(boxes.shape)} and labels {tuple(labels.shape)} must have one row per image "
-                         f"({len(images)}): [N, 4] and [N]")
+    labels = check_labels("labels", labels, model.num_classes, count=len(images))
+    boxes = check_boxes("boxes", boxes, images.shape[-1], inclusive=True, whole=True, count=len(images))
+    check_positive("batch_size", batch_size)
     device = model_device(model)
     size = images.shape[-1]
     baseline = occluder_baseline(size, mean_image).to(device)

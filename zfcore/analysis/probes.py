@@ -26,12 +26,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from zfcore.analysis.top9 import _check_positive
 from zfcore.checkpoints import code_version
+from zfcore.checks import check_positive
 from zfcore.data.caltech import Split, caltech_splits, mean_per_class_accuracy
 
 __all__ = ["DEFAULT_WEIGHT_DECAY", "LOSSES", "PAPER_TABLE7", "WEIGHT_DECAYS", "LinearClassifier", "SplitScores",
-           "deeper_is_better", "fit_linear", "frozen_transfer", "layer_probes", "measure_probes", "select_weight_decay"]
+           "deeper_is_better", "fit_linear", "frozen_transfer", "layer_probes", "measure_probes", "select_weight_decay",
+           "split_train_per_class"]
 
 LOSSES = ("softmax", "svm")
 WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
@@ -140,7 +141,7 @@ def select_weight_decay(features: torch.Tensor, labels: np.ndarray, num_classes:
         ValueError: ``folds`` is not a positive integer; as :func:`fit_linear`.
     """
     labels = np.asarray(labels)
-    _check_positive("folds", folds)
+    check_positive("folds", folds)
     _, counts = np.unique(labels, return_counts=True)
     folds = min(folds, int(counts.min()))
     if folds < 2:
@@ -228,7 +229,7 @@ def frozen_transfer(features: torch.Tensor, labels: np.ndarray, splits: Sequence
                          "give at least one split and one label per feature row")
     started = time.perf_counter()
     num_classes = int(labels.max()) + 1
-    result = SplitScores(method or f"frozen {loss}", _per_class(labels, splits), [], [], [], 0.0)
+    result = SplitScores(method or f"frozen {loss}", split_train_per_class(labels, splits), [], [], [], 0.0)
     for split in tqdm(splits, desc=result.method, unit="split", leave=False, disable=not progress):
         train_features, train_labels = features[split.train], labels[split.train]
         decay, _ = select_weight_decay(train_features, train_labels, num_classes, grid=grid, folds=folds, loss=loss,
@@ -300,8 +301,9 @@ def deeper_is_better(scores: Mapping[str, SplitScores]) -> dict[str, Any]:
             "holds": no_drop and best == layers[-1]}
 
 
-def _per_class(labels: np.ndarray, splits: Sequence[Split]) -> int:
-    """The number of training images per class of the splits (the same for every class)."""
+def split_train_per_class(labels: np.ndarray, splits: Sequence[Split]) -> int:
+    """The number of training images per class of the splits (the same for every class): the largest class count
+    of the first split's training images."""
     return int(np.bincount(labels[splits[0].train]).max())
 
 

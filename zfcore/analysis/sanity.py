@@ -40,16 +40,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from zfcore.checks import check_choice, check_labels, check_layers, check_positive, check_whole
 from zfcore.deconv import MODES, project, project_signal
 from zfcore.devices import model_device
 from zfcore.models import INITS, ZFNet
@@ -195,8 +194,7 @@ def randomization_steps(model: ZFNet, order: str = "cascading") -> tuple[tuple[s
     Raises:
         ValueError: ``order`` not one of :data:`ORDERS`.
     """
-    if order not in ORDERS:
-        raise ValueError(f"order={order!r} is not valid; valid orders: {ORDERS}")
+    check_choice("order", order, ORDERS, "orders")
     top_down = tuple(reversed(model.layer_names))
     if order == "cascading":
         return tuple(top_down[:k] for k in range(len(top_down) + 1))
@@ -212,7 +210,7 @@ def randomized_copy(model: ZFNet, layers: Sequence[str], *, init: str = "he", se
 
     Args:
         model: a :class:`~zfcore.models.ZFNet`.
-        layers: names of ``model.layer_names`` (may be empty).
+        layers: names of ``model.layer_names`` (may be empty), or one name.
         init: the initialisation (:meth:`~zfcore.models.ZFNet.initialize`); the book's networks: ``"he"``
             (``reference.config.init``).
         seed: seeds the new values.
@@ -247,13 +245,13 @@ def randomization_similarity(model: ZFNet, images: torch.Tensor, labels: torch.T
     model.check_images(images)
     if len(images) < 2:
         raise ValueError(f"{len(images)} images: need at least 2 (the baseline compares different images)")
-    labels = _check_labels(model, labels, len(images))
+    labels = check_labels("labels", labels, model.num_classes, count=len(images))
     if isinstance(methods, str) or not len(methods) or any(m not in MODES for m in methods) \
             or len(set(methods)) != len(methods):
         raise ValueError(f"methods={methods!r} is not valid; give distinct modes out of {MODES}")
     steps = randomization_steps(model, order)
-    _check_count("examples", examples, minimum=0)
-    _check_count("batch_size", batch_size, minimum=1)
+    check_whole("examples", examples, minimum=0)
+    check_positive("batch_size", batch_size)
     donor = _initialized(model, init, seed)
     partner = _derangement(len(images), seed)
     top = F.one_hot(labels, model.num_classes).to(images.dtype)
@@ -307,13 +305,12 @@ def neuron_vs_switches(model: ZFNet, images: torch.Tensor, layer: str, *, units:
     """
     model.check_images(images)
     model.check_layer(layer)
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r} is not valid; valid modes: {MODES}")
+    check_choice("mode", mode, MODES, "modes")
     if len(images) < 2:
         raise ValueError(f"{len(images)} images: need at least 2 (same channel, different images)")
-    _check_count("batch_size", batch_size, minimum=1)
-    _check_count("seed", seed, minimum=0)
-    _check_count("units", units, minimum=2)
+    check_positive("batch_size", batch_size)
+    check_whole("seed", seed, minimum=0)
+    check_whole("units", units, minimum=2)
     activations = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
@@ -356,9 +353,8 @@ def neuron_vs_switches(model: ZFNet, images: torch.Tensor, layer: str, *, units:
 
 def _initialized(model: ZFNet, init: str, seed: int) -> ZFNet:
     """A deep copy of ``model`` re-initialised with ``init`` under ``seed`` (global generators restored)."""
-    if init not in INITS:
-        raise ValueError(f"init={init!r} is not valid; valid inits: {INITS}")
-    _check_count("seed", seed, minimum=0)
+    check_choice("init", init, INITS, "inits")
+    check_whole("seed", seed, minimum=0)
     donor = copy.deepcopy(model)
     device = model_device(model)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -369,10 +365,7 @@ def _initialized(model: ZFNet, init: str, seed: int) -> ZFNet:
 
 def _take_layers(model: ZFNet, donor: ZFNet, layers: Sequence[str]) -> ZFNet:
     """A deep copy of ``model`` with the weights and biases of ``layers`` taken from ``donor``."""
-    if isinstance(layers, str):
-        raise ValueError(f"layers={layers!r}: give a sequence of layer names, any of {model.layer_names}")
-    for layer in layers:
-        model.check_layer(layer)
+    layers = check_layers("layers", layers, model.layer_names, allow_empty=True)
     network = copy.deepcopy(model)
     with torch.no_grad():
         for layer in layers:
@@ -400,21 +393,6 @@ def _derangement(count: int, seed: int) -> torch.Tensor:
     partner = torch.empty(count, dtype=torch.long)
     partner[order] = order.roll(-1)
     return partner
-
-
-def _check_labels(model: ZFNet, labels: torch.Tensor | Sequence[int], count: int) -> torch.Tensor:
-    labels = (labels.detach().cpu() if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))).reshape(-1)
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool or len(labels) != count:
-        raise ValueError(f"labels: give {count} integer classes, one per image (got {len(labels)} of {labels.dtype})")
-    labels = labels.long()
-    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < model.num_classes):
-        raise ValueError(f"labels {labels.tolist()[:8]} out of range; valid classes: 0 .. {model.num_classes - 1}")
-    return labels
-
-
-def _check_count(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name}={value!r} is not valid; valid: a whole number >= {minimum}")
 
 
 def _mean_std(values: torch.Tensor) -> tuple[float, float, int]:

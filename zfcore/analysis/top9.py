@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from numbers import Integral
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -22,14 +21,15 @@ import torch
 from tqdm.auto import tqdm
 
 from zfcore.checkpoints import read_torch_file
+from zfcore.checks import check_layers, check_pixels, check_positive
 from zfcore.data.loader import normalize, pixel_batches
 from zfcore.deconv import project, receptive_field
 from zfcore.devices import model_device
-from zfcore.models import CONV_LAYERS, ZFNet, check_finite
+from zfcore.models import CONV_LAYERS, ZFNet
 from zfcore.store import cached
 
-__all__ = ["TopActivations", "TopProjections", "check_pixels", "content_digest", "mine_top9", "top_activations",
-           "top_projections", "weights_digest"]
+__all__ = ["TopActivations", "TopProjections", "content_digest", "mine_top9", "top_activations", "top_projections",
+           "weights_digest"]
 
 
 @dataclass
@@ -93,7 +93,7 @@ def top_activations(model: ZFNet, batches: Iterable[torch.Tensor | tuple[torch.T
             that is not finite float ``[B, 3, S, S]`` (naming its non-finite values and images); no
             batches at all.
     """
-    _check_positive("k", k)
+    check_positive("k", k)
     layers = _conv_layers(model, layers)
     best: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # values, image, flat position
     widths: dict[str, int] = {}
@@ -152,8 +152,8 @@ def top_projections(model: ZFNet, pixels: np.ndarray | torch.Tensor, top: TopAct
         ValueError: ``pixels`` not uint8 ``[N, S, S, 3]``; a channel out of range; ``chunk`` < 1; as
             :func:`~zfcore.deconv.project` (unknown mode).
     """
-    check_pixels(pixels)
-    _check_positive("chunk", chunk)
+    check_pixels("pixels", pixels)
+    check_positive("chunk", chunk)
     device = model_device(model)
     width = top.values.shape[0]
     chosen = torch.arange(width) if channels is None else torch.as_tensor(list(channels), dtype=torch.long)
@@ -179,24 +179,6 @@ def top_projections(model: ZFNet, pixels: np.ndarray | torch.Tensor, top: TopAct
         canvas[row, top_px:bottom, left:right] = selected[row, top_px:bottom, left:right]
     patches = canvas.permute(0, 3, 1, 2).reshape(len(chosen), k, 3, *selected.shape[1:3])
     return TopProjections(top.layer, projections, patches, boxes)
-
-
-def check_pixels(pixels: np.ndarray | torch.Tensor) -> None:
-    """Raise ``ValueError`` unless ``pixels`` are uint8 ``[N, H, W, 3]`` images (an array, memory map or tensor).
-
-    Float pixels are refused (naming their non-finite values and images first, if any): the analyses
-    normalise stored 0-255 pixels themselves (:func:`zfcore.data.loader.pixel_batches`).
-    """
-    if not isinstance(pixels, (np.ndarray, torch.Tensor)):
-        raise ValueError(f"pixels must be a uint8 array or tensor [N, H, W, 3], got {type(pixels).__name__}")
-    if pixels.ndim != 4 or pixels.shape[-1] != 3:
-        raise ValueError(f"pixels have shape {tuple(pixels.shape)}; expected [N, H, W, 3] uint8")
-    if pixels.dtype in (np.uint8, torch.uint8):
-        return
-    tensor = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.asarray(pixels))
-    check_finite(tensor, "pixels")
-    raise ValueError(f"pixels have dtype {pixels.dtype}; expected uint8 0-255 pixels [N, H, W, 3] "
-                     "(as the caches store them): the analyses normalise them themselves")
 
 
 def content_digest(array: np.ndarray | torch.Tensor, chunk: int = 4096) -> str:
@@ -243,11 +225,11 @@ def mine_top9(model: ZFNet, pixels: np.ndarray, *, layers: Sequence[str] = CONV_
     """
     from zfcore.data.locate import data_root
 
-    check_pixels(pixels)
-    _check_positive("k", k)
-    _check_positive("batch_size", batch_size)
+    check_pixels("pixels", pixels)
+    check_positive("k", k)
+    check_positive("batch_size", batch_size)
     if channels_per_layer is not None:
-        _check_positive("channels_per_layer", channels_per_layer)
+        check_positive("channels_per_layer", channels_per_layer)
     layers = _conv_layers(model, layers)
     weights, data = weights_digest(model), content_digest(pixels)
     name = f"{weights}-{data}-{'_'.join(layers)}-k{k}-c{channels_per_layer}"
@@ -272,19 +254,7 @@ def _read_top9_cache(path: Path) -> object:
     return read_torch_file(path, what="top-9 cache", allow=(TopActivations, TopProjections))
 
 
-def _check_positive(name: str, value: object) -> None:
-    """Raise ``ValueError`` unless ``value`` is an int of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name}={value!r}: must be a positive integer")
-
-
 def _conv_layers(model: ZFNet, layers: Sequence[str] | str) -> tuple[str, ...]:
     """``layers`` as a tuple (one name allowed), each checked to be a conv layer of ``model``."""
-    layers = (layers,) if isinstance(layers, str) else tuple(layers)
-    if not layers:
-        raise ValueError(f"layers=(): give at least one conv layer of {CONV_LAYERS}")
-    for layer in layers:
-        model.check_layer(layer)
-        if layer not in CONV_LAYERS:
-            raise ValueError(f"layer={layer!r}: mining needs a conv layer; valid layers: {CONV_LAYERS}")
-    return layers
+    return check_layers("layers", layers, [layer for layer in CONV_LAYERS if layer in model.layer_names],
+                        what="conv layer")

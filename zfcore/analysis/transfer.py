@@ -42,9 +42,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from zfcore.analysis.journal import Journal, journal_key
-from zfcore.analysis.probes import SplitScores, _per_class, frozen_transfer
-from zfcore.analysis.top9 import _check_positive, check_pixels, content_digest, weights_digest
+from zfcore.analysis.probes import SplitScores, frozen_transfer, split_train_per_class
+from zfcore.analysis.top9 import content_digest, weights_digest
 from zfcore.checkpoints import build_model, code_version, read_torch_file
+from zfcore.checks import check_layers, check_pixels, check_positive
 from zfcore.data.caltech import Split, caltech_splits, mean_per_class_accuracy
 from zfcore.data.images import decode_to_cache, open_cache
 from zfcore.data.loader import TensorBatches, pixel_batches
@@ -103,7 +104,7 @@ def dataset_pixels(dataset: Any, size: int = 64, *, cache_dir: str | Path | None
     Raises:
         ValueError: ``size`` is not a positive integer, or the dataset has no images.
     """
-    _check_positive("size", size)
+    check_positive("size", size)
     if not len(dataset.samples):
         raise ValueError("the dataset has no images")
     listing = hashlib.sha256()
@@ -126,7 +127,7 @@ def pooled_features(model: ZFNet, pixels: np.ndarray | torch.Tensor, layers: Seq
     Args:
         model: the network (eval mode for the pass, restored after; fp32 on its own device).
         pixels: uint8 ``[N, S, S, 3]``.
-        layers: any of :data:`FEATURE_LAYERS`.
+        layers: any of :data:`FEATURE_LAYERS` (or one layer name).
         grid: the pooled layout of a conv layer (``C * grid**2`` features).
         mean_image: the network's mean image for ``"pixel-mean"`` preprocessing, else ``None``.
         batch_size: images per forward pass.
@@ -138,17 +139,13 @@ def pooled_features(model: ZFNet, pixels: np.ndarray | torch.Tensor, layers: Seq
         layer -> float32 ``[N, D]`` on the CPU.
 
     Raises:
-        ValueError: bad pixels (:func:`~zfcore.analysis.top9.check_pixels`), an unknown layer, or a
+        ValueError: bad pixels (:func:`~zfcore.checks.check_pixels`), an unknown layer, or a
             non-positive ``grid``/``batch_size``.
     """
-    check_pixels(pixels)
-    _check_positive("grid", grid)
-    _check_positive("batch_size", batch_size)
-    layers = tuple(layers)
-    for layer in layers:
-        if layer not in FEATURE_LAYERS or layer not in model.layer_names:
-            raise ValueError(f"layer={layer!r} is not valid; valid layers: "
-                             f"{tuple(name for name in FEATURE_LAYERS if name in model.layer_names)}")
+    check_pixels("pixels", pixels)
+    check_positive("grid", grid)
+    check_positive("batch_size", batch_size)
+    layers = check_layers("layers", layers, [name for name in FEATURE_LAYERS if name in model.layer_names])
     cache_file, key = None, None
     if cache_dir is not False:
         weights, data = weights_digest(model), content_digest(pixels)
@@ -239,17 +236,17 @@ def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np
     if not isinstance(source, ZFNet if mode == "finetune" else TrainConfig):
         raise ValueError(f"mode={mode!r} needs a {'ZFNet' if mode == 'finetune' else 'TrainConfig'} as source, "
                          f"got {type(source).__name__}")
-    check_pixels(pixels)
+    check_pixels("pixels", pixels)
     labels = np.asarray(labels)
     if not splits or len(pixels) != len(labels):
         raise ValueError(f"{len(splits)} splits, {len(pixels)} images and {len(labels)} labels: "
                          "give at least one split and one label per image")
     for name in ("steps", "batch_size"):
-        _check_positive(name, getattr(recipe, name))
+        check_positive(name, getattr(recipe, name))
     started = time.perf_counter()
     num_classes = int(labels.max()) + 1
     device = torch.device(device)
-    result = SplitScores(mode, _per_class(labels, splits), [], [], [], 0.0)
+    result = SplitScores(mode, split_train_per_class(labels, splits), [], [], [], 0.0)
     if journal is not None:  # what determines a split's result, besides the split itself
         inputs = {"mode": mode, "recipe": asdict(recipe), "precision": precision, "pixels": content_digest(pixels),
                   "labels": content_digest(labels),
