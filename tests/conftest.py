@@ -1,5 +1,8 @@
 """Shared test set-up: the data check that runs before any test, and the offline data-root fixture.
 
+Tests marked ``static`` (``pytestmark = pytest.mark.static``: the architecture, argument checks, statistics,
+pins) need no dataset: a session that collects only those skips the data check.
+
 The notebooks (nbval) and several tests train and mine on Tiny ImageNet, the transfer chapter uses
 Caltech-101 and the occlusion, invariance and correspondence chapters the ImageNet sample images. Without
 them, a session would end in many failing cells; instead it stops here, before any test, with one message
@@ -40,6 +43,13 @@ def missing_datasets() -> list[tuple[str, DatasetNotFoundError]]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "static: needs no dataset (source, parsing, argument checks, statistics)")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Stop before any test when a needed dataset is missing, unless every collected test is ``static``."""
+    if items and all(item.get_closest_marker("static") for item in items):
+        return
     if missing := missing_datasets():
         names = ", ".join(name for name, _ in missing)
         details = "\n\n".join(f"[{name}] {error}" for name, error in missing)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.static  # needs no dataset
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "zfcore"
 ROW = re.compile(r"^\| `zfcore/(?P<path>[\w/]+)\.py` \|[^|]*\| (?P<allowed>[^|]*) \|$")

@@ -19,6 +19,8 @@ from zfcore.checks import (check_bool, check_boxes, check_choice, check_finite, 
                            check_number, check_pixels, check_positive, check_whole)
 from zfcore.models import zfnet
 
+pytestmark = pytest.mark.static  # needs no dataset
+
 
 def refused(call, message: str) -> None:
     """``call()`` raises ``ValueError`` with exactly ``message`` (one line)."""

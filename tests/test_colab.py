@@ -20,6 +20,8 @@ import pytest  # noqa: E402
 from zfcore import paths, weights, widgets  # noqa: E402
 from zfcore.paths import REPOSITORY_BRANCH, REPOSITORY_ROOT, REPOSITORY_URL  # noqa: E402
 
+pytestmark = pytest.mark.static  # needs no dataset
+
 NOTEBOOKS = sorted((REPOSITORY_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CLONE = "/content/zfbook"
 

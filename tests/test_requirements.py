@@ -6,6 +6,10 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.static  # needs no dataset
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

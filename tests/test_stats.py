@@ -9,6 +9,8 @@ import torch
 from zfcore.stats import (Estimate, bootstrap, format_mean_std, mean_std, paired_difference, seed_band,
                           t_interval)
 
+pytestmark = pytest.mark.static  # needs no dataset
+
 
 def test_bootstrap_percentile_is_seeded_and_covers_the_mean() -> None:
     values = torch.arange(100.0)

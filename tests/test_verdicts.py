@@ -9,6 +9,8 @@ import pytest
 from zfcore.stats import bootstrap
 from zfcore.verdicts import CLAIMS, OUTCOMES, Verdict, pending
 
+pytestmark = pytest.mark.static  # needs no dataset
+
 
 def verdict(**changes):
     values = dict(claim="C6", measure="p(true) outside minus inside the box, per image",
