@@ -87,7 +87,11 @@ def test_contrast_norm_gradient_equals_autograd(channels, size, alpha, beta, k):
     lrn, = torch.autograd.grad(lrn_out, x, grad)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(got, lrn, rtol=1e-5, atol=1e-8)
-    assert torch.autograd.gradcheck(ours, (x,))
+    # the comparison with autograd above fails on a wrong backward (a 2 % error in the band term: 0.18 relative);
+    # finite differences check once more, on one image of 2 x 2 positions with every channel and the band's edges:
+    # seconds at 96 channels (the whole 3 x 96 x 5 x 5 input took minutes: one column per input element)
+    corner = x.detach()[:1, :, :2, :2].clone().requires_grad_()
+    assert torch.autograd.gradcheck(ours, (corner,))
 
 
 def test_a_training_step_matches_plain_autograd():
