@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import urllib.request
 import warnings
 import zipfile
@@ -147,7 +149,8 @@ def test_tiny_imagenet_train_split_is_the_first_400_per_class_by_file_name(tmp_p
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tiny_imagenet, "TRAIN_PER_CLASS", 500)
         assert len(cached_split("train", root=folder, cache_dir=stale)) == 1000
-    with pytest.warns(UserWarning, match="holds 1000 images.*first 400 images per class"):
+    with pytest.warns(UserWarning, match=r"tiny-imagenet-200-train-64.npy: was decoded from other files, labels or "
+                                         r"size; decoding it again"):
         again = cached_split("train", root=folder, cache_dir=stale)
     np.testing.assert_array_equal(again.images, split.images)
     np.testing.assert_array_equal(again.labels, split.labels)
@@ -553,3 +556,95 @@ def test_tensor_batches_augmentation_shapes_and_flips() -> None:
     evaluation = list(TensorBatches(images, labels, 16, train=False))
     assert [len(lab) for _, lab in evaluation] == [16, 16, 8]
     torch.testing.assert_close(evaluation[0][0], normalize(torch.from_numpy(images[:16])).contiguous())
+
+
+# -- a decoded cache is checked against its record before it is used -------------------------------------------
+
+
+def _small_cache(tmp_path: Path) -> tuple[list[Path], list[int], Path]:
+    from zfcore.data.images import decode_to_cache
+
+    paths = []
+    for index in range(6):
+        paths.append(tmp_path / "files" / f"class{index % 2}" / f"image{index}.JPEG")
+        _jpeg(paths[-1], index, (8, 8))
+    labels = [index % 2 for index in range(6)]
+    cache = tmp_path / "cache" / "small-64.npy"
+    decode_to_cache(paths, labels, cache, 16)
+    return paths, labels, cache
+
+
+def _damage(cache: Path) -> None:
+    data = bytearray(cache.read_bytes())
+    data[-5] ^= 1  # one bit of the last image's pixels
+    cache.write_bytes(bytes(data))
+
+
+def _shorten_labels(cache: Path) -> None:
+    labels_file = cache.with_name(cache.stem + ".labels.npy")
+    np.save(labels_file, np.load(labels_file)[:4])
+
+
+def _reverse_labels(cache: Path) -> None:
+    labels_file = cache.with_name(cache.stem + ".labels.npy")
+    np.save(labels_file, np.load(labels_file)[::-1].copy())
+
+
+def _drop_record_and_reverse_labels(cache: Path) -> None:
+    cache.with_name(cache.stem + ".digest.json").unlink()
+    _reverse_labels(cache)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (_damage, "its images changed since it was decoded"),
+    (_shorten_labels, "holds 6 images of shape .* and 4 labels"),
+    (_reverse_labels, r"its labels \(small-64.labels.npy\) changed since it was decoded"),
+    (_drop_record_and_reverse_labels, "has no record of what it was decoded from, and its labels are not those"),
+    (lambda cache: cache.with_name(cache.stem + ".digest.json").write_text("{"), "its record .* is unreadable"),
+])
+def test_a_damaged_cache_is_decoded_again_with_one_warning_naming_it(tmp_path: Path, damage, reason) -> None:
+    from zfcore.data.images import StaleCacheWarning, decoded_cache
+
+    paths, labels, cache = _small_cache(tmp_path)
+    good_images, good_labels = (np.array(part) for part in decoded_cache(paths, labels, cache, 16))
+    damage(cache)
+    with pytest.warns(StaleCacheWarning, match=rf"{re.escape(str(cache))}: {reason}.*; decoding it again") as caught:
+        images, again = decoded_cache(paths, labels, cache, 16)
+    assert len(caught) == 1
+    np.testing.assert_array_equal(images, good_images)
+    np.testing.assert_array_equal(again, good_labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        decoded_cache(paths, labels, cache, 16)  # whole again: no second warning
+
+
+def test_a_cache_of_other_inputs_is_decoded_again_and_an_old_cache_with_the_right_labels_adopted(tmp_path: Path) -> None:
+    from zfcore.data.images import StaleCacheWarning, decoded_cache
+
+    paths, labels, cache = _small_cache(tmp_path)
+    with pytest.warns(StaleCacheWarning, match="was decoded from other files, labels or size"):
+        decoded_cache(paths[:4], labels[:4], cache, 16)
+    assert len(np.load(cache, mmap_mode="r")) == 4
+    decoded_cache(paths, labels, cache, 16)  # decoded anew for six, with the warning (checked above)
+    record = cache.with_name(cache.stem + ".digest.json")
+    record.unlink()  # a cache written before caches had records, with the right labels: adopted, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        decoded_cache(paths, labels, cache, 16)
+    assert record.exists()
+
+
+def test_decoding_a_cache_checks_the_free_space_first(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    from zfcore.data.images import decode_to_cache
+    from zfcore.store import DiskFullError
+
+    paths = [tmp_path / "files" / "a" / "image.JPEG"]
+    _jpeg(paths[0], 0, (8, 8))
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    cache = tmp_path / "cache" / "tiny.npy"
+    with pytest.raises(DiskFullError, match=r"decode cache .*tiny.npy \(it needs 49.2 kB, 1.0 kB free\)"):
+        decode_to_cache(paths, [0], cache, 128)
+    assert not cache.exists() and not list(tmp_path.glob("cache/*"))

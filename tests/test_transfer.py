@@ -169,7 +169,9 @@ def test_fake_caltech256_runs_through_the_same_code(model, tmp_path, monkeypatch
     pixels, labels = dataset_pixels(dataset, 64, cache_dir=tmp_path / "cache")
     assert pixels.shape == (32, 64, 64, 3) and pixels.dtype == np.uint8 and labels.tolist() == dataset.targets
     assert np.abs(pixels[0].reshape(-1, 3).mean(0) - COLOURS[0]).max() < 15  # the centre square, not padding
-    monkeypatch.setattr(transfer, "decode_to_cache", lambda *args, **kwargs: pytest.fail("decoded twice"))
+    from zfcore.data import images
+
+    monkeypatch.setattr(images, "decode_to_cache", lambda *args, **kwargs: pytest.fail("decoded twice"))
     cached, _ = dataset_pixels(dataset, 64, cache_dir=tmp_path / "cache")
     assert np.array_equal(cached, pixels)
     fc7 = pooled_features(model, pixels, ("fc7",), cache_dir=False)["fc7"]

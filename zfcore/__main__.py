@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -20,7 +21,12 @@ from zfcore.profiles import PROFILES, get_profile
 _FLAGS = {"resume": "--resume", "epochs": "--epochs", "stop_after": "--stop-after", "limit": "--limit",
           "out_dir": "--out", "precision": "--precision", "init": "--init", "preprocessing": "--preprocessing",
           "renorm_rms": "--renorm-rms", "frozen_sizes": "--frozen-sizes", "network_sizes": "--network-sizes",
-          "scratch_sizes": "--scratch-sizes", "probe_layers": "--probe-layers", "probe_losses": "--probe-losses"}
+          "scratch_sizes": "--scratch-sizes", "probe_layers": "--probe-layers", "probe_losses": "--probe-losses",
+          "results_dir": "--results", "runs_dir": "--runs", "journal": "--journal", "run": "--run", "out": "--out"}
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the one line the CLI prints: where the work can be resumed from, and the command."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,11 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     _data_options(eval_cmd)
 
     export_cmd = commands.add_parser(
-        "export", help="turn a finished run into the committed reference files", formatter_class=plain,
+        "export", help="turn a finished run into reference files (a new folder, or data/reference on request)",
+        formatter_class=plain,
         description="Evaluate a finished run (single view and 10-crop) and write its small bf16 weights with\n"
-                    "metadata, metrics and Fig. 4 data into data/reference (about 5 minutes).")
+                    "metadata, metrics and Fig. 4 data (about 5 minutes) into a new folder, runs/export-RUN by\n"
+                    "default. --replace-reference replaces the committed files in data/reference instead (the\n"
+                    "set is swapped in whole; the other files there are kept).")
     export_cmd.add_argument("--run", type=Path, default=Path("runs/book"), help="the run folder (default: runs/book)")
-    export_cmd.add_argument("--out", type=Path, help="destination folder (default: data/reference)")
+    export_cmd.add_argument("--out", type=Path,
+                            help="destination folder, new or empty (default: runs/export-RUN, RUN the run's name)")
+    export_cmd.add_argument("--replace-reference", action="store_true",
+                            help="replace the committed reference files in data/reference (not with --out)")
     _data_options(export_cmd)
 
     experiment_cmd = commands.add_parser(
@@ -180,6 +192,7 @@ def _data_options(command: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     if args.data_root is not None:
         os.environ["ZFBOOK_DATA_ROOT"] = str(args.data_root)
@@ -189,14 +202,17 @@ def main(argv: list[str] | None = None) -> int:
 
     data_root()  # a data root that is a file or cannot be written: one clear error before anything else
     if args.command == "train":
-        from zfcore.train import train
+        from zfcore.train import TrainingInterrupted, train
 
         config = get_profile(args.profile).train
         overrides = {"epochs": args.epochs, "init": args.init, "preprocessing": args.preprocessing,
                      "renorm_rms": args.renorm_rms, "compile": True if args.compile else None}
         config = config.replace(**{key: value for key, value in overrides.items() if value is not None})
         out = args.out or Path("runs") / args.profile
-        history = train(config, out, resume=args.resume, precision=args.precision, stop_after=args.stop_after)
+        try:
+            history = train(config, out, resume=args.resume, precision=args.precision, stop_after=args.stop_after)
+        except TrainingInterrupted as error:
+            raise _Interrupted(_train_resume_line(argv, out, error)) from None
         print(json.dumps(history[-1] if history else {}, indent=1))
         return 0
     if args.command == "experiment":
@@ -204,15 +220,29 @@ def main(argv: list[str] | None = None) -> int:
 
         places = {"results_dir": args.results, "runs_dir": args.runs}
         if not args.status:
-            run_experiment(args.name, allow_dirty=args.allow_dirty, commit=args.commit, **places)
+            try:
+                run_experiment(args.name, allow_dirty=args.allow_dirty, commit=args.commit, **places)
+            except KeyboardInterrupt as error:
+                checkpoint = getattr(error, "checkpoint", None)
+                where = ("" if not hasattr(error, "checkpoint")
+                         else f"; the unfinished run's last finished epoch is in {checkpoint}" if checkpoint is not None
+                         else "; the unfinished run had not finished an epoch")
+                raise _Interrupted(f"experiment {args.name!r} was interrupted{where}. Resume it with: "
+                                   f"{_command(argv)} (recorded runs are skipped, the unfinished one resumes)"
+                                   ) from None
         print(experiment_status(args.name, **places))
         return 0
     if args.command == "transfer":
         return _transfer(args)
     if args.command == "export":
         from zfcore.export import export_run
+        from zfcore.weights import REFERENCE_DIR
 
-        print(json.dumps(export_run(args.run, args.out), indent=1))
+        if args.replace_reference and args.out is not None:
+            raise ValueError(f"--replace-reference replaces the committed files in {REFERENCE_DIR}, and --out "
+                             f"{args.out} names another folder: give one of them; nothing was run")
+        out = REFERENCE_DIR if args.replace_reference else args.out
+        print(json.dumps(export_run(args.run, out, replace=args.replace_reference), indent=1))
         return 0
     from zfcore.evaluation import evaluate_checkpoint
 
@@ -225,6 +255,7 @@ def _transfer(args: argparse.Namespace) -> int:
     from zfcore import book
     from zfcore.analysis.transfer import FEATURE_LAYERS
     from zfcore.experiments import RESULTS_DIR, RUNS_DIR
+    from zfcore.store import probe_output
     from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_transfer, write_results
     from zfcore.weights import load_reference
 
@@ -235,6 +266,9 @@ def _transfer(args: argparse.Namespace) -> int:
                         probe_per_class=args.probe_per_class)
     profile = book.profile().name
     out = args.out or (RESULTS_DIR if profile == "book" else RUNS_DIR.parent / f"transfer-{profile}")
+    journal = args.journal or out / "transfer-journal.jsonl"
+    probe_output(out, what="--out")  # before the network is loaded or an image decoded
+    probe_output(journal, kind="file", what="--journal")
     if args.checkpoint is None:
         reference = book.trained()
     else:
@@ -242,7 +276,7 @@ def _transfer(args: argparse.Namespace) -> int:
         reference.model.to(book.device())
     pixels, labels, dataset = caltech101_pixels(reference.config.input_size)
     results = run_transfer(reference, pixels, labels, what=args.what, plan=plan, dataset=dataset,
-                           journal=args.journal or out / "transfer-journal.jsonl")
+                           journal=journal)
     for path in write_results(results, out):
         print(path)
     return 0
@@ -253,16 +287,48 @@ def cli_message(message: str) -> str:
     return re.sub(r"\b(" + "|".join(_FLAGS) + r")=", lambda match: _FLAGS[match.group(1)] + " ", message)
 
 
+def _command(argv: list[str]) -> str:
+    """The command line ``argv`` as one would type it again."""
+    return shlex.join(["python", "-m", "zfcore", *argv])
+
+
+def _train_resume_line(argv: list[str], out: Path, error: BaseException) -> str:
+    """Where an interrupted ``train`` can be resumed from, and the command that does it."""
+    checkpoint = getattr(error, "checkpoint", None)
+    if checkpoint is None:
+        return f"training was interrupted before its first epoch ended, so there is nothing to resume; start it " \
+               f"again with: {_command(argv)}"
+    again, skip = [], False
+    for item in argv:  # the same command with --out named and --resume the run's checkpoint
+        if skip:
+            skip = False
+        elif item == "--resume":
+            skip = True
+        elif not item.startswith("--resume="):
+            again.append(item)
+    if "--out" not in again and not any(item.startswith("--out=") for item in again):
+        again += ["--out", str(out)]
+    command = _command([*again, "--resume", str(checkpoint)])
+    return f"training was interrupted; it can be resumed from {checkpoint}: {command}"
+
+
 def run(argv: list[str] | None = None) -> int:
-    """:func:`main`, with the expected failures (bad checkpoint, missing data, a diverged run, ...) as one line,
-    exit code 2."""
+    """:func:`main`, with the expected failures (bad checkpoint, missing data, a diverged run, a busy run folder, an
+    output that cannot be written, a full disk, ...) as one line, exit code 2; Ctrl-C as one line saying where
+    the work can be resumed from, exit code 130."""
     from zfcore.data.locate import DatasetNotFoundError
+    from zfcore.store import DiskFullError
 
     try:
         return main(argv)
-    except (ValueError, FileExistsError, FloatingPointError, DatasetNotFoundError) as error:
+    except (ValueError, FileExistsError, FloatingPointError, DatasetNotFoundError, DiskFullError) as error:
         print(f"error: {cli_message(str(error))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as error:
+        message = str(error) if isinstance(error, _Interrupted) else \
+            f"{_command(sys.argv[1:] if argv is None else list(argv))} was interrupted before it finished"
+        print(f"interrupted: {message}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from zfcore.store import torch_save_atomic
 __all__ = [
     "CheckpointError",
     "build_model",
+    "check_finite",
     "checkpoint_state",
     "code_version",
     "config_from_dict",
@@ -98,7 +99,7 @@ def read_torch_file(path: str | Path, *, what: str = "checkpoint", allow: Iterab
     except pickle.UnpicklingError as error:
         refused = re.search(r"GLOBAL ([\w.]+)|but got <class '([\w.]+)'>", str(error))
         if refused is None:
-            raise CheckpointError(f"{what} {path} is corrupt or not a PyTorch file ({_first_line(error)})") from error
+            raise CheckpointError(f"{what} {path} is corrupt or not a PyTorch file ({_reason(error)})") from None
         raise CheckpointError(
             f"{what} {path} was refused: its pickle names {refused.group(1) or refused.group(2)}, which could run "
             f"code, and only tensors, numbers, strings and containers may be loaded (nothing was executed); use a "
@@ -106,7 +107,44 @@ def read_torch_file(path: str | Path, *, what: str = "checkpoint", allow: Iterab
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, IndexError, KeyError,
             struct.error) as error:  # what the unpickler raises on random bytes
-        raise CheckpointError(f"{what} {path} is corrupt or not a PyTorch file ({_first_line(error)})") from error
+        raise CheckpointError(f"{what} {path} is corrupt or not a PyTorch file ({_reason(error)})") from None
+
+
+_UNSAFE_ADVICE = re.compile(r"weights_only|trusted source|can still be loaded|file an issue|check the documentation",
+                            re.IGNORECASE)
+
+
+def _reason(error: BaseException) -> str:
+    """What ``torch.load`` found wrong with a file, in one short line, without its advice to load the file with
+    ``weights_only=False`` (which would run whatever code the file holds)."""
+    text = str(error)
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if found:
+        return found.group(1).strip().splitlines()[0].strip().rstrip(".")
+    sentences = [part.strip() for line in text.splitlines() for part in re.split(r"(?<=\.)\s+", line) if part.strip()]
+    kept = [part for part in sentences if not _UNSAFE_ADVICE.search(part)]
+    return kept[0].rstrip(".") if kept else type(error).__name__
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: str | Path, *, what: str = "checkpoint") -> None:
+    """Refuse weights holding a NaN or an infinity: a network trained into them computes nothing meaningful.
+
+    Args:
+        tensors: a state dict (name -> tensor; other values are skipped).
+        path: the file they came from, for the message.
+        what: what the file is, for the message.
+
+    Raises:
+        CheckpointError: one line naming the file, the first tensor (in the file's order) with a non-finite
+            value and how many it holds.
+    """
+    for name, tensor in tensors.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise CheckpointError(f"{what} {path} holds non-finite weights: {name} has {bad} NaN or infinite "
+                                      f"value(s) of {tensor.numel()}; the run that wrote it diverged or the file "
+                                      f"was damaged. Use an earlier checkpoint")
 
 
 def load_checkpoint(path: str | Path, *, expect: TrainConfig | None = None, kind: str | None = None) -> dict[str, Any]:

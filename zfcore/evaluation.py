@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zfcore.checkpoints import check_finite
 from zfcore.weights import load_reference
 from zfcore.data.sources import eval_batches
 from zfcore.devices import autocast, autocast_dtype
@@ -84,10 +85,15 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, limit: int = 0,
     Returns:
         ``{"single": {...}, "ten_crop": {...}?, "train": {...}?, "images": N}`` with ``loss``, ``top1``,
         ``top5`` each (``images``: the validation images).
+
+    Raises:
+        CheckpointError: as :func:`~zfcore.weights.load_reference`, and weights holding a NaN or an infinity
+            (one line naming the file and the first such tensor), before any image is read.
     """
     if limit < 0:
         raise ValueError(f"limit={limit!r}: must be 0 (all images) or a positive count")
     reference = load_reference(checkpoint)
+    check_finite(reference.model.state_dict(), checkpoint if checkpoint is not None else "(the reference)")
     config, model = reference.config, reference.model.to(device)
     single = evaluate(model, eval_batches(config, batch_size, limit=limit), device=device)
     result: dict[str, Any] = {"single": single, "images": int(single["images"])}

@@ -13,7 +13,7 @@ as dirty).
 from __future__ import annotations
 
 import json
-import os
+import math
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
@@ -27,7 +27,7 @@ from zfcore.evaluation import evaluate_checkpoint
 from zfcore.experiments import RESULTS_DIR, RUNS_DIR, Experiment, get_experiment, parameter_count
 from zfcore.paths import REPOSITORY_ROOT
 from zfcore.profiles import TrainConfig
-from zfcore.store import atomic_write, sha256, write_json_atomic
+from zfcore.store import atomic_write, lock, lock_holder, probe_output, sha256, write_json_atomic
 from zfcore.train import read_metrics, train
 from zfcore.weights import ReferenceWeights, export_reference
 
@@ -35,6 +35,8 @@ __all__ = ["RunStatus", "Status", "experiment_status", "run_experiment"]
 
 ROOT = REPOSITORY_ROOT
 """The repository: results written inside it must come from a committed tree."""
+RUNNER_LOCK = "runner.pid"
+"""The lock file (:func:`zfcore.store.lock`: process id, host, start) of the runner working on an experiment."""
 
 def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir: str | Path | None = None,
                    progress: bool = True, allow_dirty: bool = False, commit: bool = False) -> dict[str, Any]:
@@ -42,8 +44,10 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
 
     A run already recorded is skipped; a run with a checkpoint but no record (interrupted, or finished just
     before its record was written) is resumed from ``runs_dir/NAME/RUN/checkpoint.pt``. Only one runner
-    may work on an experiment's folder at a time (``runner.pid`` in it). The experiment's reference rows
-    are recorded first, from their published files (nothing is trained for them).
+    may work on an experiment's folder at a time (it holds the lock ``runner.pid`` there, taken atomically;
+    one left by a runner that is no longer running is taken over with a warning). The experiment's
+    reference rows are recorded first, from their published files (nothing is trained for them). Both
+    folders are checked before anything is read or run.
 
     Args:
         name: an experiment of :data:`EXPERIMENTS`.
@@ -59,14 +63,20 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
         one record per finished run (see :func:`_record`).
 
     Raises:
-        ValueError: an unknown experiment; a results file of another version or with runs the definition
-            does not have (nothing is run); another live runner on the same experiment; results that would
-            go into the repository from a tree with uncommitted changes in ``zfcore`` (without
-            ``allow_dirty``).
+        ValueError: an unknown experiment; a results file of another version, with runs the definition
+            does not have, or with a record that is not one (nothing is run); another live runner on the
+            same experiment (:class:`~zfcore.store.LockedError`); results that would go into the repository
+            from a tree with uncommitted changes in ``zfcore`` (without ``allow_dirty``); a results or
+            runs folder that cannot be written (:class:`~zfcore.store.OutputError`).
+        TrainingInterrupted: Ctrl-C during a run (it names the checkpoint the next start resumes from).
     """
     experiment = get_experiment(name)
     results_file = Path(results_dir or RESULTS_DIR) / f"{name}.json"
     folder = Path(runs_dir or RUNS_DIR) / name
+    probe_output(results_file.parent, what="results_dir")
+    probe_output(results_file, kind="file", what="results file")
+    probe_output(folder.parent, what="runs_dir")
+    probe_output(folder, what="experiment folder")
     results = _read_results(results_file, experiment)
     version = code_version()
     if _inside(results_file, ROOT) and version.endswith("+dirty") and not allow_dirty:
@@ -74,9 +84,7 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
                          f"commit that produced them. Commit first, or pass --allow-dirty to record them as dirty; "
                          f"nothing was run")
     folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / "runner.pid"
-    _claim(lock, name)
-    try:
+    with lock(folder / RUNNER_LOCK, f"experiment {name!r}"):
         for run, member in experiment.references:
             if run not in results["runs"]:
                 results["runs"][run] = _reference_record(ReferenceWeights[member], experiment.final_evaluation)
@@ -105,8 +113,6 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
                   f"{name}: {run} recorded (val top-1 {record['val_top1']:.1%}, {record['wall_minutes']:.0f} min)")
             if progress:
                 print(f"{name}: {run} recorded in {results_file}", flush=True)
-    finally:
-        lock.unlink(missing_ok=True)
     return results
 
 
@@ -235,7 +241,8 @@ def experiment_status(name: str, *, results_dir: str | Path | None = None,
     experiment = get_experiment(name)
     results = _read_results(Path(results_dir or RESULTS_DIR) / f"{name}.json", experiment)["runs"]
     folder = Path(runs_dir or RUNS_DIR) / name
-    runner = _runner(folder / "runner.pid")
+    holder = lock_holder(folder / RUNNER_LOCK)
+    runner = holder.pid if holder is not None else None
     runs, current = [], runner is not None  # a live runner works on the first unrecorded run
     for run, _ in experiment.references:  # recorded first by a runner, from their files
         record = results.get(run)
@@ -266,7 +273,9 @@ def _record(config: TrainConfig, history: list[dict[str, float]], state: dict[st
     """What the results file keeps of a finished run: recipe, code version, data checksum, device, final metrics,
     parameters, wall time, finishing time (UTC) and the per-epoch history."""
     last = history[-1]
-    return {"config": asdict(config), "code_version": state.get("code_version", "unknown"),
+    version = state.get("code_version", "unknown")
+    return {"config": asdict(config), "code_version": version,
+            "code_versions": state.get("code_versions", [version]),
             "dataset_sha256": state.get("dataset_sha256"), "device": describe_device(default_device()),
             "parameters": parameter_count(config), "epochs": len(history),
             **{key: last[key] for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5")},
@@ -278,8 +287,11 @@ def _read_results(path: Path, experiment: Experiment) -> dict[str, Any]:
     """The results recorded so far (an empty record if none), refusing any that the definition did not produce.
 
     Raises:
-        ValueError: unreadable JSON; another experiment or version; a recorded run that the definition does
-            not have, or with another recipe (the definition changed without a new version).
+        ValueError: unreadable JSON; another experiment or version; ``runs`` that is not a mapping, a record
+            that is not one, or whose ``epochs`` (a whole number >= 1: a run with none is not done),
+            ``val_top1`` (a number in [0, 1]) or ``wall_minutes`` (a number >= 0) is missing or wrong (one
+            line naming the file and the field); a recorded run that the definition does not have, or with
+            another recipe (the definition changed without a new version).
     """
     fresh = {"experiment": experiment.name, "version": experiment.version, "description": experiment.description,
              "budget": experiment.budget, "runs": {}}
@@ -296,6 +308,7 @@ def _read_results(path: Path, experiment: Experiment) -> dict[str, Any]:
                          f"but {experiment.name!r} is now version {experiment.version}: one file would mix two "
                          f"versions. Commit it, then move it away (e.g. to {experiment.name}-v{version}.json) and "
                          f"run again; nothing was run")
+    _check_records(path, recorded, fields=False)
     definition = dict(experiment.runs)
     references = {run for run, _ in experiment.references}
     changed = [run for run in recorded
@@ -304,7 +317,45 @@ def _read_results(path: Path, experiment: Experiment) -> dict[str, Any]:
         raise ValueError(f"{path} records runs {changed} that version {version} of {experiment.name!r} no longer "
                          f"defines as they were run: raise the experiment's version when a run changes; nothing "
                          f"was run")
+    _check_records(path, recorded, fields=True)
     return {**fresh, "runs": recorded}
+
+
+def _check_records(path: Path, recorded: Any, *, fields: bool) -> None:
+    """Refuse a results file whose ``runs`` are not records (and, with ``fields``, records whose fields
+    :func:`experiment_status` cannot read)."""
+
+    def refuse(field: str, problem: str) -> ValueError:
+        return ValueError(f"{path}: {field} {problem}; the file was edited or damaged: fix that field, or move the "
+                          f"file away and run again; nothing was run")
+
+    def shown(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    if not isinstance(recorded, dict):
+        raise refuse("runs", f"is a {type(recorded).__name__}, not a mapping of run names to records")
+    for run, record in recorded.items():
+        if not isinstance(record, dict):
+            raise refuse(f"runs[{run!r}]", f"is a {type(record).__name__} ({shown(record)}), not a record")
+    if not fields:
+        return
+    for run, record in recorded.items():
+        if "epochs" not in record:
+            raise refuse(f"runs[{run!r}]", "lacks epochs")
+        epochs = record["epochs"]
+        if isinstance(epochs, bool) or not isinstance(epochs, int):
+            raise refuse(f"runs[{run!r}].epochs", f"is {shown(epochs)}, not a whole number")
+        if epochs < 1:
+            raise refuse(f"runs[{run!r}].epochs", f"is {epochs}: a run with no finished epoch is not done")
+        for field, low, high in (("val_top1", 0.0, 1.0), ("wall_minutes", 0.0, math.inf)):
+            if field not in record:
+                raise refuse(f"runs[{run!r}]", f"lacks {field}")
+            value = record[field]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high \
+                    or not math.isfinite(value):
+                span = "in [0, 1]" if high == 1.0 else ">= 0"
+                raise refuse(f"runs[{run!r}].{field}", f"is {shown(value)}, not a finite number {span}")
 
 
 def _recipe_changed(record: Any, config: TrainConfig) -> bool:
@@ -313,28 +364,3 @@ def _recipe_changed(record: Any, config: TrainConfig) -> bool:
         return bool(config_from_dict(record["config"]).recipe_differences(config))
     except (TypeError, KeyError, ValueError, AttributeError):
         return True
-
-
-def _runner(lock: Path) -> int | None:
-    """The process id in ``lock`` if that process is alive, else ``None``."""
-    try:
-        pid = int(lock.read_text())
-        os.kill(pid, 0)
-    except PermissionError:  # alive, another user's
-        return pid
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
-def _claim(lock: Path, name: str) -> None:
-    """Write this process's id into ``lock``, taking it over from a dead runner.
-
-    Raises:
-        ValueError: a live process holds it.
-    """
-    holder = _runner(lock)
-    if holder is not None and holder != os.getpid():
-        raise ValueError(f"experiment {name!r} is already being run by process {holder} ({lock}); see "
-                         f"'python -m zfcore experiment {name} --status'; nothing was run")
-    lock.write_text(str(os.getpid()))

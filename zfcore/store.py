@@ -14,23 +14,37 @@
 * **Downloads** (:func:`download`): fetched to a temporary name, checked against a SHA-256, then renamed
   into place; a failed or mismatched download leaves nothing behind.
 * **Digests**: :func:`sha256` of a file, :func:`json_digest` of JSON-ready parameters.
+* **Folders written whole** (:func:`write_folder_atomic`): a set of files is written into a staging folder
+  beside its destination, then swapped in by two renames; a failure leaves the old set whole.
+* **Locks** (:func:`lock`, :func:`lock_holder`): a lock file records the process id, host and start time of
+  the process that holds a folder or a job; a second process is refused in one line naming the holder, and
+  a lock left by a process that is no longer running is taken over with one :class:`StaleLockWarning`.
+* **Checks before the work**: :func:`probe_output` (a folder or file that will be written: a file where a
+  folder is needed, a read-only folder ... is one line before anything is computed) and
+  :func:`ensure_free_space` (one line naming the file and the space it needs).
 
 This module imports nothing from zfcore, so every module may use it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
 import json
 import os
 import pickle
+import shutil
+import socket
+import sys
+import tempfile
+import time
 import urllib.request
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import numpy as np
 import torch
@@ -40,12 +54,21 @@ __all__ = [
     "CacheWarning",
     "ChecksumError",
     "DiskFullError",
+    "LockHolder",
+    "LockedError",
+    "OutputError",
+    "StaleLockWarning",
     "atomic_write",
     "cached",
     "download",
+    "ensure_free_space",
     "json_digest",
+    "lock",
+    "lock_holder",
+    "probe_output",
     "sha256",
     "torch_save_atomic",
+    "write_folder_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
@@ -60,15 +83,44 @@ UNREADABLE = (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingErro
 
 
 class DiskFullError(OSError):
-    """A file could not be written because its disk is full; the message (one line) names the file.
+    """A file could not be written because its disk is full; the message (one line) names the file and the space.
 
     ``errno`` is ``ENOSPC``, so code that handles ``OSError`` keeps handling it.
+
+    Args:
+        path: the file (or folder) that could not be written.
+        needed: the bytes it needs, when known (:func:`ensure_free_space`).
+        written: the bytes written when the disk filled (:func:`atomic_write`).
+        free: the bytes free on its disk, when known.
+        state: what is on disk now (the end of the message).
     """
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"no space left on the device to write {path}: free some space and run again "
-                         f"(the file is as it was before the write)")
+    def __init__(self, path: str | Path, *, needed: int | None = None, written: int | None = None,
+                 free: int | None = None, state: str = "the file is as it was before the write") -> None:
+        space = []
+        if needed is not None:
+            space.append(f"it needs {_size(needed)}")
+        if written is not None:
+            space.append(f"{_size(written)} were written when the disk filled")
+        if free is not None:
+            space.append(f"{_size(free)} free")
+        detail = f" ({', '.join(space)})" if space else ""
+        super().__init__(f"no space left on the device to write {path}{detail}: free some space and run again "
+                         f"({state})")
         self.errno = errno.ENOSPC
+        self.path, self.needed, self.free = Path(path), needed, free
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written (:func:`probe_output`); the message is one line naming it."""
+
+
+class LockedError(ValueError):
+    """A lock held by a live process (:func:`lock`); the message is one line naming the process and the lock file."""
+
+
+class StaleLockWarning(UserWarning):
+    """A lock left by a process that is no longer running (or by none) was taken over."""
 
 
 class ChecksumError(OSError):
@@ -117,9 +169,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(partial)
         os.replace(partial, path)
     except BaseException as error:
+        written = partial.stat().st_size if partial.is_file() else None
         partial.unlink(missing_ok=True)
         if isinstance(error, Exception) and _disk_full(error):
-            raise DiskFullError(path) from error
+            raise DiskFullError(path, written=written, free=_free_bytes(path.parent)) from error
         raise
     return path
 
@@ -147,6 +200,63 @@ def torch_save_atomic(path: str | Path, value: Any) -> Path:
             torch.save(value, handle)
 
     return atomic_write(path, save)
+
+
+def write_folder_atomic(path: str | Path, fill: Callable[[Path], None], *, keep_others: bool = False) -> Path:
+    """Write the folder ``path`` whole or not at all: ``fill`` writes a staging folder beside it, then two renames.
+
+    ``fill`` is given an empty staging folder (``.<name>.staging-<pid>`` in the same parent, so the renames
+    stay on one file system). Once it returns, the old folder (if any) is renamed to a backup, the staging
+    folder to ``path``, and the backup is deleted. A failure in ``fill`` deletes the staging folder and leaves
+    ``path`` as it was; a failure between the two renames puts the old folder back.
+
+    Args:
+        path: the folder to write (its parent is created).
+        fill: writes the new set of files into the folder it is given.
+        keep_others: also keep the old folder's entries that ``fill`` did not write (e.g. the other
+            reference network beside the one being replaced); default: the new folder holds ``fill``'s only.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        DiskFullError: the disk filled (one line naming the folder); ``path`` is as it was.
+        Exception: whatever ``fill`` raises, after the staging folder is deleted.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.staging-{os.getpid()}")
+    backup = path.with_name(f".{path.name}.backup-{os.getpid()}")
+    for leftover in (staging, backup):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    staging.mkdir()
+    try:
+        fill(staging)
+        if keep_others and path.is_dir():
+            for entry in path.iterdir():
+                if not (staging / entry.name).exists():
+                    copy = shutil.copytree if entry.is_dir() else shutil.copy2
+                    copy(entry, staging / entry.name)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, Exception) and _disk_full(error):
+            raise DiskFullError(path, free=_free_bytes(path.parent),
+                                state="the folder is as it was before the write") from error
+        raise
+    had_old = path.exists()
+    if had_old:
+        os.rename(path, backup)
+    try:
+        os.rename(staging, path)
+    except BaseException:
+        if had_old:
+            os.rename(backup, path)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if had_old:
+        shutil.rmtree(backup, ignore_errors=True)
+    return path
 
 
 def _disk_full(error: BaseException) -> bool:
@@ -342,3 +452,280 @@ def download(url: str, destination: str | Path, *, sha256: str | None = None, de
 
 _file_sha256 = sha256
 """:func:`sha256` under a name that :func:`download`'s parameter does not hide."""
+
+
+# -- checks before the work -------------------------------------------------------------------------
+
+
+def _size(count: int | None) -> str:
+    """A byte count in words: ``"1.5 GB"``, ``"320 kB"``, ``"12 bytes"``."""
+    if count is None:
+        return "an unknown amount"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(count) >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _free_bytes(path: Path) -> int | None:
+    """The bytes free on the disk of ``path`` (or of its nearest existing ancestor); ``None`` if unknown."""
+    try:
+        return shutil.disk_usage(_existing(path)).free
+    except OSError:
+        return None
+
+
+def ensure_free_space(path: str | Path, needed: int, what: str = "file") -> None:
+    """Check that the disk of ``path`` (a file or folder to be written, which need not exist) has ``needed`` bytes free.
+
+    Call it before long work whose result is big (decoding a dataset into a cache), so that a full disk is
+    found before the work, not after it.
+
+    Args:
+        path: what will be written.
+        needed: the bytes it will take.
+        what: what it is, for the message ("Tiny ImageNet train cache").
+
+    Raises:
+        DiskFullError: fewer than ``needed`` bytes are free; one line naming ``what``, ``path``, the space needed
+            and the space free; nothing was written.
+    """
+    free = _free_bytes(Path(path))
+    if free is not None and free < needed:
+        raise DiskFullError(f"{what} {path}", needed=needed, free=free, state="nothing was written")
+
+
+def probe_output(path: str | Path, *, kind: str = "folder", what: str | None = None) -> Path:
+    """Check, before any work, that ``path`` can be written as a ``kind`` (``"folder"`` or ``"file"``); creates nothing.
+
+    A folder must be a folder (or not exist yet) in which a file can be created; a file must not be a folder,
+    and the folder it goes in must be such a folder (files are written beside their destination, then
+    renamed). Where the path does not exist yet, its nearest existing ancestor must be a folder that can be
+    written. A test file is created and removed at once to prove it (``os.access`` lies for root and on
+    read-only file systems).
+
+    Args:
+        path: the output.
+        kind: ``"folder"`` or ``"file"``.
+        what: how to name it in the message (a flag, ``"--out"``, or a parameter, ``"results_dir"``);
+            default ``"output folder"`` / ``"output file"``.
+
+    Returns:
+        ``path`` (as a :class:`~pathlib.Path`).
+
+    Raises:
+        OutputError: one line naming the path, what is wrong and the fix, ending "nothing was run".
+    """
+    if kind not in ("folder", "file"):
+        raise ValueError(f"kind={kind!r} is not valid; valid kinds: ('folder', 'file')")
+    path = Path(path)
+    name = f"{what}={path}" if what and what.isidentifier() else f"{what or 'output ' + kind} {path}"
+    fix = f"choose another {kind}" + (" (it is created if missing)" if kind == "folder" else "")
+
+    def refuse(problem: str) -> OutputError:
+        return OutputError(f"{name} cannot be written: {problem}; {fix}; nothing was run")
+
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise refuse(f"{path} is a file, not a folder")
+    if kind == "file" and path.is_dir():
+        raise refuse(f"{path} is a folder, not a file")
+    if kind == "file" and path.exists() and not os.access(path, os.W_OK):
+        raise refuse(f"{path} is read-only")
+    folder = path if kind == "folder" else path.parent
+    existing = _existing(folder)
+    if not existing.is_dir():
+        raise refuse(f"{existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        where = "it" if existing == Path(os.path.abspath(folder)) else f"{existing}"
+        raise refuse(f"{where} is read-only or cannot be written to ({error.strerror or error})") from None
+    return path
+
+
+# -- locks ------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LockHolder:
+    """Who holds a lock (:func:`lock`): process id, host, start time (seconds since the epoch) and command."""
+
+    pid: int
+    host: str
+    started: float | None = None
+    command: str | None = None
+
+    def __str__(self) -> str:
+        since = (f", started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.started))}"
+                 if self.started is not None else "")
+        command = f", running '{self.command}'" if self.command else ""
+        return f"process {self.pid} on host {self.host}{since}{command}"
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _command() -> str | None:
+    """This process's command line, short (``python -m zfcore train --profile ci``), for a lock's record."""
+    if not sys.argv or not sys.argv[0]:
+        return None
+    program = "-m zfcore" if Path(sys.argv[0]).name == "__main__.py" and Path(sys.argv[0]).parent.name == "zfcore" \
+        else sys.argv[0]
+    command = " ".join(["python", program, *sys.argv[1:]])
+    return command if len(command) <= 200 else command[:197] + "..."
+
+
+def _read_lock(path: Path) -> tuple[LockHolder | None, str | None]:
+    """``(holder, None)`` for a lock naming a process, ``(None, why)`` for one that names none, ``(None, None)``
+    when there is no lock file."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"it cannot be read ({error.strerror or error})"
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if isinstance(record, int) and not isinstance(record, bool):  # an older lock: the process id alone
+        record = {"pid": record}
+    if not isinstance(record, dict) or isinstance(record.get("pid"), bool) or not isinstance(record.get("pid"), int):
+        shown = text[:40] + ("..." if len(text) > 40 else "")
+        return None, f"it names no process (it holds {shown!r})"
+    if record["pid"] <= 0:
+        return None, f"it names no process (process id {record['pid']})"
+    started, command = record.get("started"), record.get("command")
+    if isinstance(started, bool) or not isinstance(started, (int, float)):
+        try:  # an older lock records no start: the file was written when its process took it
+            started = path.stat().st_mtime
+        except OSError:
+            started = None
+    return LockHolder(pid=record["pid"], host=str(record.get("host") or _host()),
+                      started=None if started is None else float(started),
+                      command=command if isinstance(command, str) else None), None
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from ``/proc``; ``None`` where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _stale(holder: LockHolder) -> str | None:
+    """Why the lock of ``holder`` is stale (its process is gone or is another one), or ``None`` if it is held."""
+    if holder.host != _host():
+        return None  # another machine's process cannot be looked at from here
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return f"process {holder.pid} is no longer running"
+    except PermissionError:
+        pass  # alive, another user's
+    except OSError:
+        return None
+    if _zombie(holder.pid):
+        return f"process {holder.pid} has ended"
+    started = _process_start(holder.pid)
+    if holder.started is not None and started is not None and started > holder.started + 2:
+        return (f"process {holder.pid} started after the lock was taken, so it is another process that got the "
+                f"same id")
+    return None
+
+
+def lock_holder(path: str | Path) -> LockHolder | None:
+    """The live process holding the lock file ``path`` (:func:`lock`), or ``None`` (no lock, or a stale one)."""
+    holder, _ = _read_lock(Path(path))
+    return holder if holder is not None and _stale(holder) is None else None
+
+
+@contextlib.contextmanager
+def _folder_guard(folder: Path) -> Iterator[None]:
+    """Serialise the lock look-ups of all processes in ``folder`` (an advisory ``flock`` on it, for milliseconds)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the look-up is not serialised
+        yield
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # a folder that cannot be opened for reading: the look-up is not serialised
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError:  # a file system without flock: likewise
+            pass
+        yield
+    finally:
+        os.close(descriptor)  # releases the flock
+
+
+@contextlib.contextmanager
+def lock(path: str | Path, what: str) -> Iterator[LockHolder]:
+    """Hold the lock file ``path`` for the ``with`` block: one process at a time does ``what``.
+
+    The file records this process's id, host, start time and command (JSON). Taking the lock is atomic
+    among processes on one machine (the look-up and the write are serialised by a ``flock`` on the folder).
+    A lock whose process is gone, that names no process (``0``, ``-1``, garbage) or whose process id now
+    belongs to a process started after the lock was written is stale: it is taken over with one
+    :class:`StaleLockWarning`. A lock of a live process (or of another host, which cannot be looked at) is
+    refused. The file is removed when the block ends, however it ends.
+
+    Args:
+        path: the lock file (its folder is created).
+        what: what the lock protects, for the message (``"experiment 'ci'"``, ``"out_dir=runs/book"``).
+
+    Yields:
+        This process's :class:`LockHolder` record.
+
+    Raises:
+        LockedError: a live process holds it; one line naming the process (id, host, start, command), the
+            lock file and how to remove it if it is stale. Nothing was changed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    own = LockHolder(pid=os.getpid(), host=_host(), started=time.time(), command=_command())
+    try:
+        with _folder_guard(path.parent):
+            holder, nameless = _read_lock(path)
+            reason = nameless if holder is None else _stale(holder)
+            if holder is not None and reason is None:
+                raise LockedError(f"{what} is already being run by {holder} (lock file {path}): wait for it to end "
+                                  f"or stop it. If no such process is running, the lock is stale: remove {path} and "
+                                  f"run again; nothing was run")
+            if reason is not None:
+                taken = f" (taken by {holder})" if holder is not None else ""
+                warnings.warn(f"taking over the stale lock {path}{taken}: {reason}", StaleLockWarning, stacklevel=3)
+            write_text_atomic(path, json.dumps({"pid": own.pid, "host": own.host, "started": own.started,
+                                                "command": own.command, "what": what}) + "\n")
+        yield own
+    finally:  # however the block ends (Ctrl-C included), this process's own lock goes, and no one else's
+        with _folder_guard(path.parent):
+            holder, _ = _read_lock(path)
+            if holder is not None and (holder.pid, holder.host, holder.started) == (own.pid, own.host, own.started):
+                path.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ shard (:class:`~torch.utils.data.distributed.DistributedSampler`, ``set_epoch`` 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -33,16 +34,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from zfcore.checkpoints import (ARCH_FIELDS, build_model, checkpoint_state, code_version, config_from_dict,
-                                load_checkpoint, load_weights, save_checkpoint)
+from zfcore.checkpoints import (ARCH_FIELDS, CheckpointError, build_model, check_finite, checkpoint_state,
+                                code_version, config_from_dict, load_checkpoint, load_weights, save_checkpoint)
 from zfcore.data.sources import TrainingData, training_data
 from zfcore.devices import PRECISIONS, autocast, autocast_dtype
 from zfcore.evaluation import evaluate
 from zfcore.models import renormalize_filters
 from zfcore.profiles import HOW_RUN_FIELDS, TrainConfig
-from zfcore.store import atomic_write
+from zfcore.store import atomic_write, lock
 
-__all__ = ["METRIC_FIELDS", "DivergedError", "StepCallback", "read_metrics", "train"]
+__all__ = ["LOCK_FILE", "METRIC_FIELDS", "DivergedError", "StepCallback", "TrainingInterrupted", "read_metrics",
+           "train"]
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "img_per_s",
                  "epoch_seconds", "wall_seconds")
@@ -50,10 +52,24 @@ StepCallback = Callable[[int, int, float], None]
 """Called after every optimiser step as ``callback(epoch, step, loss)``; raising stops the run."""
 CHECK_EVERY = 20
 """Steps between two looks at the loss (each look waits for the device; the progress bar looks as often)."""
+LOCK_FILE = "train.lock"
+"""The lock file in a run folder while a training process writes it (:func:`zfcore.store.lock`)."""
 
 
 class DivergedError(FloatingPointError):
     """Training produced a NaN or infinite loss (or weights); the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a run. ``checkpoint`` is where it can be resumed from (``None``: no epoch had
+    finished, nothing to resume); ``out_dir`` is the run folder. A :class:`KeyboardInterrupt`, so that code
+    that handles one keeps handling it."""
+
+    def __init__(self, out_dir: Path, checkpoint: Path | None) -> None:
+        self.out_dir, self.checkpoint = out_dir, checkpoint
+        where = (f"it can be resumed from {checkpoint} (resume={checkpoint}, out_dir={out_dir})" if checkpoint
+                 else f"no epoch had finished, so there is nothing to resume: start it again (out_dir={out_dir})")
+        super().__init__(f"training was interrupted; {where}")
 
 
 def train(
@@ -102,17 +118,53 @@ def train(
       the plateau schedule (the run goes on to the new total) and ``deviations`` (the recipe table's
       prose).
 
+    A checkpoint that cannot be continued is refused (:class:`~zfcore.checkpoints.CheckpointError`, one line
+    naming the file and the field) before any data is loaded: an epoch that is not a whole number in
+    ``1..config.epochs``, a history that is empty or not one row per epoch, a row without a metric (a row
+    without ``wall_seconds``, written by an older version, is filled from its ``epoch_seconds`` with a
+    warning), RNG states that are missing or not generator states, optimizer or scheduler state of another
+    network or schedule, and weights holding a NaN or an infinity. The checkpoint keeps every commit the
+    run was trained under (``code_versions``; ``code_version`` is the latest).
+
     Nothing is written when a resume is refused.
+
+    One process at a time trains into ``out_dir``: it holds ``out_dir/train.lock`` (:func:`zfcore.store.lock`,
+    taken before the existing-checkpoint check, released when training ends however it ends); a second
+    process is refused at once (:class:`~zfcore.store.LockedError` naming the first). Under ``torchrun``
+    rank 0 holds it.
 
     Raises:
         DivergedError: the loss (or the weights) became NaN or infinite; the message names the epoch
             and step, and the checkpoint of the last good epoch is kept untouched.
+        TrainingInterrupted: Ctrl-C; names the checkpoint to resume from (the last finished epoch's).
+        LockedError: another live process is training into ``out_dir``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not valid; valid values: {PRECISIONS}")
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after={stop_after!r}: must be at least 1 epoch (or None for all)")
     out_dir = Path(out_dir)
+    created = _prepare_out_dir(out_dir)
+    held = lock(out_dir / LOCK_FILE, f"out_dir={out_dir}") if int(os.environ.get("RANK", "0")) == 0 \
+        else contextlib.nullcontext()
+    try:
+        with held:
+            return _train(config, out_dir, resume=resume, callbacks=callbacks, precision=precision,
+                          progress=progress, data=data, stop_after=stop_after)
+    except BaseException as error:
+        for folder in reversed(created):  # leave no trace of a run that never started
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        if isinstance(error, KeyboardInterrupt) and not isinstance(error, TrainingInterrupted):
+            checkpoint = out_dir / "checkpoint.pt"
+            point = checkpoint if checkpoint.is_file() else Path(resume) if resume is not None else None
+            raise TrainingInterrupted(out_dir, point) from None
+        raise
+
+
+def _train(config: TrainConfig, out_dir: Path, *, resume: str | Path | None, callbacks: Iterable[StepCallback],
+           precision: str, progress: bool, data: TrainingData | None, stop_after: int | None) -> list[dict[str, float]]:
+    """:func:`train`'s work, once the run folder is checked and locked."""
     checkpoint_file = out_dir / "checkpoint.pt"
     state = load_checkpoint(resume, expect=config, kind="training") if resume is not None else None
     if state is None and checkpoint_file.exists():
@@ -128,33 +180,33 @@ def train(
                 f"nothing was overwritten"
             )
         _check_resumed_recipe(config_from_dict(state["config"]), config, resume)
-    created = _prepare_out_dir(out_dir)
+        state["history"] = _resumable_history(state, resume)
+        _check_rng_states(state["rng"], resume)
+        check_finite(state["model"], resume)
+    versions = _code_versions(state)
     rank, world, device = _setup_distributed()
     main_process = rank == 0
     _seed_everything(config.seed)
     model = build_model(config).to(device, memory_format=torch.channels_last)
     optimizer = _optimizer(model, config)
-    try:
-        data = data or training_data(config, num_replicas=world, rank=rank, device=device)
-        if state is not None and state.get("dataset_sha256") not in (None, data.sha256):
-            raise ValueError(
-                f"resume={resume} was trained on data with checksum {state['dataset_sha256']}, but the data found "
-                f"now has {data.sha256}: resuming would mix two datasets in one run. Use the data the run was "
-                f"started with, or start a new run in another folder; nothing was changed"
-            )
-    except BaseException:
-        for folder in reversed(created):  # leave no trace of a run that never started
-            if not any(folder.iterdir()):
-                folder.rmdir()
-        raise
+    if state is not None:  # the network's, optimizer's and scheduler's states checked before any data is loaded
+        load_weights(model, state["model"], resume)
+        _load_optimizer(optimizer, model, state["optimizer"], resume)
+        state["scheduler"] = _check_scheduler_state(state["scheduler"], config, len(optimizer.param_groups), resume)
+    data = data or training_data(config, num_replicas=world, rank=rank, device=device)
+    if state is not None and state.get("dataset_sha256") not in (None, data.sha256):
+        raise ValueError(
+            f"resume={resume} was trained on data with checksum {state['dataset_sha256']}, but the data found "
+            f"now has {data.sha256}: resuming would mix two datasets in one run. Use the data the run was "
+            f"started with, or start a new run in another folder; nothing was changed"
+        )
     steps_per_epoch = len(data.train)
     scheduler = _scheduler(optimizer, config, steps_per_epoch)
     history: list[dict[str, float]] = []
     start_epoch, wall_before = 0, 0.0
-    if state is not None:
-        load_weights(model, state["model"], resume)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+    if state is not None:  # again, after the scheduler's creation set the learning rates to its start's
+        _load_state(optimizer, state["optimizer"], resume, "optimizer")
+        _load_state(scheduler, state["scheduler"], resume, "scheduler")
         start_epoch, history = state["epoch"], state["history"]
         wall_before = history[-1]["wall_seconds"] if history else 0.0
         _set_rng_states(state["rng"])
@@ -236,7 +288,7 @@ def train(
                 checkpoint_state(
                     config, model=model.state_dict(), optimizer=optimizer.state_dict(),
                     scheduler=scheduler.state_dict(), epoch=epoch + 1, rng=_rng_states(), history=history,
-                    code_version=code_version(), dataset_sha256=data.sha256, classes=data.classes,
+                    code_version=versions[-1], code_versions=versions, dataset_sha256=data.sha256, classes=data.classes,
                     class_names=data.class_names, mean_image=data.mean_image,
                 ),
                 checkpoint_file,
@@ -285,6 +337,169 @@ def _check_resumed_recipe(saved: TrainConfig, config: TrainConfig, resume: str |
                                 for name in changed)
         warnings.warn(f"resuming {resume} with changed settings, continued with the new values ({differences})",
                       UserWarning, stacklevel=3)
+
+
+def _refuse(resume: str | Path, field: str, problem: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {resume} cannot be resumed: its {field} {problem}; it was written by an "
+                           f"older or another version, or damaged. Resume an intact checkpoint, or start a new run; "
+                           f"nothing was changed")
+
+
+def _resumable_history(state: dict[str, Any], resume: str | Path) -> list[dict[str, float]]:
+    """The checkpoint's history, checked against its epoch (rows without ``wall_seconds`` filled, with a warning).
+
+    Raises:
+        CheckpointError: an epoch that is not a whole number in ``1..epochs``; a history that is not a
+            non-empty list of one row per epoch; a row that is not a record or lacks a metric, or holds one
+            that is not a number.
+    """
+    epoch, planned = state["epoch"], config_from_dict(state["config"]).epochs
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        raise _refuse(resume, "epoch", f"is {epoch!r} (a {type(epoch).__name__}), not a whole number")
+    if not 1 <= epoch <= planned:
+        raise _refuse(resume, "epoch", f"is {epoch}, outside 1..{planned} (the epochs its config plans)")
+    history = state["history"]
+    if not isinstance(history, list):
+        raise _refuse(resume, "history", f"is a {type(history).__name__}, not a list of per-epoch rows")
+    if not history:
+        raise _refuse(resume, "history", f"is empty, but its epoch is {epoch}")
+    if len(history) != epoch:
+        raise _refuse(resume, "history", f"has {len(history)} rows, but its epoch is {epoch} (one row per epoch)")
+    rows, filled, wall = [], [], 0.0
+    for number, row in enumerate(history, start=1):
+        if not isinstance(row, dict):
+            raise _refuse(resume, f"history row {number}", f"is a {type(row).__name__}, not a record")
+        missing = [key for key in METRIC_FIELDS if key not in row and key != "wall_seconds"]
+        if missing:
+            raise _refuse(resume, f"history row {number}", f"lacks {', '.join(missing)}")
+        for key in METRIC_FIELDS:
+            value = row.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise _refuse(resume, f"history row {number} field {key}", f"is {value!r}, not a finite number")
+        if "wall_seconds" not in row:
+            row = {**row, "wall_seconds": wall + row["epoch_seconds"]}
+            filled.append(number)
+        wall = row["wall_seconds"]
+        rows.append(row)
+    if filled:
+        warnings.warn(f"checkpoint {resume}: history rows {filled} have no wall_seconds (written by an older "
+                      f"version); filled in as the running sum of epoch_seconds", UserWarning, stacklevel=4)
+    return rows
+
+
+def _check_rng_states(states: Any, resume: str | Path) -> None:
+    """Refuse RNG states that :func:`_set_rng_states` could not restore (checked on private generators)."""
+    if not isinstance(states, dict):
+        raise _refuse(resume, "rng", f"is a {type(states).__name__}, not the generators' states")
+    missing = [name for name in ("torch", "numpy", "python") if name not in states]
+    if missing:
+        raise _refuse(resume, "rng", f"lacks the state of the {', '.join(missing)} generator(s)")
+    checks = {"torch": lambda value: torch.Generator().set_state(value),
+              "numpy": lambda value: np.random.RandomState().set_state(value),
+              "python": lambda value: random.Random().setstate(value)}
+    for name, check in checks.items():
+        try:
+            check(states[name])
+        except (TypeError, ValueError, RuntimeError, IndexError, KeyError, AttributeError) as error:
+            raise _refuse(resume, f"rng {name!r} state", f"is not a generator state ({_first_line(error)})") from None
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, saved: Any, resume: str | Path) -> None:
+    """``optimizer.load_state_dict(saved)``, refusing the state of another network (group sizes, momentum shapes)."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list) \
+            or not isinstance(saved.get("state"), dict):
+        raise _refuse(resume, "optimizer state", "is not an optimizer's state (param_groups and state)")
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    groups = [group.get("params") if isinstance(group, dict) else None for group in saved["param_groups"]]
+    ours = [group["params"] for group in optimizer.param_groups]
+    if any(not isinstance(group, list) for group in groups) or [len(g) for g in groups] != [len(g) for g in ours]:
+        sizes = [len(group) if isinstance(group, list) else "?" for group in groups]
+        raise _refuse(resume, "optimizer state", f"is of another network (parameter groups of {sizes} tensors; this "
+                                                 f"network's: {[len(group) for group in ours]})")
+    for saved_group, group in zip(groups, ours):
+        for index, parameter in zip(saved_group, group):
+            entry = saved["state"].get(index, {})
+            buffer = entry.get("momentum_buffer") if isinstance(entry, dict) else entry
+            if buffer is not None and (not isinstance(buffer, torch.Tensor) or buffer.shape != parameter.shape):
+                shape = tuple(buffer.shape) if isinstance(buffer, torch.Tensor) else type(buffer).__name__
+                raise _refuse(resume, "optimizer state", f"is of another network: the momentum of "
+                                                         f"{names.get(id(parameter), index)} is {shape}, the "
+                                                         f"weights' {tuple(parameter.shape)}")
+    _load_state(optimizer, saved, resume, "optimizer")
+
+
+SCHEDULER_KEYS = {"LambdaLR": ("last_epoch", "base_lrs"),
+                  "ReduceLROnPlateau": ("last_epoch", "best", "num_bad_epochs", "cooldown_counter")}
+"""What a scheduler's saved state must hold to continue the schedule where it was (the rest, if a PyTorch
+version lacks it, is filled with a new scheduler's value)."""
+
+
+def _check_scheduler_state(saved: Any, config: TrainConfig, groups: int, resume: str | Path) -> dict[str, Any]:
+    """``saved``, checked to be a state of ``config``'s schedule (keys, kinds of values; missing minor keys filled).
+
+    Raises:
+        CheckpointError: not a mapping, a key the schedule needs is missing, or a value of another kind.
+    """
+    probe_optimizer = torch.optim.SGD([{"params": [torch.zeros(1, requires_grad=True)]} for _ in range(groups)],
+                                      lr=config.lr)
+    probe = _scheduler(probe_optimizer, config, 1)
+    expected, kind = probe.state_dict(), type(probe).__name__
+    if not isinstance(saved, dict):
+        raise _refuse(resume, "scheduler state", f"is a {type(saved).__name__}, not a {kind} state")
+    missing = [key for key in SCHEDULER_KEYS.get(kind, ()) if key not in saved]
+    if missing:
+        raise _refuse(resume, "scheduler state", f"is not a {kind} state (it lacks {', '.join(missing)})")
+    needed = SCHEDULER_KEYS.get(kind, ())
+    for key, value in expected.items():
+        if key in saved and not (_same_kind(value, saved[key]) or (saved[key] is None and key not in needed)):
+            raise _refuse(resume, f"scheduler state {key}", f"is {saved[key]!r}, not like {value!r} (a {kind} state)")
+    filled = {**expected, **{key: value for key, value in saved.items() if key in expected}}
+    _load_state(probe, dict(filled), resume, "scheduler")
+    return filled
+
+
+def _same_kind(expected: Any, value: Any) -> bool:
+    """Whether ``value`` is of ``expected``'s kind: numbers, flags, text, lists of the same length, mappings."""
+    if expected is None:
+        return True
+    if isinstance(expected, bool):
+        return isinstance(value, bool)
+    if isinstance(expected, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(expected, str):
+        return isinstance(value, str)
+    if isinstance(expected, (list, tuple)):
+        return isinstance(value, (list, tuple)) and len(value) == len(expected) and all(
+            _same_kind(a, b) for a, b in zip(expected, value))
+    if isinstance(expected, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def _load_state(target: Any, saved: Any, resume: str | Path, what: str) -> None:
+    """``target.load_state_dict(saved)``, with a refusal as one line naming the file."""
+    try:
+        target.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError) as error:
+        raise _refuse(resume, f"{what} state", f"cannot be loaded ({_first_line(error)})") from None
+
+
+def _code_versions(state: dict[str, Any] | None) -> list[str]:
+    """Every commit the run was trained under, oldest first, ending with this one (a resumed run adds its own)."""
+    current = code_version()
+    earlier: list[str] = []
+    if state is not None:
+        recorded = state.get("code_versions")
+        if isinstance(recorded, list) and all(isinstance(item, str) for item in recorded) and recorded:
+            earlier = list(recorded)
+        elif isinstance(state.get("code_version"), str):
+            earlier = [state["code_version"]]
+    return earlier if earlier and earlier[-1] == current else [*earlier, current]
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def _prepare_out_dir(out_dir: Path) -> list[Path]:

@@ -47,7 +47,7 @@ from zfcore.analysis.top9 import content_digest, weights_digest
 from zfcore.checkpoints import build_model, code_version, read_torch_file
 from zfcore.checks import check_layers, check_pixels, check_positive
 from zfcore.data.caltech import Split, caltech_splits, mean_per_class_accuracy
-from zfcore.data.images import decode_to_cache, open_cache
+from zfcore.data.images import decoded_cache
 from zfcore.data.loader import TensorBatches, pixel_batches
 from zfcore.data.locate import data_root
 from zfcore.devices import autocast, autocast_dtype, model_device
@@ -111,11 +111,8 @@ def dataset_pixels(dataset: Any, size: int = 64, *, cache_dir: str | Path | None
     for path, label in dataset.samples:
         listing.update(f"{Path(path).parent.name}/{Path(path).name}:{Path(path).stat().st_size}:{label}\n".encode())
     cache_file = Path(cache_dir or data_root() / "cache") / f"transfer-{listing.hexdigest()[:16]}-{size}.npy"
-    if cache_file.exists():
-        return open_cache(cache_file)
     paths, labels = zip(*dataset.samples)
-    pixels, labels, _ = decode_to_cache(list(paths), list(labels), cache_file, size, description="decode Caltech")
-    return pixels, labels
+    return decoded_cache(list(paths), list(labels), cache_file, size, description="decode Caltech")
 
 
 @torch.no_grad()

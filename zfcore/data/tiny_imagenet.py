@@ -10,13 +10,12 @@ of each class, by file name, whether the data came from the official archive or 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from zfcore.data.images import decode_to_cache, open_cache
+from zfcore.data.images import decoded_cache
 from zfcore.data.locate import Archive, data_root, find_or_fetch
 
 __all__ = ["TINY_IMAGENET", "TRAIN_PER_CLASS", "CachedSplit", "TinyImageNet", "cached_split"]
@@ -116,9 +115,10 @@ def cached_split(split: str, *, classes: int = 0, per_class: int = 0, root: str 
     A subset is taken from the whole split's cache if that exists; otherwise only the subset's files
     are decoded, into a cache of their own (the ``ci`` profile's 320 images: a few MB instead of the
     938 MB of the whole train split). Both ways give the same pixels, in class order, then file order.
-    The whole train split takes about 20 s to decode. A cache holding more images of a class than the
-    split has (one decoded before the split kept :data:`TRAIN_PER_CLASS` images per class, from the
-    official 500-per-class archive) is decoded again, with a warning.
+    The whole train split takes about 20 s to decode. A cache is checked against the record of what it was
+    decoded from and of its contents (:func:`~zfcore.data.images.decoded_cache`): one that was damaged or
+    made from other files (e.g. before the split kept :data:`TRAIN_PER_CLASS` images per class, from the
+    official 500-per-class archive) is decoded again, with one warning.
     """
     dataset = TinyImageNet(root)
     cache = cache_dir or data_root() / "cache"
@@ -128,35 +128,15 @@ def cached_split(split: str, *, classes: int = 0, per_class: int = 0, root: str 
     kept = classes or len(dataset.wnids)
     names = dict(classes=dataset.wnids[:kept], class_names=dataset.class_names[:kept])
     if chosen is None or full_cache.exists():
-        if not _usable(full_cache, labels):
-            decode_to_cache(paths, labels, full_cache, 64, description=f"Tiny ImageNet {split}")
-        images, cached_labels = open_cache(full_cache)
+        images, cached_labels = decoded_cache(paths, labels, full_cache, 64, description=f"Tiny ImageNet {split}")
         if chosen is None:
             return CachedSplit(images=images, labels=cached_labels, **names)
         chosen = _subset_indices(cached_labels, classes, per_class)  # the cache skips unreadable files
         return CachedSplit(images=np.ascontiguousarray(images[chosen]), labels=cached_labels[chosen], **names)
     subset_cache = cache / f"tiny-imagenet-200-{split}-64-classes{classes}-per{per_class}.npy"
-    if not _usable(subset_cache, [labels[i] for i in chosen]):
-        decode_to_cache([paths[i] for i in chosen], [labels[i] for i in chosen], subset_cache, 64,
-                        description=f"Tiny ImageNet {split} subset")
-    images, subset_labels = open_cache(subset_cache)
+    images, subset_labels = decoded_cache([paths[i] for i in chosen], [labels[i] for i in chosen], subset_cache, 64,
+                                          description=f"Tiny ImageNet {split} subset")
     return CachedSplit(images=images, labels=subset_labels, **names)
-
-
-def _usable(cache: Path, labels: list[int]) -> bool:
-    """Whether ``cache`` exists and was decoded from these files: no class has more cached images than
-    ``labels`` has (fewer is fine: the cache skips unreadable files). Warns about one that was not."""
-    if not cache.exists():
-        return False
-    cached = np.load(cache.with_name(cache.stem + ".labels.npy"))
-    expected = np.asarray(labels, dtype=np.int64)
-    classes = max(int(cached.max(initial=-1)), int(expected.max(initial=-1))) + 1
-    if (np.bincount(cached, minlength=classes) <= np.bincount(expected, minlength=classes)).all():
-        return True
-    warnings.warn(f"{cache} holds {len(cached)} images, more of some class than the {len(labels)} files it should "
-                  f"be decoded from (a cache made before the training split kept the first {TRAIN_PER_CLASS} "
-                  f"images per class?): decoding it again", UserWarning, stacklevel=3)
-    return False
 
 
 def _subset_indices(labels: np.ndarray, classes: int, per_class: int) -> np.ndarray | None:
