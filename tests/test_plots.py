@@ -1,4 +1,5 @@
-"""Figures and static explorers: display scaling, mosaics, and offline-safe animation HTML."""
+"""Figures and static explorers: display scaling, mosaics, offline-safe animation HTML, and figures drawn for the
+book's column (their width and the size of their smallest text as the book shows them)."""
 
 import matplotlib
 
@@ -10,6 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from zfcore import plots, widgets  # noqa: E402
+from zfcore.plots import style  # noqa: E402
 
 
 def test_to_display_maps_zero_to_grey_and_extremes_to_the_ends():
@@ -94,3 +96,139 @@ def test_evolution_mosaic_has_a_row_per_layer_padded_to_the_widest():
     np.testing.assert_array_equal(frame[1:9, 1:9], plots.to_display(projections["conv1"][1, 0]))
     with pytest.raises(ValueError, match="snapshot=3 is not valid"):
         plots.evolution_mosaic(projections, snapshot=3)
+
+
+# -- drawn for the book's column ------------------------------------------------------------------------------------
+
+
+def _shown_text_px(figure) -> tuple[float, float]:
+    """(the PNG's display width in CSS px, its smallest text in CSS px as the book shows it in its column)."""
+    png, metadata = style.book_png(figure)
+    plt.close(figure)
+    natural = int.from_bytes(png[16:20], "big")
+    shown = min(metadata["width"], style.COLUMN_PX)
+    return metadata["width"], style.png_text_px(png) * shown / natural
+
+
+def test_book_png_is_twice_the_display_size_and_records_its_smallest_text():
+    figure, axis = plt.subplots(figsize=(4, 2))
+    axis.plot([0, 1], [0, 1])
+    axis.set_title("title", fontsize=12)
+    axis.text(0.5, 0.5, "small", fontsize=6.5)
+    png, metadata = style.book_png(figure)
+    natural = int.from_bytes(png[16:20], "big")
+    assert natural == 2 * metadata["width"] and metadata["width"] <= 4 * style.CSS_PX_PER_INCH
+    assert style.png_text_px(png) == pytest.approx(6.5 * style.DPI / 72, abs=0.01)  # the smallest text drawn
+    figure, axis = plt.subplots()
+    axis.imshow(np.zeros((4, 4, 3)))
+    axis.axis("off")
+    assert style.png_text_px(style.book_png(figure)[0]) is None  # no text at all
+    plt.close("all")
+
+
+def test_png_text_px_rejects_a_figure_drawn_another_way():
+    import io
+
+    figure, axis = plt.subplots()
+    axis.plot([0, 1])
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")  # as IPython's own formatter: no record
+    plt.close(figure)
+    with pytest.raises(ValueError, match="no zfbook:smallest-text-px record"):
+        style.png_text_px(buffer.getvalue())
+    with pytest.raises(ValueError, match="not a PNG"):
+        style.png_text_px(b"GIF89a")
+
+
+def test_use_book_style_sets_legible_defaults():
+    with plt.rc_context():
+        style.use_book_style()
+        keys = ("font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize", "ytick.labelsize",
+                "legend.fontsize", "figure.titlesize")
+        sizes = [matplotlib.rcParams[key] for key in keys]
+        assert min(sizes) >= style.MIN_FONT_PT
+        assert style.MIN_FONT_PT * style.CSS_PX_PER_INCH / 72 >= 9  # 9 CSS px at the book's scale
+
+
+def _sweep():
+    from zfcore.analysis.sanity import MEASURES, RandomizationSimilarity
+
+    steps = ("original", "fc8", "fc7", "fc6", "conv5", "conv4", "conv3", "conv2", "conv1")
+    methods = ("deconvnet", "guided")
+    similarity = {m: {k: torch.rand(6, len(steps), dtype=torch.float64) for k in MEASURES} for m in methods}
+    baseline = {m: {k: torch.rand(6, dtype=torch.float64) for k in MEASURES} for m in methods}
+    return RandomizationSimilarity("cascading", steps, tuple(() for _ in steps), methods, torch.zeros(6), similarity,
+                                   baseline, {m: torch.randn(1, len(steps), 3, 16, 16) for m in methods})
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: plots.training_curves([{"epoch": e, "train_loss": 1.0, "val_loss": 1.0, "train_top1": 0.1, "val_top1": 0.1,
+                                    "val_top5": 0.2} for e in range(5)]),
+    lambda: plots.filter_grid(torch.randn(96, 3, 7, 7), columns=24, shared_scale=True, title="(a) filters"),
+    lambda: plots.image_grid(np.zeros((2, 11, 8, 8, 3)), titles=[f"unit {i}" for i in range(11)],
+                             row_labels=["a", "b"], cell=1.1, title="eleven columns"),
+    lambda: plots.randomization_curves(_sweep()),
+    lambda: plots.randomization_panel(_sweep(), np.zeros((16, 16, 3), dtype=np.uint8)),
+    lambda: plots.convergence_plot([1, 2, 4], {"filters": {"conv1": torch.rand(3)},
+                                               "projections": {"conv1": torch.rand(3)}}),
+], ids=["training", "filters", "wide grid", "randomisation", "randomisation panel", "convergence"])
+def test_figures_fit_the_column_with_legible_text(draw):
+    with plt.rc_context():
+        style.use_book_style()
+        width, text = _shown_text_px(draw())
+    assert width <= style.COLUMN_PX and text >= 9, f"{width} CSS px wide, smallest text {text:.1f} CSS px"
+
+
+def test_the_old_figures_would_fail():
+    """The figure sizes this book had before it was drawn for its column: 12.6 inches wide, 6-pt text."""
+    with plt.rc_context():
+        style.use_book_style()
+        figure, axis = plt.subplots(figsize=(12.6, 3.4))
+        axis.plot([0, 1])
+        axis.legend(["a"], fontsize=6)
+        width, text = _shown_text_px(figure)
+    assert width > style.COLUMN_PX and text < 6  # about 5.7 CSS px: the test of the built book fails it
+
+
+def test_top9_figure_headings_replace_the_layer_name():
+    from zfcore.analysis.top9 import TopProjections
+
+    patches, boxes = torch.zeros(2, 9, 3, 8, 8, dtype=torch.uint8), torch.tensor([0, 0, 7, 7]).expand(2, 9, 4)
+    layers = {"conv2": TopProjections("conv2", torch.randn(2, 9, 3, 8, 8), patches, boxes)}
+    figure = plots.top9_figure(layers, [0, 1], headings={"conv2": "(d) AlexNet-style: conv2"})
+    assert [text.get_text() for text in figure.texts] == ["(d) AlexNet-style: conv2"]  # one heading, no second title
+    plt.close(figure)
+
+
+def test_static_slider_keeps_its_heading_above_the_frame_and_records_the_smallest_text():
+    frames = [np.full((50, 200, 3), value) for value in (0.0, 1.0)]
+    html = widgets.static_slider(frames, ["first", "second"], text_px=10.0).data
+    assert html.startswith('<div class="zfbook-slider" data-smallest-text-px="10.00">')  # shown pixel for pixel
+    assert 'data-smallest-text-px="none"' in widgets.static_slider(frames).data  # no heading, frames without text
+    big = [np.zeros((100, 2000, 3))] * 2  # wider than the column: shown at its width, the frames' text shrinks
+    shrunk = 10.0 * widgets.COLUMN_PX / 2000
+    assert f'data-smallest-text-px="{shrunk:.2f}"' in widgets.static_slider(big, text_px=10.0).data
+
+
+def test_explore_shows_the_explorer_and_returns_a_slider_over_the_grid(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda widget: shown.append(widget))
+    calls = []
+
+    def render(a=0, b="x"):
+        calls.append((a, b))
+        figure, axis = plt.subplots(figsize=(2, 1))
+        axis.set_title(f"{a} {b}", fontsize=8)
+        return figure
+
+    twin = widgets.explore(render, [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}, {"a": 3, "b": "x"}])
+    assert calls == [(1, "x"), (1, "x"), (2, "y"), (3, "x")]  # the explorer's first figure, then one frame per point
+    assert len(shown) == 1 and type(shown[0]).__name__ == "interactive"
+    assert [child.description for child in shown[0].children[:2]] == ["a", "b"]
+    assert list(shown[0].children[0].options) == [1, 2, 3]  # a dropdown of the grid's values by default
+    assert twin.data.count("data:image/jpeg;base64") >= 3
+    assert f'data-smallest-text-px="{8 * 100 / 72:.2f}"' in twin.data  # the frames' titles, drawn at 100 dpi
+    with pytest.raises(ValueError, match="2 labels for 3 points"):
+        widgets.explore(render, [{"a": 1}] * 3, labels=["x", "y"])
+    with pytest.raises(ValueError, match="grid is empty"):
+        widgets.explore(render, [])

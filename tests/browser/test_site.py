@@ -11,6 +11,13 @@ What is checked, per HTML page of ``_build/html`` (served from a local ``http.se
 - saved ipywidgets state rendered by the vendored widget manager;
 - every static slider (``input[type=range]`` inside ``.animation``, i.e. matplotlib's
   ``Animation.to_jshtml()``) changes the frame shown when moved;
+- every figure of a chapter (an image in a cell's output) is legible at the column's width: its
+  smallest text, as the reader sees it, is at least ``LEGIBLE_PX`` CSS px tall. A figure's PNG
+  records the height of its smallest text in image pixels (``zfcore.plots.style.book_png``); a static
+  slider's ``div`` records it for its frames (``data-smallest-text-px``); the test scales that by the
+  image's displayed width over its natural width. A figure without the record fails (it was not drawn
+  by ``zfcore.plots.use_book_style()``);
+- no table is wider than the text column (no sideways scroll bar hiding columns);
 - every internal link (``a[href]`` not starting with ``http``, ``mailto:`` or ``#``) answers HTTP 200.
 
 A screenshot of each page's first screen goes to ``_build/screenshots/<page>.png`` (beside the site,
@@ -67,6 +74,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
+LEGIBLE_PX = 9.0  # the smallest text a figure may show, in CSS px, at VIEWPORT's width
 NO_BUILD = "(no built site)"
 META_REFRESH = re.compile(
     r'<meta[^>]+http-equiv=["\']refresh["\'][^>]*content=["\'][^"\']*url=([^"\'>\s]+)', re.IGNORECASE
@@ -197,6 +205,69 @@ JS_INTERNAL_LINKS = """() => [...document.querySelectorAll('a[href]')]
     .map(a => a.href.split('#')[0])"""
 
 
+JS_FIGURES = """() => [...document.querySelectorAll('.cell_output img')].map(img => {
+    const slider = img.closest('[data-smallest-text-px]');
+    return {src: img.getAttribute('src') || '', url: img.src, natural: img.naturalWidth,
+            shown: img.getBoundingClientRect().width, animation: !!img.closest('.animation'),
+            slider_text_px: slider ? slider.getAttribute('data-smallest-text-px') : null};
+})"""
+
+JS_WIDE_TABLES = """() => [...document.querySelectorAll('article table')].map(table => {
+    let box = table.parentElement;  // the nearest ancestor that scrolls (or clips) sideways
+    while (box && getComputedStyle(box).overflowX === 'visible') box = box.parentElement;
+    const width = box ? box.clientWidth : document.documentElement.clientWidth;
+    return {columns: table.rows.length ? table.rows[0].cells.length : 0, table: table.scrollWidth, width: width,
+            scrolled: box ? box.scrollWidth : 0, head: (table.rows.length ? table.rows[0].innerText : '').slice(0, 60)};
+}).filter(t => t.table > t.width || t.scrolled > t.width)"""
+
+
+def _image_bytes(src: str, url: str, site_url: str) -> bytes:
+    """The bytes of an ``<img>``: a data: URI decoded, or the file of the built site it names."""
+    if src.startswith("data:"):
+        import base64
+
+        header, _, data = src.partition(",")
+        return base64.b64decode(data) if header.endswith(";base64") else urllib.parse.unquote_to_bytes(data)
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    return (SITE / path.removeprefix(urllib.parse.urlsplit(site_url).path)).read_bytes()
+
+
+def figure_problems(figures: list[dict], site_url: str) -> list[str]:
+    """Figures whose smallest text is below LEGIBLE_PX CSS px as displayed, or that do not record it.
+
+    Args:
+        figures: what JS_FIGURES returns for a page.
+        site_url: the URL the site is served at.
+    """
+    from zfcore.plots.style import png_text_px
+
+    problems = []
+    for index, figure in enumerate(figures):
+        name = f"figure {index + 1} ({figure['src'][:60]})"
+        if not figure["natural"] or not figure["shown"]:
+            continue  # not loaded (reported as such) or not displayed
+        if figure["animation"]:
+            if figure["slider_text_px"] is None:
+                problems.append(f"{name}: a static slider without data-smallest-text-px (not zfcore.widgets)")
+                continue
+            text_px = None if figure["slider_text_px"] == "none" else float(figure["slider_text_px"])
+        else:
+            try:
+                text_px = png_text_px(_image_bytes(figure["src"], figure["url"], site_url))
+            except ValueError as error:
+                problems.append(f"{name}: no record of its smallest text ({error}): draw it after "
+                                "zfcore.plots.use_book_style()")
+                continue
+        if text_px is None:
+            continue  # draws no text
+        shown = text_px * figure["shown"] / figure["natural"]
+        if shown < LEGIBLE_PX:
+            problems.append(f"{name}: its smallest text is {shown:.1f} CSS px tall as displayed (at least "
+                            f"{LEGIBLE_PX:g}): {text_px:.1f} image px in an image {figure['natural']} px wide shown "
+                            f"at {figure['shown']:.0f}")
+    return problems
+
+
 JS_RAW_TABLES = r"""() => [...document.querySelectorAll('p')]
     .filter(p => /^\s*\|.*\|\s*$/m.test(p.textContent) && /\|\s*:?-{3,}/.test(p.textContent)).length"""
 
@@ -235,6 +306,12 @@ def test_page(page_path, site_url, browser_context):
         n_raw = page.evaluate(JS_RAW_TABLES)
         if n_raw:
             problems.append(f"{n_raw} Markdown tables shown as paragraphs of '|' text, not as tables")
+
+        # figures legible at the column's width, tables no wider than it
+        problems.extend(figure_problems(page.evaluate(JS_FIGURES), site_url))
+        for table in page.evaluate(JS_WIDE_TABLES):
+            problems.append(f"a table of {table['columns']} columns is {max(table['table'], table['scrolled'])} px "
+                            f"wide in a column of {table['width']} px (starting {table['head']!r})")
 
         # math (vendored MathJax)
         n_math = page.locator(".math").count()
@@ -303,11 +380,13 @@ def test_fig2_tiles_are_legible_in_the_built_page(site_url, browser_context):
     import inspect
 
     from zfcore.plots import top9_figure
+    from zfcore.plots.style import DPI
 
     page_path = "notebooks/02_deconvnet.html"
     if page_path not in PAGES:
         _skip(f"no built {page_path}")
-    tile = inspect.signature(top9_figure).parameters["tile"].default  # px of one tile in the PNG
+    parameters = inspect.signature(top9_figure).parameters
+    tile = parameters["tile"].default * DPI / parameters["dpi"].default  # px of one tile in the PNG (drawn at DPI)
     page = browser_context.new_page()
     try:
         page.goto(site_url + page_path, wait_until="load")
@@ -318,5 +397,5 @@ def test_fig2_tiles_are_legible_in_the_built_page(site_url, browser_context):
     finally:
         page.close()
     width = shown * tile / natural
-    print(f"Fig. 2: PNG {natural} px wide shown at {shown:.0f} px: a tile is {width:.1f} px wide")
+    print(f"Fig. 2: PNG {natural} px wide shown at {shown:.0f} px: a tile is {width:.1f} CSS px wide")
     assert width >= 48, f"Fig. 2 tiles are {width:.1f} px wide in the page (PNG {natural} px shown at {shown:.0f} px)"

@@ -1,0 +1,52 @@
+"""Matplotlib figures for the book, one module per chapter; each takes analysis results and returns a
+:class:`~matplotlib.figure.Figure` (or the pixels of an image).
+
+``from zfcore import plots; plots.fn(...)`` reaches every figure. :mod:`zfcore.plots.style` holds how the
+book draws them (their width, fonts and resolution; :func:`use_book_style`, called once per chapter) and
+:mod:`zfcore.plots.images` the image helpers the chapters share.
+"""
+
+from zfcore.plots.ablations import ablation_figure
+from zfcore.plots.architecture import frequency_coverage_plot
+from zfcore.plots.correspondence import PART_COLOURS, correspondence_figure
+from zfcore.plots.deconvnet import VIEWS, projection_comparison, top9_figure, top9_mosaic
+from zfcore.plots.evolution import convergence_plot, evolution_mosaic, fig4_figure
+from zfcore.plots.images import crop_boxes, image_grid, tile_images, to_display
+from zfcore.plots.invariance import INVARIANCE_AXES, invariance_figure
+from zfcore.plots.occlusion import box_sensitivity_plot, occlusion_figure
+from zfcore.plots.sanity import SANITY_MEASURES, randomization_curves, randomization_panel
+from zfcore.plots.style import drawn, figure_pixels, use_book_style
+from zfcore.plots.training import filter_grid, training_curves
+from zfcore.plots.transfer import layer_probe_figure, learning_curve_figure
+
+__all__ = [
+    "INVARIANCE_AXES",
+    "PART_COLOURS",
+    "SANITY_MEASURES",
+    "VIEWS",
+    "ablation_figure",
+    "box_sensitivity_plot",
+    "convergence_plot",
+    "correspondence_figure",
+    "crop_boxes",
+    "drawn",
+    "evolution_mosaic",
+    "fig4_figure",
+    "figure_pixels",
+    "filter_grid",
+    "frequency_coverage_plot",
+    "image_grid",
+    "invariance_figure",
+    "layer_probe_figure",
+    "learning_curve_figure",
+    "occlusion_figure",
+    "projection_comparison",
+    "randomization_curves",
+    "randomization_panel",
+    "tile_images",
+    "to_display",
+    "top9_figure",
+    "top9_mosaic",
+    "training_curves",
+    "use_book_style",
+]

@@ -1,0 +1,54 @@
+"""Chapter 01 (training, §3) and Fig. 6(a)-(c) of chapter 05: training curves and first-layer filters."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from zfcore.plots.images import image_grid, to_display
+from zfcore.plots.style import WIDTH
+
+__all__ = ["filter_grid", "training_curves"]
+
+
+def training_curves(rows: Sequence[dict[str, float]], *, paper_top1: float | None = None) -> Figure:
+    """Loss and accuracy per epoch from a trainer's metric rows."""
+    epochs = [row["epoch"] for row in rows]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(WIDTH, 2.6))
+    loss_axis.plot(epochs, [r["train_loss"] for r in rows], label="train")
+    loss_axis.plot(epochs, [r["val_loss"] for r in rows], label="val")
+    loss_axis.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    accuracy_axis.plot(epochs, [r["train_top1"] for r in rows], label="train top-1")
+    accuracy_axis.plot(epochs, [r["val_top1"] for r in rows], label="val top-1")
+    accuracy_axis.plot(epochs, [r["val_top5"] for r in rows], label="val top-5")
+    if paper_top1 is not None:
+        accuracy_axis.axhline(paper_top1, color="grey", linestyle=":", label="paper top-1 (ImageNet)")
+    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def filter_grid(weights: torch.Tensor, *, columns: int = 16, title: str | None = None,
+                shared_scale: bool = False) -> Figure:
+    """First-layer filters ``[F, 3, k, k]`` as colour patches, each scaled to its own range.
+
+    With ``shared_scale`` all filters share one scale (their largest absolute weight maps to black or
+    white, 0 to grey), so that a filter much stronger than the others stands out, as in Fig. 6(a).
+    ``columns`` filters side by side fill at most the book's column.
+    """
+    weights = weights.detach().cpu().float()
+    if shared_scale:
+        images = (0.5 + 0.5 * weights / weights.abs().max().clamp_min(1e-12)).movedim(1, -1).numpy()
+    else:
+        images = to_display(weights)
+    rows = int(np.ceil(len(images) / columns))
+    padded = np.ones((rows * columns, *images.shape[1:]))
+    padded[: len(images)] = images
+    return image_grid(padded.reshape(rows, columns, *images.shape[1:]), cell=0.42, gap=0.06, title=title)
