@@ -301,3 +301,64 @@ def test_one_pixel_boxes_are_valid(model, images, maps) -> None:
     probability, predicted = occlude_boxes(model, images, [1, 2], [[5, 5, 5, 9], [0, 0, 63, 63]])
     assert probability.shape == predicted.shape == (2,)
     assert box_sensitivity(maps, [[5, 5, 5, 9], [0, 0, 63, 0]]).images == 0  # accepted; no occluder centre is in them
+
+
+# -- the last analysis inputs that were accepted silently --------------------------------------------------------
+
+
+def test_sign_change_of_two_images_has_no_pair_spread() -> None:
+    from zfcore.analysis.correspondence import sign_consistency
+
+    two = sign_consistency(torch.randn(2, 12))
+    assert 0 <= two.delta <= 1
+    with pytest.raises(ValueError, match=r"pair_std of 2 images: 1 pair has no spread; give at least 3 images"):
+        two.pair_std
+    assert sign_consistency(torch.randn(3, 12)).pair_std >= 0
+
+
+def test_map_similarity_refuses_nan_maps() -> None:
+    from zfcore.analysis.sanity import map_similarity
+
+    maps = torch.rand(2, 3, 8, 8)
+    broken = maps.clone()
+    broken[1, 0, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"second .*1 non-finite"):
+        map_similarity(maps, broken)
+    with pytest.raises(ValueError, match=r"first .*1 non-finite"):
+        map_similarity(broken, maps)
+
+
+def test_pixel_attribution_refuses_another_image_size() -> None:
+    from zfcore.analysis.occlusion import occlusion_maps, pixel_attribution
+
+    model = zfnet(10, 64, widths=(8, 16, 24, 24, 16), fc=32).eval()
+    maps = occlusion_maps(model, torch.randn(3, 64, 64), 3, size=16, stride=8)
+    assert pixel_attribution(maps, 64).shape == (64, 64)
+    for wrong in (32, 65):
+        with pytest.raises(ValueError, match=rf"image_size={wrong} is not valid; these maps are of 64-px images"):
+            pixel_attribution(maps, wrong)
+
+
+def test_load_annotations_names_the_file_in_every_error(tmp_path) -> None:
+    from zfcore.analysis.correspondence import load_annotations
+
+    for name, text in (("broken.json", "{"), ("list.json", "[1, 2]"), ("empty.json", "")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=rf"{tmp_path / name}: "):
+            load_annotations(tmp_path / name)
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'missing.json'}: cannot be read"):
+        load_annotations(tmp_path / "missing.json")
+
+
+def test_training_refuses_labels_outside_the_classes_before_the_first_step(tmp_path) -> None:
+    from zfcore.data.sources import training_data
+    from zfcore.profiles import get_profile
+    from zfcore.train import train
+
+    config = get_profile("ci").train
+    data = training_data(config)
+    data.train.labels = data.train.labels.clone()
+    data.train.labels[5] = 99
+    with pytest.raises(ValueError, match=r"the training labels=.* \[99\] out of range; valid classes: 0 \.\. 9"):
+        train(config, tmp_path / "run", data=data, progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -41,6 +41,7 @@ from zfcore.devices import PRECISIONS, autocast, autocast_dtype
 from zfcore.evaluation import evaluate
 from zfcore.models import renormalize_filters
 from zfcore.profiles import HOW_RUN_FIELDS, TrainConfig
+from zfcore.checks import check_labels
 from zfcore.store import atomic_write, lock
 
 __all__ = ["LOCK_FILE", "METRIC_FIELDS", "DivergedError", "StepCallback", "TrainingInterrupted", "read_metrics",
@@ -194,6 +195,9 @@ def _train(config: TrainConfig, out_dir: Path, *, resume: str | Path | None, cal
         _load_optimizer(optimizer, model, state["optimizer"], resume)
         state["scheduler"] = _check_scheduler_state(state["scheduler"], config, len(optimizer.param_groups), resume)
     data = data or training_data(config, num_replicas=world, rank=rank, device=device)
+    for split, batches in (("training", data.train), ("validation", data.val)):
+        if getattr(batches, "labels", None) is not None:  # cached data: every label is known before the first step
+            check_labels(f"the {split} labels", batches.labels, config.num_classes)
     if state is not None and state.get("dataset_sha256") not in (None, data.sha256):
         raise ValueError(
             f"resume={resume} was trained on data with checksum {state['dataset_sha256']}, but the data found "

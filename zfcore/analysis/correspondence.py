@@ -86,7 +86,15 @@ class SignChange:
 
     @property
     def pair_std(self) -> float:
-        """Standard deviation of the pair fractions over the ``N (N − 1) / 2`` distinct pairs."""
+        """Standard deviation of the pair fractions over the ``N (N − 1) / 2`` distinct pairs.
+
+        Raises:
+            ValueError: fewer than 3 images: one pair has no spread.
+        """
+        count = self.pair_distances.shape[0]
+        if count < 3:
+            raise ValueError(f"pair_std of {count} images: {count * (count - 1) // 2} pair has no spread; "
+                             f"give at least 3 images (3 pairs)")
         return float(_distinct_pairs(self.pair_distances).std())
 
 
@@ -295,7 +303,10 @@ def load_annotations(path: str | Path) -> PartAnnotations:
     Raises:
         ValueError: missing fields, a part other than :data:`PARTS`, or a box outside the crop.
     """
-    data = json.loads(Path(path).read_text())
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{path}: cannot be read as a part-annotation JSON file ({error})") from None
     try:
         size, images = int(data["crop_size"]), data["images"]
         boxes = {part: torch.tensor([image["boxes"][part] for image in images], dtype=torch.int64) for part in PARTS}
@@ -303,8 +314,8 @@ def load_annotations(path: str | Path) -> PartAnnotations:
         files = [image["file"] for image in images]
         wnids = [image["wnid"] for image in images]
         class_names = [image["class_name"] for image in images]
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"{path}: not a part-annotation file (missing {error}); expected crop_size and images "
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: not a part-annotation file ({type(error).__name__}: {error}); expected crop_size and images "
                          f"with file, wnid, class_name, object and boxes for {PARTS}") from error
     for part, part_boxes in {**boxes, "object": objects}.items():
         try:

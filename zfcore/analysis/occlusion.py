@@ -240,9 +240,18 @@ def pixel_attribution(maps: OcclusionMaps, image_size: int) -> torch.Tensor:
 
     Captum gives each pixel the mean, over the windows that cover it, of p(unoccluded) - p(occluded);
     pixels no window covers get 0 / 0 = NaN (as in Captum).
+
+    Raises:
+        ValueError: maps of several images, or ``image_size`` not the maps' image size (or, where the maps do not
+            record it, smaller than the area the occluder covered).
     """
     if maps.labels.dim() != 0:
         raise ValueError("pixel_attribution takes the maps of one image (use maps.image(index))")
+    check_whole("image_size", image_size, minimum=1)
+    covered = int(max(maps.tops.max(), maps.lefts.max())) + maps.size
+    if (maps.image_size is not None and image_size != maps.image_size) or image_size < covered:
+        known = maps.image_size if maps.image_size is not None else f"at least {covered}"
+        raise ValueError(f"image_size={image_size} is not valid; these maps are of {known}-px images")
     pixel = torch.arange(image_size)
     covers_rows = (pixel >= maps.tops[:, None]) & (pixel < maps.tops[:, None] + maps.size)  # [rows, S]
     covers_cols = (pixel >= maps.lefts[:, None]) & (pixel < maps.lefts[:, None] + maps.size)

@@ -48,7 +48,7 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from zfcore.checks import check_choice, check_labels, check_layers, check_positive, check_whole
+from zfcore.checks import check_choice, check_finite, check_labels, check_layers, check_positive, check_whole
 from zfcore.deconv import MODES, project, project_signal
 from zfcore.devices import model_device
 from zfcore.models import INITS, ZFNet
@@ -165,11 +165,14 @@ def map_similarity(first: torch.Tensor, second: torch.Tensor) -> dict[str, torch
         measure -> ``[B]`` float64; NaN for a pair in which either map is constant.
 
     Raises:
-        ValueError: the two batches' shapes differ or are not ``[B, 3, H, W]``.
+        ValueError: the two batches' shapes differ or are not ``[B, 3, H, W]``, or a map holds NaN or infinite
+            values (a similarity of them would be NaN, or silently a number).
     """
     if first.shape != second.shape or first.dim() != 4 or first.shape[1] != 3:
         raise ValueError(f"maps have shapes {tuple(first.shape)} and {tuple(second.shape)}; "
                          "expected two equal [B, 3, H, W]")
+    check_finite("first", first, per="maps")
+    check_finite("second", second, per="maps")
     first, second = first.detach().double().cpu(), second.detach().double().cpu()
     pixels = {"spearman_abs": (first.abs().sum(1), second.abs().sum(1)),
               "spearman_signed": (first.sum(1), second.sum(1))}
