@@ -155,7 +155,8 @@ def _parser() -> argparse.ArgumentParser:
     transfer_cmd.add_argument("--network-sizes", type=_sizes, default=(15, 30), metavar="N,N,...",
                               help="sizes of the fine-tuned and from-scratch networks (default: 15,30)")
     transfer_cmd.add_argument("--scratch-sizes", type=_sizes, default=(15, 30), metavar="N,N,...",
-                              help="further sizes of the from-scratch curve (default: 15,30)")
+                              help="sizes of the from-scratch learning curve (Fig. 9), trained besides "
+                                   "--network-sizes; by default the same 15,30, so the curve has no points of its own")
     transfer_cmd.add_argument("--splits", type=_positive_int, default=5,
                               help="random splits of the frozen softmax and the probes (default: 5)")
     transfer_cmd.add_argument("--network-seeds", type=_positive_int, default=5, metavar="K",
