@@ -15,11 +15,11 @@ import pytest
 import torch
 
 import zfcore.train
+from runs import synthetic_data, tree
 from zfcore.analysis.evolution import Evolution, load_snapshots
 from zfcore.analysis.top9 import mine_top9
 from zfcore.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from zfcore.data.loader import TensorBatches
-from zfcore.data.sources import TrainingData
 from zfcore.models import zfnet
 from zfcore.profiles import TrainConfig, get_profile
 from zfcore.train import DivergedError, train
@@ -40,19 +40,6 @@ class RunsCode:
         return os.system, (f"touch {self.marker}",)
 
 
-def synthetic_data(config: TrainConfig, seed: int = 0, images: int = 48) -> TrainingData:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, (images, 64, 64, 3), dtype=np.uint8)
-    labels = np.arange(images) % config.num_classes
-    return TrainingData(
-        train=TensorBatches(pixels, labels, config.batch_size, train=True, seed=config.seed, channels_last=True),
-        val=TensorBatches(pixels[:16], labels[:16], 16, train=False),
-        classes=[f"c{i}" for i in range(config.num_classes)],
-        class_names=[f"class {i}" for i in range(config.num_classes)],
-        sha256=f"synthetic-{seed}", train_images=images,
-    )
-
-
 class NaNAt:
     """Training batches that turn into NaN at one (epoch, step): a diverging loss on demand."""
 
@@ -69,14 +56,6 @@ class NaNAt:
     def __iter__(self):
         for step, (images, labels) in enumerate(self.batches):
             yield (torch.full_like(images, float("nan")) if (self.epoch, step) == self.bad else images), labels
-
-
-def tree(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` with its SHA-256 (and folders as such): to prove nothing changed."""
-    if not folder.exists():
-        return {}
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
-            for path in sorted(folder.rglob("*"))}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

@@ -41,11 +41,11 @@ import zfcore.runner as runner
 import zfcore.train
 import zfcore.transfer_run
 import zfcore.weights
+from runs import synthetic_data, tree
 from zfcore import book, store
 from zfcore.__main__ import run as cli_run
 from zfcore.checkpoints import CheckpointError, load_checkpoint, read_torch_file, save_checkpoint
 from zfcore.data.loader import TensorBatches
-from zfcore.data.sources import TrainingData
 from zfcore.evaluation import evaluate_checkpoint
 from zfcore.experiments import get_experiment
 from zfcore.export import export_run
@@ -64,29 +64,6 @@ HOST = socket.gethostname()
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def synthetic_data(config: TrainConfig, seed: int = 0, images: int = 48) -> TrainingData:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, (images, 64, 64, 3), dtype=np.uint8)
-    labels = np.arange(images) % config.num_classes
-    return TrainingData(
-        train=TensorBatches(pixels, labels, config.batch_size, train=True, seed=config.seed, channels_last=True),
-        val=TensorBatches(pixels[:16], labels[:16], 16, train=False),
-        classes=[f"c{i}" for i in range(config.num_classes)],
-        class_names=[f"class {i}" for i in range(config.num_classes)],
-        sha256=f"synthetic-{seed}", train_images=images,
-    )
-
-
-def tree(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` with its SHA-256 (and folders as such): to prove nothing changed."""
-    if not folder.exists():
-        return {}
-    if folder.is_file():
-        return {".": hashlib.sha256(folder.read_bytes()).hexdigest()}
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
-            for path in sorted(folder.rglob("*"))}
-
-
 def copy_tree(source: Path, destination: Path) -> Path:
     shutil.copytree(source, destination)
     return destination
