@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import zfcore.train
-from runs import synthetic_data, tree
+from runs import TINY, run_copy, run_dir, synthetic_data, tree  # noqa: F401 (fixtures)
 from zfcore.analysis.evolution import Evolution, load_snapshots
 from zfcore.analysis.top9 import mine_top9
 from zfcore.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
@@ -25,9 +25,6 @@ from zfcore.profiles import TrainConfig, get_profile
 from zfcore.train import DivergedError, train
 from zfcore.weights import REFERENCE_DIR, export_reference, load_reference
 
-TINY = TrainConfig(dataset="tiny-imagenet", input_size=64, num_classes=4, widths=(4, 8, 8, 8, 8), fc=16,
-                   dropout=0.3, init="he", preprocessing="mean-std", epochs=2, batch_size=8, lr=0.05,
-                   schedule="cosine", warmup_epochs=0.5, workers=0)
 
 
 class RunsCode:
@@ -68,25 +65,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    """A run of ``TINY`` stopped after epoch 1 (checkpoint.pt, metrics.csv, snapshots/epoch_001.pt), read only."""
-    folder = tmp_path_factory.mktemp("run")
-    train(TINY, folder, data=synthetic_data(TINY), progress=False, stop_after=1)
-    return folder
-
-
-@pytest.fixture
-def run_copy(run_dir: Path, tmp_path: Path) -> Path:
-    """A private copy of :func:`run_dir` that a test may try to resume, refuse or damage."""
-    copy = tmp_path / "run"
-    for path in run_dir.rglob("*"):
-        if path.is_file():
-            (copy / path.relative_to(run_dir)).parent.mkdir(parents=True, exist_ok=True)
-            (copy / path.relative_to(run_dir)).write_bytes(path.read_bytes())
-    return copy
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ import zfcore.runner as runner
 import zfcore.train
 import zfcore.transfer_run
 import zfcore.weights
-from runs import synthetic_data, tree
+from runs import TINY, run_copy, run_dir, synthetic_data, tree  # noqa: F401 (fixtures)
 from zfcore import book, store
 from zfcore.__main__ import run as cli_run
 from zfcore.checkpoints import CheckpointError, load_checkpoint, read_torch_file, save_checkpoint
@@ -56,9 +56,6 @@ from zfcore.store import (DiskFullError, LockedError, OutputError, StaleLockWarn
 from zfcore.train import LOCK_FILE, TrainingInterrupted, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = TrainConfig(dataset="tiny-imagenet", input_size=64, num_classes=4, widths=(4, 8, 8, 8, 8), fc=16,
-                   dropout=0.3, init="he", preprocessing="mean-std", epochs=2, batch_size=8, lr=0.05,
-                   schedule="cosine", warmup_epochs=0.5, workers=0)
 CI = get_profile("ci").train
 HOST = socket.gethostname()
 
@@ -123,19 +120,6 @@ def read_only(tmp_path: Path) -> Path:
         yield Path("/sys")
         return
     pytest.skip("no read-only folder: this user may write everywhere")
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    """A run of ``TINY`` stopped after epoch 1, read only."""
-    folder = tmp_path_factory.mktemp("run")
-    train(TINY, folder, data=synthetic_data(TINY), progress=False, stop_after=1)
-    return folder
-
-
-@pytest.fixture
-def run_copy(run_dir: Path, tmp_path: Path) -> Path:
-    return copy_tree(run_dir, tmp_path / "run")
 
 
 def edited(run_copy: Path, edit) -> Path:
