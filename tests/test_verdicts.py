@@ -7,7 +7,7 @@ import json
 import pytest
 
 from zfcore.stats import bootstrap
-from zfcore.verdicts import CLAIMS, OUTCOMES, Verdict, pending
+from zfcore.verdicts import CLAIMS, METADATA_KEY, OUTCOMES, Verdict, pending, recorded, save, scorecard
 
 pytestmark = pytest.mark.static  # needs no dataset
 
@@ -36,7 +36,9 @@ def test_a_verdict_shows_claim_measure_control_rule_and_outcome_in_order() -> No
     record = verdict().as_dict()
     assert json.loads(json.dumps(record)) == record and record["estimate"]["n"] == 5
     assert record["chapter"] == "06_occlusion"
-    assert "<th>Rule</th>" in verdict()._repr_html_()
+    bundle, metadata = verdict()._repr_mimebundle_()
+    assert bundle["text/markdown"] == shown and "Rule: agree if" in bundle["text/plain"]
+    assert metadata == {METADATA_KEY: record}
 
 
 def test_a_pipe_in_the_text_does_not_break_the_table() -> None:
@@ -62,3 +64,25 @@ def test_a_pending_verdict_states_its_rule_before_the_number() -> None:
     assert waiting.outcome == "pending" and waiting.estimate is None
     assert "waiting for the verdict-runs no-fc6-fc7 run." in waiting._repr_markdown_()
     assert set(OUTCOMES) >= {"agree", "partly", "differ", "inconclusive", "not testable here", "pending"}
+
+
+def test_a_saved_verdict_reads_back_equal_and_the_scorecard_lists_every_claim(tmp_path) -> None:
+    first, second = verdict(), pending("C8", measure="m", control="c", rule="r", waiting_for="run 4")
+    for record in (first, second):
+        save(record, tmp_path)
+    assert recorded(tmp_path) == {"C6": first, "C8": second}  # in the order of CLAIMS
+    page = scorecard(recorded(tmp_path))
+    rows = [line for line in page.splitlines() if line.startswith("| **")]
+    assert [row.split("**")[1] for row in rows] == list(CLAIMS)
+    assert "**agree**: the drop is real" in rows[5] and "{doc}`06 <../notebooks/06_occlusion>`" in rows[5]
+    assert "**pending**: waiting for run 4." in rows[7] and "*not yet scored*" in rows[0]
+
+
+def test_a_record_under_the_wrong_name_or_incomplete_is_refused(tmp_path) -> None:
+    save(verdict(), tmp_path)
+    (tmp_path / "C6.json").rename(tmp_path / "C7.json")
+    with pytest.raises(ValueError, match=r"C7.json holds the verdict on C6; name it C6.json"):
+        recorded(tmp_path)
+    (tmp_path / "C7.json").write_text(json.dumps({"claim": "C7", "outcome": "agree"}))
+    with pytest.raises(ValueError, match=r"C7.json is not a valid verdict record: a verdict record needs measure"):
+        recorded(tmp_path)

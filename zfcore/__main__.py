@@ -176,6 +176,13 @@ def _parser() -> argparse.ArgumentParser:
                                    "a repeated run reads them back instead of training again (default: "
                                    "OUT/transfer-journal.jsonl; delete it to train every split again)")
     _data_options(transfer_cmd)
+    scorecard_cmd = commands.add_parser(
+        "scorecard", help="write the book's scorecard page from the chapters' saved verdicts (data/verdicts)",
+        description="Write book/scorecard.md from data/verdicts/<claim>.json, the records each chapter saves when it\n"
+                    "runs under the book profile. --check writes nothing and fails if the page is out of date.",
+        formatter_class=plain)
+    scorecard_cmd.add_argument("--check", action="store_true",
+                               help="exit 1 if book/scorecard.md differs from what the records give")
     return parser
 
 
@@ -195,6 +202,8 @@ def _data_options(command: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
+    if args.command == "scorecard":
+        return _scorecard(check=args.check)
     if args.data_root is not None:
         os.environ["ZFBOOK_DATA_ROOT"] = str(args.data_root)
     if args.mirror is not None:
@@ -248,6 +257,21 @@ def main(argv: list[str] | None = None) -> int:
     from zfcore.evaluation import evaluate_checkpoint
 
     print(json.dumps(evaluate_checkpoint(args.checkpoint, limit=args.limit, ten_crop=args.ten_crop), indent=1))
+    return 0
+
+
+def _scorecard(*, check: bool) -> int:
+    """``scorecard``: write the page (or, with ``check``, compare it) and say where it is."""
+    from zfcore.verdicts import SCORECARD_PAGE, recorded, scorecard, write_scorecard
+
+    if not check:
+        print(f"wrote {write_scorecard()} ({len(recorded())} verdicts)")
+        return 0
+    current = SCORECARD_PAGE.read_text() if SCORECARD_PAGE.exists() else ""
+    if current != scorecard(recorded()):
+        print(f"{SCORECARD_PAGE} is out of date: run python -m zfcore scorecard", file=sys.stderr)
+        return 1
+    print(f"{SCORECARD_PAGE} is up to date")
     return 0
 
 

@@ -21,9 +21,10 @@ from zfcore.data.locate import data_root
 from zfcore.data.tiny_imagenet import cached_split
 from zfcore.devices import default_device
 from zfcore.profiles import STYLES, Profile, active_profile
+from zfcore.verdicts import Verdict, save
 from zfcore.weights import REFERENCE_DIR, Reference, ReferenceWeights, load_reference, reference_file
 
-__all__ = ["device", "evolution_data", "fig6_runs", "probe_images", "profile", "recipe_table", "trained"]
+__all__ = ["device", "evolution_data", "fig6_runs", "probe_images", "profile", "recipe_table", "trained", "verdict"]
 
 CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
@@ -107,6 +108,17 @@ def evolution_data() -> Evolution:
     pixels = cached_split("train", classes=config.classes_limit, per_class=config.train_per_class).images
     return evolution(reference.model, load_snapshots(_ci_run() / "snapshots"), np.asarray(pixels), maps_per_layer=4,
                      progress=False)
+
+
+def verdict(record: Verdict) -> Verdict:
+    """A chapter's verdict, returned for display; under the ``book`` profile also saved as
+    ``data/verdicts/<claim>.json``, the record the scorecard page is generated from.
+
+    Under ``ci`` (a network trained for seconds) nothing is saved: its numbers are not the book's.
+    """
+    if profile().name == "book":
+        save(record)
+    return record
 
 
 def recipe_table() -> str:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 __all__ = ["ANNOTATIONS_DIR", "CACHE_ENV", "EXPERIMENTS_DIR", "REFERENCE_DIR", "REPOSITORY_BRANCH", "REPOSITORY_ROOT",
-           "REPOSITORY_URL", "cache_root", "default_data_root", "in_checkout", "raw_url"]
+           "REPOSITORY_URL", "VERDICTS_DIR", "cache_root", "default_data_root", "in_checkout", "raw_url"]
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 """The folder holding ``zfcore/`` (the checkout's root in a clone or an editable install)."""
@@ -19,6 +19,8 @@ REFERENCE_DIR = REPOSITORY_ROOT / "data" / "reference"
 """The tracked reference networks and Fig. 4 data."""
 EXPERIMENTS_DIR = REPOSITORY_ROOT / "data" / "experiments"
 """The tracked results of the named experiments (``NAME.json``) and their kept weights."""
+VERDICTS_DIR = REPOSITORY_ROOT / "data" / "verdicts"
+"""The chapters' verdict records (``<claim>.json``, :mod:`zfcore.verdicts`), written by the ``book`` profile."""
 ANNOTATIONS_DIR = REPOSITORY_ROOT / "data" / "annotations"
 """The tracked part annotations (``dog_parts.json``: Fig. 8 and Table 1)."""
 

@@ -9,18 +9,30 @@ seen, stated as code with its thresholds; and the outcome with one sentence of r
 the scorecard page lists every record.
 
 :data:`CLAIMS` holds what each claim says and where (section, figure or table, the chapter that tests
-it); :data:`OUTCOMES` the outcomes a verdict may have.
+it); :data:`OUTCOMES` the outcomes a verdict may have. A chapter run under the ``book`` profile saves its
+records (:func:`save`, as ``data/verdicts/<claim>.json``); :func:`scorecard` turns the saved records into the
+book's scorecard page (``python -m zfcore scorecard``), so that page is never typed by hand.
 """
 
 from __future__ import annotations
 
-import html
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from zfcore.paths import REPOSITORY_ROOT, VERDICTS_DIR
 from zfcore.stats import Estimate
+from zfcore.store import write_json_atomic, write_text_atomic
 
-__all__ = ["CLAIMS", "OUTCOMES", "Claim", "Verdict", "pending"]
+__all__ = ["CLAIMS", "METADATA_KEY", "OUTCOMES", "SCORECARD_PAGE", "Claim", "Verdict", "pending", "recorded", "save",
+           "scorecard", "write_scorecard"]
+
+METADATA_KEY = "zfbook_verdict"
+"""The key under which a displayed verdict stores its record (:meth:`Verdict.as_dict`) in the notebook output's
+metadata, so that a test can compare a chapter's stored output with ``data/verdicts``."""
+SCORECARD_PAGE = REPOSITORY_ROOT / "book" / "scorecard.md"
+"""The generated scorecard page (:func:`write_scorecard`)."""
 
 OUTCOMES = ("agree", "partly", "differ", "inconclusive", "not testable here", "pending")
 """``agree``, ``partly``, ``differ``: what the rule decided; ``inconclusive``: the interval spans the rule's
@@ -90,6 +102,7 @@ class Verdict:
         reason: one sentence.
         settle: for ``inconclusive`` and ``not testable here``: what would settle it (required then).
         details: further named numbers (JSON-ready) the chapter or the scorecard shows.
+        scale, digits, unit: how the estimates are printed (:meth:`Estimate.format`), e.g. ``100, 1, " %"``.
 
     Raises:
         ValueError: an unknown claim or outcome, an empty measure, rule or reason, or an ``inconclusive`` /
@@ -106,6 +119,9 @@ class Verdict:
     reason: str
     settle: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    scale: float = 1.0
+    digits: int = 3
+    unit: str = ""
 
     def __post_init__(self) -> None:
         if self.claim not in CLAIMS:
@@ -124,7 +140,8 @@ class Verdict:
         return CLAIMS[self.claim]
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (estimates as ``value``, ``low``, ``high``, ``n``, ``method``)."""
+        """JSON-ready (estimates as ``value``, ``low``, ``high``, ``n``, ``method``, ``confidence``); the claim's
+        source, words and chapter are included for a reader of the file and ignored by :meth:`from_dict`."""
         def estimate(value: Estimate | None) -> dict[str, Any] | None:
             return None if value is None else {"value": value.value, "low": value.low, "high": value.high,
                                                "n": value.n, "method": value.method, "confidence": value.confidence}
@@ -132,13 +149,44 @@ class Verdict:
         return {"claim": self.claim, "source": self.about.source, "words": self.about.words,
                 "chapter": self.about.chapter, "measure": self.measure, "estimate": estimate(self.estimate),
                 "control": self.control, "control_estimate": estimate(self.control_estimate), "rule": self.rule,
-                "outcome": self.outcome, "reason": self.reason, "settle": self.settle, "details": self.details}
+                "outcome": self.outcome, "reason": self.reason, "settle": self.settle, "details": self.details,
+                "scale": self.scale, "digits": self.digits, "unit": self.unit}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Verdict:
+        """The inverse of :meth:`as_dict` (checked like any new verdict).
+
+        Raises:
+            ValueError: a record that is not a verdict (a key missing), or one :class:`Verdict` refuses.
+        """
+        needed = ("claim", "measure", "estimate", "control", "control_estimate", "rule", "outcome", "reason")
+        missing = [key for key in needed if key not in record]
+        if missing:
+            raise ValueError(f"a verdict record needs {', '.join(missing)}; it has {sorted(record)}")
+        values = {key: record[key] for key in needed}
+        for key in ("estimate", "control_estimate"):
+            values[key] = None if record[key] is None else Estimate(**record[key])
+        for key in ("settle", "details", "scale", "digits", "unit"):
+            if key in record:
+                values[key] = record[key]
+        return cls(**values)
+
+    def shown(self, estimate: Estimate | None) -> str:
+        """An estimate as this verdict prints it: ``"2.4 % [1.1 %, 3.6 %] (n = 166)"``."""
+        if estimate is None:
+            return ""
+        return f"{estimate.format(scale=self.scale, digits=self.digits, unit=self.unit)} (n = {estimate.n})"
 
     def rows(self) -> list[tuple[str, str]]:
         """(label, markdown) pairs in the book's order: claim, measure, control, rule, outcome (+ settle)."""
+        def interval(estimate: Estimate | None) -> str:
+            if estimate is None:
+                return ""
+            return (f": **{self.shown(estimate)}**, {100 * estimate.confidence:.0f} % {estimate.method} interval")
+
         rows = [("Claim", f"{self.about.source}, {self.claim}: {self.about.words}"),
-                ("Measure", self.measure + ("" if self.estimate is None else f": **{self.estimate}**")),
-                ("Control", self.control + ("" if self.control_estimate is None else f": {self.control_estimate}")),
+                ("Measure", self.measure + interval(self.estimate)),
+                ("Control", self.control + interval(self.control_estimate).replace("**", "")),
                 ("Rule", self.rule),
                 ("Verdict", f"**{self.claim}: {self.outcome}.** {self.reason}")]
         if self.settle:
@@ -149,10 +197,11 @@ class Verdict:
         escaped = [(label, text.replace("|", "\\|")) for label, text in self.rows()]
         return "| | |\n|---|---|\n" + "\n".join(f"| **{label}** | {text} |" for label, text in escaped)
 
-    def _repr_html_(self) -> str:
-        cells = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(text)}</td></tr>"
-                        for label, text in self.rows())
-        return f'<table class="zf-verdict">{cells}</table>'
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, str], dict[str, Any]]:
+        """Markdown for JupyterLab and the book, plain text elsewhere, and the record in the output's metadata
+        (under :data:`METADATA_KEY`)."""
+        plain = "\n".join(f"{label}: {text}" for label, text in self.rows())
+        return {"text/markdown": self._repr_markdown_(), "text/plain": plain}, {METADATA_KEY: self.as_dict()}
 
 
 def pending(claim: str, *, measure: str, control: str, rule: str, waiting_for: str) -> Verdict:
@@ -164,3 +213,67 @@ def pending(claim: str, *, measure: str, control: str, rule: str, waiting_for: s
         waiting_for: the runs or results still missing, in words.
     """
     return Verdict(claim, measure, None, control, None, rule, "pending", f"waiting for {waiting_for}.")
+
+
+def save(verdict: Verdict, folder: str | Path = VERDICTS_DIR) -> Path:
+    """Write ``verdict`` as ``<folder>/<claim>.json`` (atomically) and return the path."""
+    return write_json_atomic(Path(folder) / f"{verdict.claim}.json", verdict.as_dict())
+
+
+def recorded(folder: str | Path = VERDICTS_DIR) -> dict[str, Verdict]:
+    """The saved verdicts (claim -> :class:`Verdict`), in the order of :data:`CLAIMS`.
+
+    Raises:
+        ValueError: a file whose name is not its record's claim, or whose record is not a valid verdict.
+    """
+    records = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            verdict = Verdict.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path} is not a valid verdict record: {error}") from error
+        if verdict.claim != path.stem:
+            raise ValueError(f"{path} holds the verdict on {verdict.claim}; name it {verdict.claim}.json")
+        records[verdict.claim] = verdict
+    return {claim: records[claim] for claim in CLAIMS if claim in records}
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def scorecard(records: dict[str, Verdict]) -> str:
+    """The scorecard page (MyST Markdown): one row per claim of :data:`CLAIMS` with the paper's words, our measure
+    with its interval, the control, the outcome, what would settle it, and a link to the chapter.
+
+    A claim without a record is listed as not yet scored, so a missing chapter run shows on the page.
+    """
+    lines = ["# Scorecard: what the book found", "",
+             "<!-- Generated by `python -m zfcore scorecard` from data/verdicts/*.json; do not edit by hand. -->", "",
+             "Each row is one claim of the paper {cite}`zeiler2014visualizing` or of its critics, scored as the chapter",
+             "that tests it scores it: a measure with its 95 % interval, a control that could make the claim fail, a",
+             "decision rule fixed before the number was seen, and one of the outcomes *agree*, *partly*, *differ*,",
+             "*inconclusive*, *not testable here* or *pending* (a run it needs has not finished). Our numbers come from",
+             "64-px networks trained on Tiny ImageNet (200 classes) for 28 epochs on a CPU; the paper's from ImageNet at",
+             "224 px after 70 epochs on a GPU. The chapter gives the rule, the numbers and the deviations that bear on",
+             "each claim.", "",
+             "| claim | the paper's words | our measure (95 % interval) | control | outcome | what would settle it | "
+             "chapter |",
+             "|---|---|---|---|---|---|---|"]
+    for claim in CLAIMS.values():
+        link = f"{{doc}}`{claim.chapter[:2]} <../notebooks/{claim.chapter}>`"
+        verdict = records.get(claim.id)
+        if verdict is None:
+            lines.append(f"| **{claim.id}** ({claim.source}) | {_cell(claim.words)} | | | *not yet scored* | | "
+                         f"{link} |")
+            continue
+        measure = verdict.measure + (f": **{verdict.shown(verdict.estimate)}**" if verdict.estimate else "")
+        control = verdict.control + (f": {verdict.shown(verdict.control_estimate)}" if verdict.control_estimate else "")
+        lines.append(f"| **{claim.id}** ({claim.source}) | {_cell(claim.words)} | {_cell(measure)} | {_cell(control)} "
+                     f"| **{verdict.outcome}**: {_cell(verdict.reason)} | {_cell(verdict.settle)} | {link} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_scorecard(folder: str | Path = VERDICTS_DIR, page: str | Path = SCORECARD_PAGE) -> Path:
+    """Write :func:`scorecard` of the records in ``folder`` to ``page`` and return it."""
+    return write_text_atomic(page, scorecard(recorded(folder)))
