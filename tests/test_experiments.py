@@ -7,6 +7,7 @@ import sys
 from dataclasses import asdict
 
 import pytest
+import torch
 
 import zfcore.experiments as experiments
 import zfcore.runner as runner
@@ -15,6 +16,7 @@ from zfcore.checkpoints import (CheckpointError, build_model, checkpoint_state, 
                                 save_checkpoint)
 from zfcore.experiments import get_experiment, parameter_count, parameter_matched, widen
 from zfcore.runner import experiment_status, run_experiment
+from zfcore.store import unpack_flags
 from zfcore.profiles import REMOVABLE, get_profile
 from zfcore.train import train
 
@@ -248,6 +250,9 @@ def test_runner_records_references_final_evaluation_device_kept_weights_and_comm
     reference_path = ReferenceWeights.DEFAULT.value.path()
 
     def evaluation(checkpoint, **kwargs):  # the reference's 90,000 images would take minutes here
+        if checkpoint == reference_path and kwargs.get("per_image"):
+            return {"single": {"correct": torch.tensor([True, False, True])},
+                    "ten_crop": {"correct": torch.tensor([True, True, False])}}
         if checkpoint == reference_path:
             assert kwargs["train_accuracy"]
             return {"train": {"top1": 0.61, "loss": 1.7}}
@@ -259,10 +264,17 @@ def test_runner_records_references_final_evaluation_device_kept_weights_and_comm
     reference = results["runs"]["book-seed0"]
     assert (reference["val_top1"], reference["val_top1_10crop"], reference["train_top1_eval"]) == (0.4093, 0.43, 0.61)
     assert reference["device"] == ReferenceWeights.DEFAULT.value.meta.hardware and reference["epochs"] == 28
+    assert unpack_flags(reference["val_correct"], 3).tolist() == [True, False, True]
+    assert unpack_flags(reference["val_correct_10crop"], 3).tolist() == [True, True, False]
+    assert reference["val_correct_of"] == "its published bf16 weights"
     record = results["runs"][run]
     for key in ("val_top1_10crop", "val_top5_10crop", "train_top1_eval"):
         assert 0 <= record[key] <= 1, key
     assert record["val_top5_10crop"] >= record["val_top1_10crop"]
+    correct = unpack_flags(record["val_correct"], record["val_images"])  # the run's own images, one by one
+    assert correct.mean() == pytest.approx(record["val_top1"], abs=1e-9)
+    assert unpack_flags(record["val_correct_10crop"], record["val_images"]).mean() == pytest.approx(
+        record["val_top1_10crop"], abs=1e-9)
     assert record["device"].startswith("cpu: ") and "threads" in record["device"]
     assert record["dataset_sha256"] == load_checkpoint(where["runs_dir"] / "final" / run / "checkpoint.pt")["dataset_sha256"]
     kept = where["results_dir"] / "final" / f"{run}.pt"
@@ -274,7 +286,8 @@ def test_runner_records_references_final_evaluation_device_kept_weights_and_comm
     assert (where["runs_dir"] / "final" / run / "weights.pt").is_file()  # every run keeps its probe-ready weights
     log = git("log", "--format=%s", "--name-only")
     assert f"final: {run} recorded (val top-1" in log and "final: book-seed0 recorded" in log
-    assert f"final/{run}.pt" in log and git("status", "--porcelain") == ""
+    assert f"final/{run}.pt" in log and "final: book-seed0's per-image correctness recorded" in log
+    assert git("status", "--porcelain") == ""
     text = str(experiment_status("final", **where))
     assert "published reference, not trained again" in text and "cpu: " in text and "2 done" in text
 

@@ -12,12 +12,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from zfcore.checkpoints import read_torch_file
 from zfcore.store import (CacheWarning, ChecksumError, DiskFullError, atomic_write, cached, download, json_digest,
-                          sha256, torch_save_atomic, write_json_atomic, write_text_atomic)
+                          pack_flags, sha256, torch_save_atomic, unpack_flags, write_json_atomic, write_text_atomic)
 
 
 def _files(folder: Path) -> list[str]:
@@ -228,3 +229,15 @@ def test_a_download_that_breaks_off_leaves_nothing(tmp_path: Path, monkeypatch: 
         download("https://example.invalid/file", tmp_path / "file", description="download file")
     assert _files(tmp_path) == []
 
+
+
+@pytest.mark.parametrize("count", [1, 7, 8, 9, 10_000])
+def test_packed_flags_read_back_equal_and_a_wrong_count_is_refused(count) -> None:
+    flags = np.random.default_rng(count).random(count) < 0.4
+    text = pack_flags(flags)
+    assert len(text) == 2 * ((count + 7) // 8)
+    assert np.array_equal(unpack_flags(text, count), flags)
+    with pytest.raises(ValueError, match=f"{count + 8} flags need"):
+        unpack_flags(text, count + 8)
+    with pytest.raises(ValueError, match="must be a hex string"):
+        unpack_flags("zz" + text[2:], count)

@@ -27,7 +27,7 @@ from zfcore.evaluation import evaluate_checkpoint
 from zfcore.experiments import RESULTS_DIR, RUNS_DIR, Experiment, get_experiment, parameter_count
 from zfcore.paths import REPOSITORY_ROOT
 from zfcore.profiles import TrainConfig
-from zfcore.store import atomic_write, lock, lock_holder, probe_output, sha256, write_json_atomic
+from zfcore.store import atomic_write, lock, lock_holder, pack_flags, probe_output, sha256, write_json_atomic
 from zfcore.train import read_metrics, train
 from zfcore.weights import ReferenceWeights, export_reference
 
@@ -89,6 +89,8 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
             if run not in results["runs"]:
                 results["runs"][run] = _reference_record(ReferenceWeights[member], experiment.final_evaluation)
                 _save(results, results_file, [], commit, f"{name}: {run} recorded (the published {member})")
+        if experiment.final_evaluation:
+            _add_per_image(results, results_file, experiment, commit)
         for index, (run, config) in enumerate(experiment.runs, start=1):
             if run in results["runs"]:
                 continue
@@ -138,11 +140,41 @@ def _save(results: dict[str, Any], results_file: Path, extra: list[Path], commit
                          f"({detail.strip().splitlines()[-1] if detail.strip() else error}); commit it by hand") from None
 
 
-def _final_evaluation(checkpoint: Path) -> dict[str, float]:
-    """10-crop validation accuracy and eval-mode training accuracy of a finished run (see :class:`Experiment`)."""
-    evaluation = evaluate_checkpoint(checkpoint, ten_crop=True, train_accuracy=True, device=default_device())
+def _final_evaluation(checkpoint: Path) -> dict[str, Any]:
+    """10-crop validation accuracy, eval-mode training accuracy and per-image correctness of a finished run (see
+    :class:`Experiment`)."""
+    evaluation = evaluate_checkpoint(checkpoint, ten_crop=True, train_accuracy=True, device=default_device(),
+                                     per_image=True)
     return {"val_top1_10crop": evaluation["ten_crop"]["top1"], "val_top5_10crop": evaluation["ten_crop"]["top5"],
-            "train_top1_eval": evaluation["train"]["top1"], "train_loss_eval": evaluation["train"]["loss"]}
+            "train_top1_eval": evaluation["train"]["top1"], "train_loss_eval": evaluation["train"]["loss"],
+            **_per_image(evaluation, "the run's final checkpoint")}
+
+
+def _per_image(evaluation: dict[str, Any], source: str) -> dict[str, Any]:
+    """The validation images a network gets right, single view and 10-crop, packed (:func:`~zfcore.store.pack_flags`),
+    so that two runs can be compared image by image; ``source`` says which weights were evaluated."""
+    return {"val_images": len(evaluation["single"]["correct"]),
+            "val_correct": pack_flags(evaluation["single"]["correct"].numpy()),
+            "val_correct_10crop": pack_flags(evaluation["ten_crop"]["correct"].numpy()),
+            "val_correct_of": source}
+
+
+def _add_per_image(results: dict[str, Any], results_file: Path, experiment: Experiment, commit: bool) -> None:
+    """Add per-image correctness to recorded runs that lack it and whose weights are at hand (the references and
+    the runs that keep their weights); runs recorded before the runner kept it get it this way."""
+    references = dict(experiment.references)
+    for run, record in results["runs"].items():
+        if "val_correct" in record:
+            continue
+        if run in references:
+            weights, source = ReferenceWeights[references[run]].value.path(), "its published bf16 weights"
+        elif "weights" in record:
+            weights, source = results_file.parent / record["weights"]["file"], "its kept bf16 weights"
+        else:
+            continue
+        evaluation = evaluate_checkpoint(weights, ten_crop=True, device=default_device(), per_image=True)
+        record.update(_per_image(evaluation, source))
+        _save(results, results_file, [], commit, f"{experiment.name}: {run}'s per-image correctness recorded")
 
 
 def _metrics(record: dict[str, Any]) -> dict[str, Any]:

@@ -65,9 +65,11 @@ __all__ = [
     "json_digest",
     "lock",
     "lock_holder",
+    "pack_flags",
     "probe_output",
     "sha256",
     "torch_save_atomic",
+    "unpack_flags",
     "write_folder_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -293,6 +295,27 @@ def json_digest(value: Any) -> str:
         TypeError: ``value`` is not JSON-ready.
     """
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def pack_flags(flags: Any) -> str:
+    """A sequence of booleans (e.g. which validation images a network gets right) as a short JSON-ready string:
+    the bits packed 8 to a byte, in hex (10,000 flags: 2,500 characters). :func:`unpack_flags` reverses it."""
+    return np.packbits(np.asarray(flags, dtype=bool)).tobytes().hex()
+
+
+def unpack_flags(text: str, count: int) -> np.ndarray:
+    """The ``count`` booleans that :func:`pack_flags` packed into ``text``.
+
+    Raises:
+        ValueError: ``text`` is not hex, or holds fewer or more than ``count`` flags (rounded up to a byte).
+    """
+    try:
+        packed = np.frombuffer(bytes.fromhex(text), dtype=np.uint8)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"packed flags must be a hex string ({error})") from None
+    if len(packed) != (count + 7) // 8:
+        raise ValueError(f"the packed flags hold {8 * len(packed)} bits; {count} flags need {(count + 7) // 8} bytes")
+    return np.unpackbits(packed)[:count].astype(bool)
 
 
 def _content_digest(value: Any) -> str:
