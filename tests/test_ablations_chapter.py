@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 
 from zfcore import plots  # noqa: E402
 from zfcore.analysis.ablations import (PAPER_ROWS, PAPER_TABLE2, PAPER_TABLE3, AblationTable, Table,  # noqa: E402
-                                       ablation_table, c8_verdict)
+                                       ablation_table, short_budget_depth)
 from zfcore.experiments import get_experiment, parameter_count  # noqa: E402
 from zfcore.runner import run_experiment  # noqa: E402
 
@@ -70,7 +70,7 @@ def test_a_difference_is_real_only_beyond_twice_the_seed_spread() -> None:
 
 
 def test_c8_verdict_needs_its_runs_and_compares_the_depth_cut_with_every_other_change() -> None:
-    verdict = c8_verdict(ablation_table(full(no_fc6_fc7=0.25, no_conv3_conv4_matched=0.20), ABLATIONS))
+    verdict = short_budget_depth(ablation_table(full(no_fc6_fc7=0.25, no_conv3_conv4_matched=0.20), ABLATIONS))
     assert (verdict.depth_run, verdict.largest_run, verdict.matched_run) == ("no-conv3-conv4-fc6-fc7", "no-fc6-fc7",
                                                                              "no-conv3-conv4-matched")
     assert verdict.depth == pytest.approx(-0.20) and verdict.largest == pytest.approx(-0.06)
@@ -80,19 +80,19 @@ def test_c8_verdict_needs_its_runs_and_compares_the_depth_cut_with_every_other_c
                                   "val top-1 by -20.0 points; the largest change of any other modification "
                                   "(`no-fc6-fc7`) is -6.0, 0.30 of it; the shallow network widened to the same "
                                   "parameter count (`no-conv3-conv4-matched`) is at -11.0 (real).")
-    assert c8_verdict(ablation_table(full(conv3_5_wide=0.16), ABLATIONS)).verdict == "partly"  # 15 of 20 points
-    assert c8_verdict(ablation_table(full(conv3_5_wide=0.55), ABLATIONS)).verdict == "differ"  # a bigger change
-    assert c8_verdict(ablation_table(full(no_conv3_conv4_fc6_fc7=0.28), ABLATIONS)).verdict == "differ"  # not real
+    assert short_budget_depth(ablation_table(full(conv3_5_wide=0.16), ABLATIONS)).verdict == "partly"  # 15 of 20 points
+    assert short_budget_depth(ablation_table(full(conv3_5_wide=0.55), ABLATIONS)).verdict == "differ"  # a bigger change
+    assert short_budget_depth(ablation_table(full(no_conv3_conv4_fc6_fc7=0.28), ABLATIONS)).verdict == "differ"  # not real
     # a depth cut that *helps* by 20 points (small changes elsewhere) contradicts "depth is vital"
-    assert c8_verdict(ablation_table(full(no_conv3_conv4_fc6_fc7=0.51), ABLATIONS)).verdict == "differ"
+    assert short_budget_depth(ablation_table(full(no_conv3_conv4_fc6_fc7=0.51), ABLATIONS)).verdict == "differ"
     partial = full()
     del partial["runs"]["fc-2048"], partial["runs"]["no-conv3-conv4-matched"]
-    verdict = c8_verdict(ablation_table(partial, ABLATIONS))
+    verdict = short_budget_depth(ablation_table(partial, ABLATIONS))
     assert verdict.verdict == "pending" and verdict.missing == ("fc-2048",)
     assert verdict.sentence().startswith("**pending**: removing") and verdict.sentence().endswith(
         "Not recorded yet: `fc-2048`.")
     assert verdict.depth == pytest.approx(-0.20) and verdict.matched is None and verdict.matched_real is None
-    only_seeds = c8_verdict(ablation_table(results({"fig3-seed0": 0.3}), ABLATIONS))
+    only_seeds = short_budget_depth(ablation_table(results({"fig3-seed0": 0.3}), ABLATIONS))
     assert only_seeds.verdict == "pending" and only_seeds.depth is None and only_seeds.ratio is None
     assert {"no-conv3-conv4-fc6-fc7", "fig3-seed1", "fig3-seed2"} <= set(only_seeds.missing)
 
@@ -122,7 +122,7 @@ def test_bad_arguments_of_the_table_and_the_verdict() -> None:
     with pytest.raises(ValueError, match=r"run='fig9' is not valid; valid runs: \('fig3-seed0'"):
         table.row("fig9")
     with pytest.raises(ValueError, match=r"table=dict is not valid; give an AblationTable"):
-        c8_verdict({})
+        short_budget_depth({})
 
 
 def test_a_table_shows_as_markdown_in_jupyter_and_as_html_in_the_book() -> None:
@@ -158,7 +158,7 @@ def test_the_ci_miniature_runs_and_gives_its_table_and_figure(tmp_path) -> None:
     shallow = table.row("no-conv3-conv4")
     assert shallow.parameters < table.row("fig3").parameters and len(shallow.history) == 2
     assert shallow.difference == pytest.approx(shallow.val_top1 - table.row("fig3").val_top1)
-    verdict = c8_verdict(table)
+    verdict = short_budget_depth(table)
     assert verdict.verdict == "n/a" and verdict.depth_run is None and verdict.largest_run == "no-conv3-conv4"
     assert verdict.sentence() == "**n/a**: this experiment has no run that removes layers of both sections."
     figure = plots.ablation_figure(table)

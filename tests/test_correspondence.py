@@ -17,8 +17,10 @@ from PIL import Image
 from zfcore import plots
 from zfcore.data.images import centre_crop
 from zfcore.analysis.correspondence import (
-    PARTS, box_masks, load_annotations, measure, random_boxes, sign_change, sign_consistency,
+    MIN_IMAGES_FOR_INTERVAL, PARTS, SignChange, box_masks, c7_verdict, gap, jitter_boxes, load_annotations, measure,
+    random_boxes, score, sign_change, sign_changes, sign_consistency, subset_scores,
 )
+from zfcore.plots.correspondence import annotation_figure, gap_figure
 from zfcore.data.loader import IMAGENET_MEAN, normalize
 from zfcore.models import zfnet
 
@@ -174,11 +176,16 @@ def test_measure_gives_table_1_with_the_paper_beside() -> None:
 # --------------------------------------------------------------------------- annotations, crop, figure
 def test_the_committed_annotations_are_valid() -> None:
     annotations = load_annotations(ANNOTATIONS)
-    assert len(annotations.files) == 5 and annotations.size == 64
+    count = len(annotations.files)
+    assert count >= 20 and annotations.size == 64 and len(set(annotations.files)) == count
     for part in PARTS:
-        assert annotations.boxes[part].shape == (5, 4)
+        assert annotations.boxes[part].shape == (count, 4)
     # the dog's right eye is on the image's left in a frontal image
     assert torch.all(annotations.boxes["right eye"][:, 0] < annotations.boxes["left eye"][:, 0])
+    # the selection rule: the nose's centre lies horizontally between the eyes' centres
+    def centre_x(part: str) -> torch.Tensor:
+        return (annotations.boxes[part][:, 0] + annotations.boxes[part][:, 2]) / 2
+    assert torch.all((centre_x("right eye") < centre_x("nose")) & (centre_x("nose") < centre_x("left eye")))
     for part in PARTS:  # every part lies in its dog's box
         assert torch.all(annotations.boxes[part][:, :2] >= annotations.objects[:, :2])
         assert torch.all(annotations.boxes[part][:, 2:] <= annotations.objects[:, 2:])
@@ -216,3 +223,189 @@ def test_correspondence_figure_draws_every_panel() -> None:
     assert len(figure.axes) == 2 * (1 + 3 + 1)
     shown = figure.axes[3].images[0].get_array()  # row 0, nose masked
     assert (np.asarray(shown)[5:13, 20:28] == (124, 116, 104)).all()
+
+
+# --------------------------------------------------------------------------- Δ split, control off the parts, jitter
+def test_delta_splits_into_which_units_change_and_the_sign_among_units_changed_in_both() -> None:
+    # signs: a = (+, 0, -, +), b = (+, +, +, 0): changed in one: features 1 and 3; in both: 0 and 2; opposite: 2
+    differences = torch.tensor([[2.0, 0.0, -1.0, 3.0], [0.5, 4.0, 3.0, 0.0]])
+    result = sign_consistency(differences)
+    assert result.changed_in_one[0, 1] == pytest.approx(2 / 4)
+    assert result.changed_in_both[0, 1] == pytest.approx(2 / 4)
+    assert result.opposite_in_both[0, 1] == pytest.approx(1 / 4)
+    assert result.pair_distances[0, 1] == pytest.approx(3 / 4)
+    expected_cosine = float(differences[0] @ differences[1] / (differences[0].norm() * differences[1].norm()))
+    assert result.cosine[0, 1] == pytest.approx(expected_cosine)
+    random = sign_consistency(torch.randn(6, 50, generator=torch.Generator().manual_seed(1)).relu())
+    assert torch.allclose(random.pair_distances, random.changed_in_one + random.opposite_in_both)
+
+
+def test_random_boxes_stay_off_the_boxes_to_avoid() -> None:
+    boxes = torch.tensor([[0, 0, 6, 6], [0, 0, 4, 8]])
+    parts = [torch.tensor([[20, 20, 30, 30], [0, 0, 64, 20]]), torch.tensor([[40, 10, 50, 16], [10, 30, 20, 40]])]
+    for seed in range(30):
+        moved = random_boxes(boxes, 64, np.random.default_rng(seed), avoid=parts)
+        masks = box_masks(moved, 64)
+        for other in parts:
+            assert not bool((masks & box_masks(other, 64)).any())
+    with pytest.raises(ValueError, match="no place"):  # the only room is taken by a part
+        random_boxes(boxes[:1], 64, np.random.default_rng(0), torch.tensor([[0, 0, 8, 8]]), [torch.tensor([[2, 2, 6, 6]])])
+    with pytest.raises(ValueError, match="avoid"):
+        random_boxes(boxes, 64, np.random.default_rng(0), avoid=[parts[0][:1]])
+
+
+def test_jitter_boxes_shift_by_at_most_the_pixels_and_stay_inside() -> None:
+    boxes = torch.tensor([[0, 0, 6, 6], [58, 58, 64, 64], [30, 30, 36, 40]])
+    shifted_any = False
+    for seed in range(40):
+        moved = jitter_boxes(boxes, 64, np.random.default_rng(seed), pixels=2)
+        assert torch.equal(moved[:, 2:] - moved[:, :2], boxes[:, 2:] - boxes[:, :2])
+        assert (moved - boxes).abs().max() <= 2 and moved.min() >= 0 and moved.max() <= 64
+        shifted_any |= not torch.equal(moved, boxes)
+    assert shifted_any
+    assert torch.equal(jitter_boxes(boxes, 64, np.random.default_rng(0), pixels=0), boxes)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="pixels"):
+            jitter_boxes(boxes, 64, np.random.default_rng(0), pixels=bad)
+
+
+def test_measure_keeps_random_boxes_off_the_parts_and_measures_jittered_parts() -> None:
+    model, images = _model(), _images(3)
+    part_boxes = {part: torch.tensor([[k * 10, 5, k * 10 + 8, 13]] * 3) for k, part in enumerate(PARTS)}
+    result = measure(model, images, part_boxes, draws=6, seed=0, jitters=2)
+    parts_mask = torch.stack([box_masks(boxes, 64) for boxes in part_boxes.values()]).any(0)
+    for boxes in result.random_boxes:
+        assert not bool((box_masks(boxes, 64) & parts_mask).any())
+    assert len(result.jittered) == 2 and set(result.jittered[0]) == set(PARTS)
+    both = sign_changes(model, images, part_boxes["nose"], ("pool5", "fc7"))
+    assert both["fc7"].delta == pytest.approx(result.parts["nose"]["fc7"].delta)
+    with pytest.raises(ValueError, match="jitters"):
+        measure(model, images, part_boxes, draws=2, jitters=-1)
+    with pytest.raises(ValueError, match="layers"):
+        sign_changes(model, images, part_boxes["nose"], "fc7")
+
+
+# --------------------------------------------------------------------------- scores, gaps and the C7 verdict
+def _changes(count: int, features: int, seed: int, *, changed: float, common: torch.Tensor | None = None) -> SignChange:
+    """ε of ``count`` images at layer 5: each feature changes with chance ``changed``; its sign is ``common``'s where
+    given (the same direction in every image), else a coin flip."""
+    generator = torch.Generator().manual_seed(seed)
+    which = torch.rand(count, features, generator=generator) < changed
+    signs = common.expand(count, -1) if common is not None else torch.randint(0, 2, (count, features),
+                                                                              generator=generator) * 2 - 1
+    sizes = torch.rand(count, features, generator=generator) + 0.1
+    return sign_consistency((which * signs * sizes).double(), "pool5")
+
+
+def _random_draws(count: int, features: int, changed: float = 0.3, draws: int = 8) -> list[SignChange]:
+    return [_changes(count, features, 100 + seed, changed=changed) for seed in range(draws)]
+
+
+COMMON = torch.randint(0, 2, (1, 300), generator=torch.Generator().manual_seed(7)) * 2 - 1
+
+
+def test_c7_verdict_agrees_when_every_part_changes_the_same_way() -> None:
+    parts = {part: _changes(12, 300, k, changed=0.3, common=COMMON) for k, part in enumerate(PARTS)}
+    verdict = c7_verdict(parts, _random_draws(12, 300), draws=300)
+    assert verdict.outcome == "agree" and verdict.claim == "C7"
+    assert verdict.estimate.low > 0
+    assert all(verdict.details["sign gap % (layer 5)"][part]["low"] > 0 for part in PARTS)
+
+
+def test_c7_verdict_differs_when_parts_change_like_random_boxes() -> None:
+    parts = {part: _changes(12, 300, 50 + k, changed=0.3) for k, part in enumerate(PARTS)}
+    verdict = c7_verdict(parts, _random_draws(12, 300), draws=300)
+    assert verdict.outcome == "differ", verdict.details
+    assert verdict.estimate.low < 0 < verdict.estimate.high
+
+
+def test_c7_verdict_is_partly_when_only_the_sign_among_changed_units_agrees() -> None:
+    # the parts change more units than the random boxes (Δ counts that against them) but in one direction
+    parts = {part: _changes(12, 300, k, changed=0.5, common=COMMON) for k, part in enumerate(PARTS)}
+    verdict = c7_verdict(parts, _random_draws(12, 300, changed=0.2), draws=300)
+    assert verdict.outcome == "partly"
+    assert all(verdict.details["delta gap % (layer 5)"][part]["high"] < 0 for part in PARTS)
+    assert "no part" in verdict.reason and "the right eye, the left eye and the nose" in verdict.reason
+
+
+def test_c7_verdict_is_partly_when_only_the_nose_corresponds() -> None:
+    parts = {"right eye": _changes(12, 300, 60, changed=0.3), "left eye": _changes(12, 300, 61, changed=0.3),
+             "nose": _changes(12, 300, 62, changed=0.3, common=COMMON)}
+    verdict = c7_verdict(parts, _random_draws(12, 300), draws=300)
+    assert verdict.outcome == "partly" and "singles out the nose" in verdict.reason
+
+
+def test_c7_verdict_reports_jitter_and_layer_7() -> None:
+    parts = {part: _changes(12, 300, k, changed=0.3, common=COMMON) for k, part in enumerate(PARTS)}
+    random = _random_draws(12, 300)
+    verdict = c7_verdict(parts, random, jittered=[parts, parts], layer7=(parts, random), draws=200)
+    low, high = verdict.details["delta gap % under jitter (min, max)"]["nose"]
+    assert low == pytest.approx(high) and low > 0
+    assert verdict.details["delta gap % (layer 7)"]["nose"]["low"] > 0
+
+
+def test_c7_verdict_refuses_bad_inputs() -> None:
+    parts = {part: _changes(12, 300, k, changed=0.3) for k, part in enumerate(PARTS)}
+    random = _random_draws(12, 300)
+    with pytest.raises(ValueError, match="nose"):
+        c7_verdict({part: parts[part] for part in PARTS[:2]}, random)
+    with pytest.raises(ValueError, match="at least 2"):
+        c7_verdict(parts, random[:1])
+    fc7 = {part: SignChange(**{**vars(result), "layer": "fc7"}) for part, result in parts.items()}
+    with pytest.raises(ValueError, match="pool5"):
+        c7_verdict(fc7, random)
+
+
+def test_gap_and_score_by_hand_and_their_checks() -> None:
+    part = sign_consistency(torch.tensor([[1.0, -1.0]] * 5 + [[-1.0, 1.0]] * 5).double(), "pool5")
+    random = [sign_consistency(torch.tensor([[1.0, 1.0], [-1.0, -1.0]] * 5).double(), "pool5")] * 2
+    # part: pairs differ in both features between the two halves: 50 of 90 ordered pairs, Δ = 50/90
+    assert score(part, draws=100).value == pytest.approx(50 / 90)
+    assert score(random, draws=100).value == pytest.approx(50 / 90)
+    assert gap(part, random, draws=100).value == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="metric"):
+        gap(part, random, "hamming")
+    small = sign_consistency(torch.randn(MIN_IMAGES_FOR_INTERVAL - 1, 4, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="MIN_IMAGES_FOR_INTERVAL"):
+        score(small)
+
+
+def test_subset_scores_of_all_images_equal_the_full_score() -> None:
+    parts = {part: _changes(12, 100, k, changed=0.3) for k, part in enumerate(PARTS)}
+    random = _random_draws(12, 100, draws=3)
+    whole = subset_scores(parts, random, size=12, count=3)
+    assert whole["nose"] == pytest.approx([parts["nose"].delta] * 3)
+    fives = subset_scores(parts, random, size=5, count=50, seed=1)
+    assert set(fives) == {*PARTS, "random"} and fives["random"].shape == (50,) and fives["nose"].std() > 0
+    for bad in (1, 13):
+        with pytest.raises(ValueError, match="size"):
+            subset_scores(parts, random, size=bad)
+
+
+def test_annotation_and_gap_figures_draw_every_panel() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (7, 64, 64, 3), dtype=np.uint8)
+    part_boxes = {part: torch.tensor([[k * 10, 5, k * 10 + 8, 13]] * 7) for k, part in enumerate(PARTS)}
+    figure = annotation_figure(pixels, part_boxes, torch.tensor([[0, 0, 64, 64]] * 7), [f"dog {k}" for k in range(7)])
+    assert len(figure.axes) == 10 and len(figure.axes[0].patches) == 4 and not figure.axes[9].images
+    with pytest.raises(ValueError, match="label"):
+        annotation_figure(pixels, part_boxes, torch.tensor([[0, 0, 64, 64]] * 7), ["dog"])
+    gaps = {"Δ": {part: (1.0, 0.0, 2.0) for part in PARTS}, "sign": {part: (3.0, 1.0, 5.0) for part in PARTS}}
+    figure = gap_figure(gaps, paper={part: 30.0 for part in PARTS})
+    assert len(figure.axes) == 2
+
+
+def test_correspondence_tables_gaps_and_verdict_of_a_measurement() -> None:
+    model, images = _model(), _images(MIN_IMAGES_FOR_INTERVAL)
+    count = MIN_IMAGES_FOR_INTERVAL
+    part_boxes = {part: torch.tensor([[k * 10, 5, k * 10 + 8, 13]] * count) for k, part in enumerate(PARTS)}
+    result = measure(model, images, part_boxes, draws=3, seed=0, jitters=1)
+    table = result.split_markdown(("pool5", "fc7"))
+    assert table.count("| pool5 |") == 4 and "cosine" in table
+    assert set(result.gaps("pool5")) == {"Δ", "which units change", "sign, changed in both", "cosine of ε (× 100)"}
+    subsets = result.subsets_markdown("fc7", count=20, column=1)
+    assert "0.073 ± 0.014" in subsets  # the paper's random row, layer 7
+    verdict = result.c7_verdict(draws=200)
+    assert verdict.claim == "C7" and verdict.details["images"] == count
+    assert "delta gap % under jitter (min, max)" in verdict.details and "delta gap % (layer 7)" in verdict.details
+    with pytest.raises(ValueError, match="conv1"):
+        result.layer("conv1")

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from zfcore.analysis.occlusion import (box_sensitivity, default_size_and_stride, occlude_boxes, occluder_baseline,
-                                       occlusion_maps, occlusion_maps_many, pixel_attribution)
+from zfcore.analysis.occlusion import (CONFIDENT, FILL_MATERIAL, INSIDE_OVERLAP, SQUARE_MATERIAL, C6Measurements,
+                                       OcclusionMaps, another_images_box, background_boxes, box_masks,
+                                       box_sensitivity, c6_measurements, c6_table, c6_verdict, confident_examples,
+                                       default_size_and_stride, fill_and_classify, fill_drops, occlude_boxes,
+                                       occluder_baseline, occluder_overlap, occlusion_maps, occlusion_maps_many,
+                                       overlap_grades, pixel_attribution, position_matched_difference)
 from zfcore.data.loader import normalize
 from zfcore.models import zfnet
 
@@ -165,3 +169,204 @@ def test_val_boxes_follow_the_cached_order(tmp_path):
     assert [path.name for path in paths] == ["val_1.JPEG", "val_10.JPEG", "val_2.JPEG"]
     assert dataset.val_boxes().tolist() == [[0, 0, 63, 63], [1, 2, 3, 4], [5, 6, 7, 8]]
     assert dataset.val_boxes(classes=1, per_class=1).tolist() == [[0, 0, 63, 63]]
+
+
+# -- C6 over many images: overlap, area-matched fills, the position-matched comparison and the verdict ------------
+
+
+def _grid(count: int, size: int = 16, stride: int = 4, image_size: int = 64) -> OcclusionMaps:
+    """Maps of ``count`` images with only the geometry filled in (the occluder's positions), for overlap tests."""
+    starts = torch.arange(0, image_size - size + 1, stride)
+    zeros = torch.zeros(count, len(starts), len(starts))
+    per_image = torch.zeros(count)
+    return OcclusionMaps("conv5", size, stride, starts, starts.clone(), torch.zeros(count, dtype=torch.long),
+                         per_image.long(), zeros, zeros, zeros.long(), per_image, per_image, per_image.long(),
+                         image_size=image_size)
+
+
+def _random_boxes(count: int, generator: torch.Generator, image_size: int = 64) -> torch.Tensor:
+    """Boxes of 8-40 px sides anywhere in the image, corners inclusive."""
+    sides = torch.randint(8, 41, (count, 2), generator=generator)
+    corners = (torch.rand(count, 2, generator=generator) * (image_size - sides + 1)).long()
+    return torch.cat([corners, corners + sides - 1], 1)
+
+
+def test_occluder_overlap_counts_the_occluders_pixels_in_the_box():
+    maps = _grid(2, size=16, stride=8)
+    boxes = torch.tensor([[10, 20, 29, 45], [0, 0, 63, 63]])
+    overlap = occluder_overlap(maps, boxes)
+    masks = box_masks(boxes, 64)
+    for row, top in enumerate(maps.tops.tolist()):
+        for col, left in enumerate(maps.lefts.tolist()):
+            inside = masks[0, top : top + 16, left : left + 16].double().mean()
+            assert overlap[0, row, col] == inside
+    assert bool((overlap[1] == 1).all())
+    with pytest.raises(ValueError, match="one box per image"):
+        occluder_overlap(maps, boxes[:1])
+
+
+def test_background_boxes_have_the_boxs_size_and_avoid_it():
+    boxes = torch.tensor([[0, 0, 19, 29], [40, 10, 55, 60], [0, 0, 63, 63], [10, 10, 49, 49]])
+    rectangles, overlap = background_boxes(boxes, 64)
+    sizes = lambda b: (b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])  # noqa: E731
+    assert all(torch.equal(a, b) for a, b in zip(sizes(rectangles), sizes(boxes)))
+    masks, background = box_masks(boxes, 64), box_masks(rectangles, 64)
+    shared = (masks & background).flatten(1).sum(1).double() / background.flatten(1).sum(1)
+    torch.testing.assert_close(overlap, shared)
+    assert overlap[:2].tolist() == [0.0, 0.0]  # room beside the box: no overlap
+    assert overlap[2] == 1.0 and 0 < overlap[3] < 1  # the whole image; a 40-px box in a 64-px image
+    assert rectangles[0, 0] >= 20 or rectangles[0, 1] >= 30
+
+
+def test_another_images_box_is_never_the_images_own():
+    boxes = torch.arange(20).view(5, 4).double()
+    control = another_images_box(boxes)
+    assert not bool((control == boxes).all(1).any())
+    assert sorted(map(tuple, control.tolist())) == sorted(map(tuple, boxes.tolist()))
+    with pytest.raises(ValueError, match="at least 2"):
+        another_images_box(boxes[:1])
+
+
+def test_fill_and_classify_fills_the_masked_pixels(model):
+    torch.manual_seed(5)
+    images, labels = torch.randn(3, 3, 64, 64), torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        plain = model(images).softmax(1)
+    probability, predicted = fill_and_classify(model, images, labels)
+    torch.testing.assert_close(probability, plain[[0, 1, 2], [0, 1, 2]])
+    masks = box_masks(torch.tensor([[0, 0, 31, 63]] * 3), 64)
+    probability, _ = fill_and_classify(model, images, labels, ~masks)  # the complement: the right half
+    filled = images.clone()
+    filled[:, :, :, 32:] = 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(probability, model(filled).softmax(1)[[0, 1, 2], [0, 1, 2]])
+    with pytest.raises(ValueError, match=r"masks=\(3, 64, 64\) is not valid; give a bool tensor"):
+        fill_and_classify(model, images, labels, masks.float())
+
+
+def test_confident_examples_keep_correct_and_confident_images_most_confident_first():
+    probability = torch.tensor([0.9, 0.6, 0.95, 0.4, 0.7])
+    predicted, labels = torch.tensor([1, 2, 0, 3, 4]), torch.tensor([1, 2, 5, 3, 4])  # image 2 is wrong
+    assert confident_examples(probability, predicted, labels, 3).tolist() == [0, 4, 1]
+    assert confident_examples(probability, predicted, labels, 5, minimum=0.8).tolist() == [0]
+    assert CONFIDENT == 0.5
+    with pytest.raises(ValueError, match=r"minimum=1\.5 is not valid; give a probability in \[0, 1\]"):
+        confident_examples(probability, predicted, labels, 3, minimum=1.5)
+    with pytest.raises(ValueError, match="give one each per image"):
+        confident_examples(probability, predicted[:2], labels, 3)
+
+
+def _synthetic(count: int, *, square: float, fill: float, noise: float, seed: int = 0,
+               position: float = 0.0, same_control: bool = False) -> C6Measurements:
+    """Relative drops that grow by ``square`` with the occluder's overlap of the box (plus ``position`` times a
+    centre bump), fills whose box arm exceeds the background arm by ``fill``, and Gaussian noise."""
+    generator = torch.Generator().manual_seed(seed)
+    maps = _grid(count)
+    boxes = _random_boxes(count, generator)
+    overlap = occluder_overlap(maps, boxes)
+    centres = maps.centres
+    bump = torch.exp(-((centres - 31.5) ** 2).sum(-1) / (2 * 12.0**2))  # [rows, cols], 1 at the centre
+    relative_drop = (0.05 + square * overlap + position * bump + noise * torch.randn(overlap.shape, generator=generator,
+                                                                                    dtype=torch.float64))
+    control_boxes = boxes if same_control else another_images_box(boxes)
+    _, background_overlap = background_boxes(boxes, 64)
+    background, box = (0.1 + noise * torch.randn(count, generator=generator, dtype=torch.float64) for _ in range(2))
+    return C6Measurements(relative_drop, overlap, occluder_overlap(maps, control_boxes), box + fill, background,
+                          background_overlap, torch.full((count,), 0.2, dtype=torch.float64), measured=count)
+
+
+@pytest.mark.parametrize("square, fill, noise, count, outcome", [
+    (0.4, 0.6, 0.05, 200, "agree"),  # both well beyond their thresholds
+    (0.06, 0.6, 0.05, 200, "partly"),  # the square above 0 but below SQUARE_MATERIAL
+    (-0.05, -0.05, 0.02, 200, "differ"),  # covering the object helps: both intervals below their thresholds
+    (0.0, 0.0, 2.0, 12, "inconclusive"),  # intervals too wide to decide either way
+])
+def test_c6_verdict_follows_the_rule(square, fill, noise, count, outcome):
+    verdict = c6_verdict(_synthetic(count, square=square, fill=fill, noise=noise))
+    assert verdict.outcome == outcome, verdict.reason
+    assert verdict.claim == "C6" and f"{100 * SQUARE_MATERIAL:.0f} %" in verdict.rule
+    assert f"{100 * FILL_MATERIAL:.0f} %" in verdict.rule
+    if outcome == "inconclusive":
+        assert verdict.settle
+
+
+def test_c6_verdict_is_inconclusive_when_the_control_box_shows_the_same_effect():
+    """A control given the image's own box (a broken control) shows the effect too: the control explains it."""
+    verdict = c6_verdict(_synthetic(200, square=0.4, fill=0.6, noise=0.05, same_control=True))
+    assert verdict.outcome == "inconclusive" and "Another image's box" in verdict.reason
+    honest = c6_verdict(_synthetic(200, square=0.4, fill=0.6, noise=0.05))
+    assert honest.control_estimate.low <= 0 <= honest.control_estimate.high  # another image's box: no effect
+
+
+def test_position_matching_removes_a_centre_effect():
+    """Drops that depend only on the occluder's position (the centre matters) and boxes that sit more often
+    in the centre: the per-image inside-minus-outside difference is positive, the position-matched one is not."""
+    measurements = _synthetic(300, square=0.0, fill=0.0, noise=0.02, position=0.3)
+    inside, outside = measurements.overlap >= INSIDE_OVERLAP, measurements.overlap == 0
+    both = inside.flatten(1).any(1) & outside.flatten(1).any(1)
+    drop = measurements.relative_drop.flatten(1)[both]
+    per_image = ((drop * inside.flatten(1)[both]).sum(1) / inside.flatten(1)[both].sum(1)
+                 - (drop * outside.flatten(1)[both]).sum(1) / outside.flatten(1)[both].sum(1))
+    assert per_image.mean() > 0.05  # confounded by position
+    matched = position_matched_difference(measurements.relative_drop, inside, outside)
+    assert matched.low <= 0 <= matched.high and abs(matched.value) < 0.01
+    effect = _synthetic(300, square=0.2, fill=0.0, noise=0.02, position=0.3)
+    found = position_matched_difference(effect.relative_drop, effect.overlap >= INSIDE_OVERLAP, effect.overlap == 0)
+    assert found.low > 0.15  # 0.2 times an overlap of 0.75-1
+
+
+def test_overlap_grades_rise_with_the_overlap():
+    grades = overlap_grades(_synthetic(200, square=0.4, fill=0.0, noise=0.02))
+    assert [grade.label for grade in grades] == ["0 (background)", "(0, 25 %)", "[25 %, 75 %)", "[75 %, 100 %]"]
+    values = [grade.drop.value for grade in grades]
+    assert values == sorted(values) and grades[0].matched is None
+    assert all(grade.matched.low > 0 for grade in grades[1:])
+
+
+def test_c6_measurements_keep_the_correct_images_and_divide_by_their_p(model):
+    torch.manual_seed(6)
+    images = torch.randn(6, 3, 64, 64)
+    with torch.no_grad():
+        predicted = model(images).argmax(1)
+    labels = predicted.clone()
+    labels[[1, 4]] = (predicted[[1, 4]] + 1) % 10  # two misclassified images
+    boxes = torch.tensor([[4, 4, 40, 40], [0, 0, 20, 20], [30, 10, 63, 50], [10, 30, 30, 63], [0, 0, 63, 63],
+                          [20, 20, 43, 43]])
+    maps = occlusion_maps_many(model, images, labels, 16, 8)
+    measurements = c6_measurements(model, images, labels, boxes, maps)
+    kept = [0, 2, 3, 5]
+    assert measurements.images == 4 and measurements.measured == 6
+    expected = 1 - maps.true_probability[kept].double() / maps.unoccluded_probability[kept, None, None].double()
+    torch.testing.assert_close(measurements.relative_drop, expected)
+    box_probability, _ = occlude_boxes(model, images[kept], labels[kept], boxes[kept])
+    torch.testing.assert_close(measurements.box_fill_drop,
+                               1 - box_probability.double() / maps.unoccluded_probability[kept].double())
+    with pytest.raises(ValueError, match="labels are not the labels the maps were measured with"):
+        c6_measurements(model, images, (labels + 1) % 10, boxes, maps)
+
+
+def test_c6_inputs_that_do_not_fit_are_named():
+    good = _synthetic(10, square=0.1, fill=0.1, noise=0.01)
+    with pytest.raises(ValueError, match=r"box_fill_drop has shape \(9,\); expected \(10,\)"):
+        C6Measurements(good.relative_drop, good.overlap, good.control_overlap, good.box_fill_drop[:9],
+                       good.background_fill_drop, good.background_overlap, good.complement_fill_drop, measured=10)
+    with pytest.raises(ValueError, match=r"overlap holds values outside \[0, 1\]"):
+        C6Measurements(good.relative_drop, good.overlap + 1, good.control_overlap, good.box_fill_drop,
+                       good.background_fill_drop, good.background_overlap, good.complement_fill_drop, measured=10)
+    with pytest.raises(ValueError, match=r"measured=5 is not valid; give a whole number >= 10"):
+        C6Measurements(good.relative_drop, good.overlap, good.control_overlap, good.box_fill_drop,
+                       good.background_fill_drop, good.background_overlap, good.complement_fill_drop, measured=5)
+    with pytest.raises(ValueError, match="measurements=dict is not valid; give C6Measurements"):
+        c6_verdict({})
+    with pytest.raises(ValueError, match="give a bool mask of relative_drop's shape"):
+        position_matched_difference(good.relative_drop, good.overlap, good.overlap == 0)
+
+
+def test_c6_table_shows_every_grade_and_fill():
+    measurements = _synthetic(60, square=0.4, fill=0.3, noise=0.02)
+    grades, fills = overlap_grades(measurements), fill_drops(measurements)
+    table = c6_table(grades, fills)
+    assert len(table.splitlines()) == 2 + len(grades) + len(fills)
+    assert grades[-1].drop.format(scale=100, digits=1, unit=" %") in table
+    assert f"| box filled | {fills['box'].n} |" in table
+    assert fills["box"].value > fills["background"].value  # the synthetic fill effect

@@ -232,3 +232,38 @@ def test_explore_shows_the_explorer_and_returns_a_slider_over_the_grid(monkeypat
         widgets.explore(render, [{"a": 1}] * 3, labels=["x", "y"])
     with pytest.raises(ValueError, match="grid is empty"):
         widgets.explore(render, [])
+
+
+def _invariance_data():
+    from zfcore.analysis.invariance import InvarianceSweep, paper_amounts, saturation_fits
+
+    sweeps = []
+    for kind in ("translate", "scale", "rotate"):
+        amounts = paper_amounts(kind)
+        sweeps.append(InvarianceSweep(kind, amounts, torch.zeros(2, dtype=torch.long),
+                                      {"conv1": torch.rand(2, len(amounts)), "fc7": torch.rand(2, len(amounts))},
+                                      torch.rand(2, len(amounts)), torch.zeros(2, len(amounts), dtype=torch.long),
+                                      torch.rand(2), torch.zeros(2, dtype=torch.long)))
+    sizes = sweeps[0].amounts.abs()
+    fits = {"shift | trained": saturation_fits(sizes, sizes.sqrt() * torch.rand(5, 1)),
+            "shift | random weights": saturation_fits(sizes, sizes * torch.rand(5, 1)),
+            "scale | trained": saturation_fits(sweeps[1].amounts - 1, (sweeps[1].amounts - 1) * torch.rand(5, 1))}
+    return sweeps, fits
+
+
+def test_invariance_figures_fit_the_column_and_label_the_strips():
+    sweeps, fits = _invariance_data()
+    strips = [np.zeros((4, 64, 64, 3), dtype=np.uint8)] * 3
+    amounts = [[-17, -8, 8, 17], [1.0, 1.3, 1.55, 1.8], [0, 45, 90, 180]]
+    draws = [lambda: plots.invariance_figure(sweeps, strips, ["a", "b"], strip_amounts=amounts),
+             lambda: plots.saturation_figure(fits, {"shift": "|shift| / 17 px", "scale": "(factor − 1) / 0.8"}),
+             lambda: plots.scale_control_figure(sweeps[1].amounts, {"zoom": torch.rand(4, 9), "blur": torch.rand(3, 9)})]
+    with plt.rc_context():
+        style.use_book_style()
+        labelled = plots.invariance_figure(sweeps, strips, ["a", "b"], strip_amounts=amounts)
+        texts = [text.get_text() for text in labelled.axes[0].texts + labelled.axes[4].texts + labelled.axes[8].texts]
+        plt.close(labelled)
+        assert texts == ["-17 px", "-8 px", "+8 px", "+17 px", "×1", "×1.3", "×1.55", "×1.8", "0°", "45°", "90°", "180°"]
+        for draw in draws:
+            width, text = _shown_text_px(draw())
+            assert width <= style.COLUMN_PX and text >= 9, f"{width} CSS px wide, smallest text {text:.1f} CSS px"

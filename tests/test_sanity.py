@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from zfcore.analysis.sanity import (MEASURES, map_similarity, neuron_vs_switches, randomization_similarity,
-                                    randomization_steps, randomized_copy)
+from zfcore.analysis.sanity import (ATTRIBUTIONS, KEPT_SIMILARITY, MAHENDRAN_MARGIN, MEASURES, NeuronVsSwitches,
+                                    RandomizationSimilarity, adebayo_verdict, attribution, attribution_comparison,
+                                    kept_through, mahendran_verdict, map_similarity, neuron_vs_switches,
+                                    randomization_similarity, randomization_steps, randomized_copy, sign_free)
 from zfcore.deconv import project, project_signal
 from zfcore.models import zfnet
-from zfcore.plots import randomization_curves, randomization_panel
+from zfcore.plots import randomization_curves, randomization_panel, style
+from zfcore.plots.sanity import (SIGN_FREE_ROW, SWITCH_COMPARISONS, attribution_table, signed_distribution,
+                                 similarity_table, switches_table)
 
 matplotlib.use("Agg")
 
@@ -156,6 +161,13 @@ def test_neuron_vs_switches_shapes(model, images):
         for name in ("different_images", "switches_constant", "switches_random", "switches_other_image"):
             assert tuple(getattr(result, name)[measure].shape) == (8, 4)
         assert tuple(result.constant_vs_random[measure].shape) == (8,)
+        for name in ("switches_zero_mean", "zero_mean_other_image"):
+            assert tuple(getattr(result, name)[measure].shape) == (8, 4)
+    torch.testing.assert_close(result.per_image("different_images", "ssim"),
+                               result.different_images["ssim"].nanmean(1))
+    assert tuple(result.per_image("constant_vs_random").shape) == (8,)
+    with pytest.raises(ValueError, match="comparison='units' is not valid"):
+        result.per_image("units")
     summary = result.summary()
     assert set(summary) == set(result.COMPARISONS)
     assert all(-1.0 <= mean <= 1.0 for row in summary.values() for mean, _, _ in row.values())
@@ -202,3 +214,188 @@ def test_plots(cascading):
     assert len(panel.axes) == len(cascading.methods) * (1 + len(cascading.steps))
     with pytest.raises(ValueError, match="index=2 is not valid"):
         randomization_panel(cascading, np.zeros((64, 64, 3), dtype=np.uint8), index=2)
+
+
+STEPS = ("original", "fc8", "fc7", "fc6", "conv5")
+
+
+def synthetic_randomization(means: dict[str, float], *, spread: float = 0.01, count: int = 40,
+                            order: str = "cascading") -> RandomizationSimilarity:
+    """A result whose maps keep ``means[method]`` (± ``spread``, per image) after every step; baseline 0.2."""
+    generator = torch.Generator().manual_seed(5)
+    similarity = {}
+    for method, mean in means.items():
+        values = mean + spread * torch.randn(count, len(STEPS), generator=generator, dtype=torch.float64)
+        values[:, 0] = 1.0
+        similarity[method] = {measure: values.clone() for measure in MEASURES}
+    baseline = {method: {measure: torch.full((count,), 0.2, dtype=torch.float64) for measure in MEASURES}
+                for method in means}
+    randomized = ((),) + tuple(STEPS[1 : k + 1] for k in range(1, len(STEPS)))
+    return RandomizationSimilarity(order, STEPS, randomized, tuple(means), torch.arange(count), similarity, baseline,
+                                   {})
+
+
+def synthetic_switches(own: float, unit: float, other: float, *, mode: str = "deconvnet", layer: str = "conv5",
+                       count: int = 40, units: int = 4) -> NeuronVsSwitches:
+    """A result in which a unit's projection is ``own``-like its image's switches-only maps, ``unit``-like itself on
+    another image and ``other``-like another image's switches-only maps (± 0.02 per pair)."""
+    generator = torch.Generator().manual_seed(6)
+
+    def filled(mean: float) -> dict[str, torch.Tensor]:
+        values = mean + 0.02 * torch.randn(count, units, generator=generator, dtype=torch.float64)
+        return {measure: values.clone() for measure in MEASURES}
+
+    return NeuronVsSwitches(layer, mode, torch.arange(units), torch.arange(count).roll(1),
+                            different_channels=filled(0.5), different_images=filled(unit),
+                            switches_constant=filled(own),
+                            switches_random=filled(own), switches_other_image=filled(other),
+                            constant_vs_random={measure: torch.ones(count, dtype=torch.float64)
+                                                for measure in MEASURES},
+                            switches_zero_mean=filled(own), zero_mean_other_image=filled(other))
+
+
+def test_sign_free_counts_a_map_kept_up_to_its_sign():
+    kept = torch.tensor([0.8, -0.8] * 20, dtype=torch.float64)
+    lost = torch.tensor([0.02, -0.02] * 20, dtype=torch.float64)
+    baseline = torch.tensor([0.01, -0.01] * 20, dtype=torch.float64)
+    flipped, gone = sign_free(kept, baseline), sign_free(lost, baseline)
+    assert abs(flipped.mean) < 1e-12 and abs(gone.mean) < 1e-12  # the signed mean cannot tell them apart
+    assert flipped.mean_abs.low > 0.7 and flipped.share_above == 1.0 and flipped.baseline_abs.excludes(0.8)
+    assert gone.mean_abs.high < 0.1 and gone.share_above == 0.0
+    assert flipped.quartiles[0] < 0 < flipped.quartiles[2]
+    with_nan = sign_free(torch.cat([kept, torch.tensor([float("nan")], dtype=torch.float64)]))
+    assert with_nan.mean_abs.n == 40 and with_nan.baseline_abs is None
+    assert "100 % > 0.3" in flipped.format()
+    with pytest.raises(ValueError, match=r"threshold=1\.5 is not valid; give a finite number in \(0, 1\)"):
+        sign_free(kept, threshold=1.5)
+    with pytest.raises(ValueError, match="values has 1 values that are not NaN; need at least 2"):
+        sign_free(torch.tensor([0.5, float("nan")]))
+
+
+def test_kept_through_stops_at_the_first_step_below_the_threshold():
+    result = synthetic_randomization({"guided": 0.95, "backprop": 0.5})
+    assert kept_through(result, "guided") == "conv5"
+    assert kept_through(result, "backprop") == "original"
+    result.similarity["guided"]["spearman_abs"][:, 3] = 0.5  # fc6 drops: conv5's 0.95 after it does not count
+    assert kept_through(result, "guided") == "fc7"
+    assert kept_through(result, "guided", threshold=0.4) == "conv5"
+    with pytest.raises(ValueError, match="method='deconvnet' is not valid"):
+        kept_through(result, "deconvnet")
+    with pytest.raises(ValueError, match="threshold=0 is not valid"):
+        kept_through(result, "guided", threshold=0)
+
+
+@pytest.mark.parametrize("guided, gradient, outcome", [
+    (0.97, 0.50, "agree"),       # Adebayo et al.: guided survives, the gradient changes
+    (0.97, 0.96, "partly"),      # both survive: the gradient fails too
+    (0.50, 0.50, "partly"),      # both change: guided passes too
+    (0.50, 0.97, "differ"),
+    (KEPT_SIMILARITY, 0.50, "inconclusive"),  # guided's interval straddles the threshold
+])
+def test_adebayo_verdict_follows_its_rule(guided, gradient, outcome):
+    verdict = adebayo_verdict(synthetic_randomization({"deconvnet": 0.7, "backprop": gradient, "guided": guided}))
+    assert verdict.claim == "Adebayo" and verdict.outcome == outcome
+    assert abs(verdict.estimate.value - guided) < 0.01 and abs(verdict.control_estimate.value - gradient) < 0.01
+    assert "KEPT_SIMILARITY = 0.9" in verdict.rule and "pending" in verdict.details["data_randomisation"]
+    assert "did not test" in verdict.reason and verdict.details["methods"]["deconvnet"]["fate"] == "passes"
+    assert bool(verdict.settle) == (outcome == "inconclusive")
+
+
+def test_adebayo_verdict_refuses_what_it_cannot_score():
+    with pytest.raises(ValueError, match="give a cascading randomization_similarity result"):
+        adebayo_verdict(synthetic_randomization({"backprop": 0.5, "guided": 0.9}, order="independent"))
+    with pytest.raises(ValueError, match="adebayo_verdict needs 'guided' and 'backprop'"):
+        adebayo_verdict(synthetic_randomization({"deconvnet": 0.5, "guided": 0.9}))
+    with pytest.raises(ValueError, match="step='original' is not valid; valid steps"):
+        adebayo_verdict(synthetic_randomization({"backprop": 0.5, "guided": 0.9}), step="original")
+
+
+@pytest.mark.parametrize("own, unit, other, outcome", [
+    (0.50, 0.20, 0.20, "agree"),         # the image's way down shares much more than the unit does
+    (0.25, 0.20, 0.20, "partly"),        # more, but by less than the margin
+    (0.20, 0.50, 0.20, "differ"),        # the unit decides
+    (0.50, 0.20, 0.50, "inconclusive"),  # another image's way down does as well: not this image's switches
+    (0.20, 0.20, 0.20, "inconclusive"),  # no difference
+])
+def test_mahendran_verdict_follows_its_rule(own, unit, other, outcome):
+    calibration = [synthetic_switches(0.4, 0.2, 0.2, mode="backprop"), synthetic_switches(0.2, 0.2, 0.2, mode="guided")]
+    verdict = mahendran_verdict(synthetic_switches(own, unit, other), calibration)
+    assert verdict.claim == "Mahendran" and verdict.outcome == outcome
+    assert abs(verdict.estimate.value - (own - unit)) < 0.02
+    assert abs(verdict.control_estimate.value - (other - unit)) < 0.02
+    assert f"MAHENDRAN_MARGIN = {MAHENDRAN_MARGIN:g}" in verdict.rule
+    assert set(verdict.details["modes"]) == {"deconvnet", "backprop", "guided"}
+    assert "above the margin also for backprop" in verdict.reason
+
+
+def test_mahendran_verdict_refuses_what_it_cannot_score():
+    with pytest.raises(ValueError, match="deconvnet='guided' is not valid; give a neuron_vs_switches result"):
+        mahendran_verdict(synthetic_switches(0.5, 0.2, 0.2, mode="guided"))
+    with pytest.raises(ValueError, match=r"calibration layers \['fc6'\] are not valid"):
+        mahendran_verdict(synthetic_switches(0.5, 0.2, 0.2), [synthetic_switches(0.5, 0.2, 0.2, layer="fc6")])
+    with pytest.raises(ValueError, match="margin=0 is not valid"):
+        mahendran_verdict(synthetic_switches(0.5, 0.2, 0.2), margin=0)
+    silent = synthetic_switches(0.5, 0.2, 0.2, count=3)
+    for values in silent.switches_zero_mean.values():
+        values[:2] = float("nan")  # two images whose units never fired
+    with pytest.raises(ValueError, match="1 images of the deconvnet result have every comparison; need 2"):
+        mahendran_verdict(silent)
+
+
+def test_attributions_match_captum(model, images):
+    captum = pytest.importorskip("captum.attr")
+    classes = torch.tensor(LABELS)
+    cam = captum.LayerGradCam(model, model.activation_module("conv5")).attribute(images, target=classes)
+    cam = captum.LayerAttribution.interpolate(cam, (64, 64), "bilinear").expand(-1, 3, -1, -1).detach()
+    torch.testing.assert_close(attribution(model, images, classes, "grad_cam"), cam)
+    integrated = captum.IntegratedGradients(model).attribute(images, target=classes, n_steps=8, method="riemann_middle")
+    torch.testing.assert_close(attribution(model, images, classes, "integrated_gradients", steps=8), integrated,
+                               atol=1e-6, rtol=1e-4)
+    top = F.one_hot(classes, 10).float()
+    torch.testing.assert_close(attribution(model, images, classes, "backprop"),
+                               project_signal(model, images, "fc8", top, "backprop"))
+
+
+def test_attribution_comparison(images):
+    torch.manual_seed(0)
+    network = zfnet(10, 64, widths=(12, 32, 48, 48, 32), fc=64, init="he").train()
+    before = {name: value.clone() for name, value in network.state_dict().items()}
+    result = attribution_comparison(network, images[:4], [0, 1, 2, 3], steps=64)
+    assert network.training and all(torch.equal(v, before[k]) for k, v in network.state_dict().items())
+    assert result.methods == ATTRIBUTIONS and bool((result.runner_up != result.labels).all())
+    for method in ATTRIBUTIONS:
+        for name in ("other_class", "randomised", "baseline"):
+            assert tuple(getattr(result, name)[method]["spearman_abs"].shape) == (4,)
+    torch.testing.assert_close(result.randomised["deconvnet"]["spearman_abs"],  # the classifier re-initialised
+                               map_similarity(attribution(network, images[:4], [0, 1, 2, 3], "deconvnet"),
+                                              attribution(randomized_copy(network, ("fc8", "fc7", "fc6")), images[:4],
+                                                          [0, 1, 2, 3], "deconvnet"))["spearman_abs"])
+    assert float(result.completeness.max()) < 0.05  # integrated gradients add up to the logit's change
+    assert attribution_comparison(network, images[:2], [0, 1], methods=("guided",)).completeness is None
+    with pytest.raises(ValueError, match="methods=\\('gradcam',\\) is not valid"):
+        attribution_comparison(network, images[:2], [0, 1], methods=("gradcam",))
+    with pytest.raises(ValueError, match="method='lrp' is not valid; valid methods"):
+        attribution(network, images[:2], [0, 1], "lrp")
+    with pytest.raises(ValueError, match="steps=0 is not valid"):
+        attribution(network, images[:2], [0, 1], "integrated_gradients", steps=0)
+
+
+def test_chapter_tables_and_signed_distribution(cascading, model, images):
+    table = similarity_table(cascading, {"fc8": "fc8", "conv1": "all"})
+    assert table.count(SIGN_FREE_ROW) == len(cascading.methods) and "% > 0.3" in table
+    with pytest.raises(ValueError, match=r"steps \['conv9'\] are not valid"):
+        similarity_table(cascading, {"conv9": "x"})
+    with plt.rc_context():
+        style.use_book_style()
+        figure = signed_distribution(cascading, "backprop")
+        assert len(figure.axes) == 2
+        png, metadata = style.book_png(figure)
+    shown = min(metadata["width"], style.COLUMN_PX)
+    assert metadata["width"] <= style.COLUMN_PX  # fits the column, with text of at least 9 CSS px
+    assert style.png_text_px(png) * shown / int.from_bytes(png[16:20], "big") >= 9
+    with pytest.raises(ValueError, match="method='lrp' is not valid"):
+        signed_distribution(cascading, "lrp")
+    switches = switches_table({"conv5": neuron_vs_switches(model, images, "conv5", units=3)})
+    assert all(title in switches for title in SWITCH_COMPARISONS.values())
+    comparison = attribution_comparison(model, images[:3], [0, 1, 2], methods=("backprop", "grad_cam"), steps=4)
+    assert attribution_table(comparison).count("\n") == 3

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from zfcore.stats import (Estimate, bootstrap, format_mean_std, mean_std, paired_difference, seed_band,
+from zfcore.stats import (Estimate, bootstrap, format_mean_std, independent_difference, mean_std, paired_difference,
+                          seed_band,
                           t_interval)
 
 pytestmark = pytest.mark.static  # needs no dataset
@@ -86,3 +87,14 @@ def test_estimate_formats_and_tests_a_value() -> None:
     assert estimate.format(scale=100, digits=2, unit=" %") == "4.12 % [3.98 %, 4.26 %]"
     assert str(estimate) == "0.041 [0.040, 0.043] (n = 10000, 95 % bootstrap percentile interval)"
     assert estimate.excludes(0.0) and not estimate.excludes(0.04)
+
+
+def test_an_independent_difference_is_the_gap_of_the_means_and_its_interval_covers_the_truth() -> None:
+    rng = np.random.default_rng(3)
+    first, second = rng.normal(1.0, 1.0, 400), rng.normal(0.5, 1.0, 300)
+    estimate = independent_difference(first, second)
+    assert estimate.value == pytest.approx(first.mean() - second.mean())
+    assert estimate.low < 0.5 < estimate.high and estimate.n == 700 and "two samples" in estimate.method
+    assert not independent_difference(first, first).excludes(0.0)
+    with pytest.raises(ValueError, match="second has 1 values; give at least 2"):
+        independent_difference(first, [1.0])

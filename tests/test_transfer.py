@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 import zfcore.analysis.transfer as transfer
-from zfcore.analysis.probes import (DEFAULT_WEIGHT_DECAY, SplitScores, deeper_is_better, fit_linear, frozen_transfer,
-                                    layer_probes, select_weight_decay)
-from zfcore.analysis.transfer import (FEATURE_LAYERS, NetworkRecipe, dataset_pixels, learning_curve, network_transfer,
-                                      pooled_features)
+from zfcore.analysis.probes import (DEFAULT_WEIGHT_DECAY, SplitScores, c10_verdict, deeper_is_better, fit_linear,
+                                    frozen_transfer, layer_by_cross_validation, layer_probes, paired_split_difference,
+                                    select_weight_decay)
+from zfcore.analysis.transfer import (FEATURE_LAYERS, NetworkRecipe, c9_verdict, dataset_pixels, learning_curve,
+                                      network_transfer, pooled_features)
 from zfcore.data.caltech import Caltech256, caltech_splits, mean_per_class_accuracy
 from zfcore.data.loader import normalize
 from zfcore.models import zfnet
@@ -261,3 +262,145 @@ def test_plots_draw_every_curve_and_the_paper_points():
     np.testing.assert_allclose(np.asarray(axis.containers[1].lines[0].get_xdata(), float), [0, 2])  # fc6 is not among our layers
     import matplotlib.pyplot as plt
     plt.close("all")
+
+
+# -- the layer chosen by cross-validation -----------------------------------------------------------
+
+
+def test_the_layer_is_chosen_by_cross_validation_on_the_training_images_only():
+    good, labels = _clusters(12, spread=1.0)
+    noise = torch.randn(len(labels), 12, generator=torch.Generator().manual_seed(5))
+    splits = caltech_splits(labels, 6, seeds=[0, 1])
+    chosen = layer_by_cross_validation({"noise": noise, "good": good, "noise again": noise.clone()}, labels, splits,
+                                       grid=(1e-2, 1.0), progress=False)
+    assert chosen.layers == ["good", "good"] and chosen.mean > 0.9
+    assert chosen.as_dict()["layers"] == ["good", "good"]
+    alone = frozen_transfer(good, labels, splits, grid=(1e-2, 1.0), progress=False)
+    assert chosen.accuracies == alone.accuracies and chosen.weight_decays == alone.weight_decays
+    test = np.setdiff1d(np.arange(len(labels)), np.concatenate([split.train for split in splits]))
+    scrambled = good.clone()
+    scrambled[test] = torch.randn(len(test), 12, generator=torch.Generator().manual_seed(6)) * 50
+    again = layer_by_cross_validation({"noise": noise, "good": scrambled}, labels, splits, grid=(1e-2, 1.0),
+                                      progress=False)
+    assert again.layers == chosen.layers and again.mean < chosen.mean - 0.2  # test images scored, never chosen on
+    assert "layers" not in alone.as_dict()
+    with pytest.raises(ValueError, match="give at least one layer"):
+        layer_by_cross_validation({}, labels, splits)
+    with pytest.raises(ValueError, match="one label per feature row"):
+        layer_by_cross_validation({"good": good[:10]}, labels, splits)
+
+
+# -- the C9 and C10 verdicts -------------------------------------------------------------------------
+
+
+def _row(size, accuracies, seeds=None, decays=None):
+    """A result row as SplitScores.as_dict writes it (accuracies in percent)."""
+    seeds = list(range(len(accuracies))) if seeds is None else seeds
+    return SplitScores("x", size, seeds, [a / 100 for a in accuracies], decays or [0.01] * len(seeds), 1.0).as_dict()
+
+
+def test_paired_split_differences_pair_by_seed():
+    first, second = _row(30, [50, 60, 70]), _row(30, [48.2, 57.9, 68.1])
+    difference = paired_split_difference(first, second)
+    assert difference.value == pytest.approx(0.058 / 3) and difference.n == 3 and difference.method == "t"
+    reordered = _row(30, [68.1, 48.2, 57.9], seeds=[2, 0, 1])
+    assert paired_split_difference(first, reordered).value == pytest.approx(difference.value)
+    assert difference.low > 0  # the splits' shared spread (50-70 %) cancels
+    with pytest.raises(ValueError, match="train_per_class=30 and 15"):
+        paired_split_difference(first, _row(15, [1, 2, 3]))
+    with pytest.raises(ValueError, match="share 1 split"):
+        paired_split_difference(first, _row(30, [1, 2], seeds=[2, 7]))
+
+
+def _probes(means, jitter=(0.0, 0.4, -0.3, 0.2, -0.1), grid=(1e-4, 1e-3, 1e-2, 1e-1), decays=None):
+    """A probes result: layer -> mean accuracy (%), the same split pattern added to every layer."""
+    return {"config": {"weight_decay_grid": list(grid)},
+            "probes": {"softmax": {layer: _row(30, [mean + j for j in jitter],
+                                               decays=(decays or {}).get(layer)) for layer, mean in means.items()}}}
+
+
+RISING = {"conv1": 40, "conv3": 55, "conv5": 60, "fc7": 62}
+FALLING = {"conv1": 40, "conv3": 60, "conv5": 56, "fc7": 45}
+
+
+def test_c10_agrees_when_the_top_layer_is_best_and_differs_when_it_falls_in_both_networks():
+    assert c10_verdict(_probes(RISING)).outcome == "agree"
+    within = c10_verdict(_probes({**RISING, "fc7": 59.6}))  # 0.4 points below conv5: within C10_TOLERANCE
+    assert within.outcome == "agree" and within.estimate.value == pytest.approx(-0.004)
+    falling = c10_verdict(_probes(FALLING), _probes(FALLING))
+    assert falling.outcome == "differ" and falling.estimate.value == pytest.approx(-0.15)
+    assert falling.control_estimate.value == pytest.approx(-0.15)
+    assert falling.details["reference"]["best_lower"] == "conv3" and falling.details["reference"]["state"] == "fails"
+
+
+def test_c10_the_control_decides_whether_label_smoothing_explains_a_fall():
+    assert c10_verdict(_probes(FALLING), _probes(RISING)).outcome == "partly"
+    missing = c10_verdict(_probes(FALLING))
+    assert missing.outcome == "inconclusive" and "label-smoothing-0" in missing.settle
+    noisy = _probes({**RISING, "fc7": 59.0}, jitter=(0.0, 3.0, -3.0, 2.5, -2.0))
+    noisy["probes"]["softmax"]["fc7"] = _row(30, [59 + j for j in (2.5, -3.0, 3.0, -2.0, 0.0)])  # unpaired noise
+    assert c10_verdict(_probes(FALLING), noisy).outcome == "inconclusive"
+    edge = c10_verdict(_probes(FALLING, decays={"fc7": [1e-4, 1e-2, 1e-2, 1e-2, 1e-2]}), _probes(FALLING))
+    assert edge.outcome == "inconclusive" and "grid" in edge.settle
+    assert edge.details["reference"]["grid_edges"] == ["fc7"]
+
+
+def test_c10_refuses_bad_probes():
+    with pytest.raises(ValueError, match="loss='svm' is not valid"):
+        c10_verdict(_probes(RISING), loss="svm")
+    with pytest.raises(ValueError, match="two or more layers"):
+        c10_verdict(_probes({"fc7": 50}))
+    with pytest.raises(ValueError, match="probe both networks alike"):
+        c10_verdict(_probes(FALLING), _probes({"conv1": 40, "fc7": 50}))
+
+
+def _transfer(frozen, scratch, *, steps=3000):
+    """A transfer result: size -> per-split accuracies (%) of the frozen fc7 softmax and of the from-scratch network."""
+    return {"config": {"scratch_recipe": {"steps": steps}},
+            "frozen": [_row(n, accuracies) for n, accuracies in frozen.items()],
+            "scratch": [_row(n, accuracies) for n, accuracies in scratch.items()]}
+
+
+SCRATCH = {15: [30.0, 31.0, 29.5, 30.5, 30.2], 30: [40.0, 41.0, 39.5, 40.5, 40.2]}
+
+
+def _shifted(rows, by, jitter=(0.0, 0.4, -0.3, 0.2, -0.1)):
+    """``rows`` raised by ``by`` points, plus a little per-split noise."""
+    return {n: [a + by + j for a, j in zip(accuracies, jitter)] for n, accuracies in rows.items()}
+
+
+def _shorter(change):
+    """A shorter from-scratch recipe (half the steps, first split) that was ``change`` points below the long one."""
+    return {1500: _transfer({}, {n: [accuracies[0] - change] for n, accuracies in SCRATCH.items()}, steps=1500)}
+
+
+def test_c9_agrees_only_with_a_wide_margin_over_a_converged_baseline():
+    wide = _transfer(_shifted(SCRATCH, 20), SCRATCH)
+    verdict = c9_verdict(wide, shorter_scratch=_shorter(0.5))
+    assert verdict.outcome == "agree" and verdict.estimate.value == pytest.approx(0.2004)
+    assert verdict.control_estimate.value == pytest.approx(np.mean(SCRATCH[30]) / 100)
+    unconverged = c9_verdict(wide, shorter_scratch=_shorter(5.0))
+    assert unconverged.outcome == "inconclusive" and "doubling" in unconverged.settle
+    assert c9_verdict(wide).outcome == "inconclusive"  # nothing shows the baseline converged
+    narrow = c9_verdict(_transfer(_shifted(SCRATCH, 4), SCRATCH), shorter_scratch=_shorter(0.5))
+    assert narrow.outcome == "partly"
+
+
+def test_c9_the_layer_chosen_by_cross_validation_can_rescue_or_sink_the_claim():
+    level = _transfer(_shifted(SCRATCH, 0.1), SCRATCH)  # frozen fc7 no better than from scratch
+    cv_wide = [_row(n, accuracies) for n, accuracies in _shifted(SCRATCH, 15).items()]
+    cv_narrow = [_row(n, accuracies) for n, accuracies in _shifted(SCRATCH, 3).items()]
+    assert c9_verdict(level, shorter_scratch=_shorter(0.5), cv_layer=cv_wide).outcome == "partly"
+    assert c9_verdict(level, shorter_scratch=_shorter(5.0), cv_layer=cv_wide).outcome == "inconclusive"
+    sunk = c9_verdict(level, shorter_scratch=_shorter(5.0), cv_layer=cv_narrow)
+    assert sunk.outcome == "differ"  # a longer-trained baseline would only narrow the margins
+    assert sunk.details["cv_layer_minus_scratch"]["30"]["points"] == pytest.approx(3.04)
+    missing = c9_verdict(level, shorter_scratch=_shorter(0.5))
+    assert missing.outcome == "inconclusive" and "chosen by CV" in missing.settle
+
+
+def test_c9_is_pending_without_from_scratch_rows_on_the_same_splits():
+    assert c9_verdict(_transfer({30: [40.0, 41.0]}, {})).outcome == "pending"
+    other_splits = _transfer({30: [40.0, 41.0]}, {})
+    other_splits["scratch"] = [_row(30, [40.0, 41.0], seeds=[5, 6])]
+    assert c9_verdict(other_splits).outcome == "pending"

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
-__all__ = ["BOOTSTRAP_METHODS", "Estimate", "SeedBand", "bootstrap", "format_mean_std", "mean_std",
-           "paired_difference", "seed_band", "t_interval"]
+__all__ = ["BOOTSTRAP_METHODS", "Estimate", "SeedBand", "bootstrap", "format_mean_std", "independent_difference",
+           "mean_std", "paired_difference", "seed_band", "t_interval"]
 
 BOOTSTRAP_METHODS = ("percentile", "bca")
 Values = Sequence[float] | np.ndarray | torch.Tensor
@@ -168,6 +168,31 @@ def paired_difference(first: Values, second: Values, *, draws: int = 2000, confi
     if len(a) != len(b):
         raise ValueError(f"first has {len(a)} values and second {len(b)}; paired arms need one value each per unit")
     return bootstrap(a - b, draws=draws, confidence=confidence, method=method, seed=seed)
+
+
+def independent_difference(first: Values, second: Values, *, draws: int = 2000, confidence: float = 0.95,
+                           seed: int = 0) -> Estimate:
+    """``mean(first) - mean(second)`` of two independent samples, each resampled on its own (percentile interval).
+
+    Use it where the two arms share no units (the 96 conv1 filters of two networks); where they do, use
+    :func:`paired_difference`.
+
+    Args:
+        first, second: one number per unit each (at least 2 each, finite).
+        draws, confidence, seed: as :func:`bootstrap`.
+
+    Raises:
+        ValueError: fewer than 2 values in an arm, NaN or infinite values, or an option out of range.
+    """
+    _check_options(draws, confidence, "percentile", seed)
+    a, b = (torch.from_numpy(_as_array(name, values, 2)) for name, values in (("first", first), ("second", second)))
+    generator = torch.Generator().manual_seed(seed)
+    resampled = (a[torch.randint(0, len(a), (draws, len(a)), generator=generator)].mean(1)
+                 - b[torch.randint(0, len(b), (draws, len(b)), generator=generator)].mean(1))
+    alpha = (1 - confidence) / 2
+    low, high = (float(resampled.quantile(q)) for q in (alpha, 1 - alpha))
+    return Estimate(float(a.mean() - b.mean()), low, high, len(a) + len(b), "bootstrap percentile (two samples)",
+                    confidence)
 
 
 def t_interval(values: Values, *, confidence: float = 0.95) -> Estimate:

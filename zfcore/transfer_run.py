@@ -21,16 +21,17 @@ import numpy as np
 import torch
 
 from zfcore.analysis.journal import Journal
-from zfcore.analysis.probes import LOSSES, measure_probes
+from zfcore.analysis.probes import LOSSES, layer_by_cross_validation, measure_probes
 from zfcore.analysis.transfer import FEATURE_LAYERS, NetworkRecipe, dataset_pixels, measure_transfer, pooled_features
-from zfcore.data.caltech import Caltech101
+from zfcore.checkpoints import code_version
+from zfcore.data.caltech import Caltech101, caltech_splits
 from zfcore.devices import model_device
 from zfcore.store import write_json_atomic
 from zfcore.weights import Reference
 
-__all__ = ["RESULT_FILES", "WHAT", "TransferPlan", "caltech101_pixels", "run_transfer", "write_results"]
+__all__ = ["RESULT_FILES", "WHAT", "TransferPlan", "caltech101_pixels", "run_cv_layer", "run_transfer", "write_results"]
 
-RESULT_FILES = {"transfer": "transfer.json", "probes": "probes.json"}
+RESULT_FILES = {"transfer": "transfer.json", "probes": "probes.json", "cv_layer": "transfer-cv-layer.json"}
 """What each part of a run is written to."""
 WHAT = ("transfer", "probes", "all")
 FEATURES = "zfcore.analysis.transfer.pooled_features(grid=2): conv maps max-pooled to 2 x 2, fc6/fc7 ReLU outputs"
@@ -146,6 +147,37 @@ def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *
                                 losses=plan.probe_losses)
         results["probes"] = {**result, **provenance, "features": FEATURES, **_timing(wall, cpu)}
     return results
+
+
+def run_cv_layer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *, dataset: str,
+                 sizes: tuple[int, ...] = (15, 30), splits: int = 5, layers: tuple[str, ...] = FEATURE_LAYERS) -> dict[str, Any]:
+    """Frozen transfer from the layer chosen by cross-validation on each split's training images
+    (:func:`~zfcore.analysis.probes.layer_by_cross_validation`, softmax, the probes' weight-decay grid), at each size
+    of ``sizes`` on the paper's splits (the same splits as the committed frozen, fine-tuned and from-scratch rows).
+
+    Returns:
+        ``{"cv_layer": {...}}`` for :func:`write_results`: ``config``, ``rows`` (one
+        :meth:`~zfcore.analysis.probes.SplitScores.as_dict` per size, with the layer chosen on each split),
+        ``dataset``, ``network``, ``code_version``, timing.
+
+    Raises:
+        ValueError: ``splits`` is not a positive whole number; as the measurement.
+    """
+    if isinstance(splits, bool) or not isinstance(splits, Integral) or splits < 1:
+        raise ValueError(f"splits={splits!r} is not valid; give a whole number of at least 1")
+    wall, cpu = time.perf_counter(), time.process_time()
+    model, mean_image = reference.model, reference.preprocess.mean_image
+    features = pooled_features(model, pixels, mean_image=mean_image)
+    features = {layer: features[layer] for layer in layers}
+    rows = [layer_by_cross_validation(features, labels, caltech_splits(labels, size, 50, range(splits)),
+                                      method="frozen layers, layer and weight decay chosen by CV").as_dict()
+            for size in sizes]
+    return {"cv_layer": {"config": {"sizes": list(sizes), "splits": splits, "test_per_class": 50, "layers": list(layers),
+                                    "loss": "softmax", "features": FEATURES,
+                                    "choice": "per split: each layer's weight decay by 3-fold CV on the training images "
+                                              "(the probes' grid), then the layer with the best CV accuracy"},
+                         "rows": rows, "dataset": dataset, "network": repr(reference), "code_version": code_version(),
+                         **_timing(wall, cpu)}}
 
 
 def _timing(wall: float, cpu: float) -> dict[str, Any]:

@@ -15,7 +15,7 @@ paper does not have: conv3-conv4 removed and the rest widened back to the same p
   *spread* is max - min of the seeds' val top-1, and a difference is real when it exceeds twice the
   spread in size (``|difference| > 2 x spread``). With fewer than two recorded seeds there is no spread
   and realness is unknown (``None``).
-* :func:`c8_verdict` computes the claim's numbers: the drop of the run that removes layers of both
+* :func:`short_budget_depth` reads the depth cut at this budget (C8 itself is scored at the full budget, :mod:`zfcore.analysis.depth`): the drop of the run that removes layers of both
   sections (middle convs conv3-conv4 and fully connected fc6-fc7) against the largest change of any
   other single modification, and the parameter-matched shallow network against the unmodified one.
 """
@@ -31,8 +31,8 @@ from typing import Any, Mapping
 from zfcore.experiments import Experiment, parameter_count
 from zfcore.models import CONV_LAYERS
 
-__all__ = ["PAPER_TABLE2", "PAPER_TABLE3", "PAPER_ROWS", "SECTIONS", "AblationRow", "AblationTable", "C8Verdict",
-           "Table", "ablation_table", "c8_verdict"]
+__all__ = ["PAPER_TABLE2", "PAPER_TABLE3", "PAPER_ROWS", "SECTIONS", "AblationRow", "AblationTable", "ShortBudgetDepth",
+           "Table", "ablation_table", "short_budget_depth"]
 
 PAPER_TABLE3 = (
     # (network the row modifies, row as printed, train top-1, val top-1, val top-5): error %
@@ -276,7 +276,7 @@ def ablation_table(results: Mapping[str, Any], experiment: Experiment) -> Ablati
 
 
 @dataclass(frozen=True)
-class C8Verdict:
+class ShortBudgetDepth:
     """C8's numbers (differences in val top-1, fractions; ``None`` where a run is missing).
 
     Attributes:
@@ -328,14 +328,14 @@ class C8Verdict:
         return text + (f". Not recorded yet: {', '.join(f'`{run}`' for run in self.missing)}." if self.missing else ".")
 
 
-def c8_verdict(table: AblationTable) -> C8Verdict:
+def short_budget_depth(table: AblationTable) -> ShortBudgetDepth:
     """C8 ("a minimum depth, rather than any individual section, is vital", §6) from ``table``'s rows.
 
     Args:
         table: an :func:`ablation_table`.
 
     Returns:
-        A :class:`C8Verdict`; parts whose runs are not recorded are ``None`` and listed in ``missing``.
+        A :class:`ShortBudgetDepth`; parts whose runs are not recorded are ``None`` and listed in ``missing``.
 
     Raises:
         ValueError: ``table`` is not an :class:`AblationTable`.
@@ -365,7 +365,7 @@ def c8_verdict(table: AblationTable) -> C8Verdict:
         verdict = "agree" if ratio < 0.5 else "partly"
     if table.spread is None:
         missing += tuple(row.run for row in seeds if row.pending)
-    return C8Verdict(None if depth is None else depth.run, depth_value,
+    return ShortBudgetDepth(None if depth is None else depth.run, depth_value,
                      None if largest is None else largest.run, None if largest is None else largest.difference,
                      ratio, None if matched is None else matched.run, None if matched is None else matched.difference,
                      None if matched is None else matched.real, missing, verdict)

@@ -7,7 +7,10 @@ develop after a considerable number of epochs (40-50)". :func:`evolution` recomp
 the conv-weight snapshots the trainer keeps, and measures the claim per layer: how close each
 snapshot's filters are to the final ones (mean correlation of each filter with its final self) and
 how close its projections are (mean correlation of the chosen maps' projections with the final).
-:func:`first_epoch_reaching` turns the filter curves into one number per layer: when it settled.
+:func:`first_epoch_reaching` turns the filter curves into one number per layer: when it settled;
+:func:`settling_epoch` does the same between snapshots (linear interpolation), and :func:`c2_verdict` scores the
+claim: the order of the layers under three thresholds, and the speed of conv1 with a bootstrap interval over
+its filters.
 """
 
 from __future__ import annotations
@@ -27,8 +30,23 @@ from zfcore.data.loader import normalize, pixel_batches
 from zfcore.deconv import project
 from zfcore.devices import model_device
 from zfcore.models import CONV_LAYERS, ZFNet
+from zfcore.profiles import PAPER_EPOCHS
+from zfcore.stats import bootstrap
+from zfcore.verdicts import Verdict
 
-__all__ = ["Evolution", "evolution", "first_epoch_reaching", "load_snapshots"]
+__all__ = ["FEW_EPOCHS", "SETTLED", "THRESHOLDS", "Evolution", "c2_verdict", "conv1_filter_correlation",
+           "convergence_table", "evolution", "first_epoch_reaching", "load_snapshots", "settling_epoch"]
+
+SETTLED = 0.9
+"""The mean correlation of a layer's filters with their final values that counts as "converged"."""
+THRESHOLDS = (0.8, SETTLED, 0.95)
+"""The thresholds under which C2's order must hold (the control: an order that holds at one threshold only is
+an artefact of the threshold)."""
+FEW_EPOCHS = 10
+"""The paper's "within a few epochs", generously: its Fig. 4 snapshot at epoch 10 of 70; as a share of training,
+``FEW_EPOCHS / PAPER_EPOCHS`` (14 %)."""
+BOOTSTRAP_DRAWS = 2000
+"""Bootstrap resamples of conv1's filters for the interval on its settling epoch."""
 
 
 @dataclass
@@ -186,3 +204,165 @@ def first_epoch_reaching(evolution: Evolution, threshold: float = 0.9) -> dict[s
         reached = [epoch for epoch, settled in zip(evolution.epochs, (values >= threshold).tolist()) if settled]
         first[layer] = reached[0] if reached else None
     return first
+
+
+def conv1_filter_correlation(evolution: Evolution) -> torch.Tensor:
+    """``[E, C]``: the correlation of every conv1 filter at each snapshot with the same filter at the last one.
+
+    Read from ``evolution.conv1_filters`` (float16), the only layer whose every filter the Fig. 4 data keep; its
+    mean over filters is ``filter_correlation["conv1"]`` up to float16 rounding.
+    """
+    filters = evolution.conv1_filters.float().flatten(2)  # [E, C, D]
+    return torch.stack([_correlation(snapshot, filters[-1]) for snapshot in filters])
+
+
+def settling_epoch(epochs: Sequence[int], curves: torch.Tensor, threshold: float = SETTLED) -> torch.Tensor:
+    """The epoch at which each curve first reaches ``threshold``, interpolated linearly between snapshots.
+
+    Args:
+        epochs: the ``E`` snapshot epochs, ascending.
+        curves: ``[..., E]`` correlations with the final snapshot, one curve per leading index.
+        threshold: in [-1, 1].
+
+    Returns:
+        ``[...]`` float epochs: the first snapshot's epoch where a curve starts at or above ``threshold`` (nothing
+        is known before it), ``inf`` where a curve never reaches it.
+
+    Raises:
+        ValueError: ``threshold`` outside [-1, 1]; ``curves`` whose last dimension is not ``len(epochs)``;
+            ``epochs`` not strictly ascending.
+    """
+    if not -1.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold={threshold!r} is not valid; a correlation threshold lies in [-1, 1]")
+    times = torch.as_tensor(list(epochs), dtype=torch.float64)
+    if curves.shape[-1] != len(times) or len(times) == 0:
+        raise ValueError(f"curves has shape {tuple(curves.shape)}; its last dimension must be the {len(times)} "
+                         f"snapshot epochs")
+    if (times[1:] <= times[:-1]).any():
+        raise ValueError(f"epochs={list(epochs)} is not valid; give the snapshot epochs in ascending order")
+    reached = curves >= threshold  # at the curves' own precision, so that a stored 0.9 counts as reaching 0.9
+    curves = curves.double()
+    first = reached.double().argmax(-1)  # the first snapshot at or above the threshold (0 if none)
+    before = (first - 1).clamp_min(0)
+    low, high = curves.gather(-1, before[..., None])[..., 0], curves.gather(-1, first[..., None])[..., 0]
+    fraction = ((threshold - low) / (high - low).clamp_min(1e-12)).clamp(0, 1)
+    epoch = times[before] + fraction * (times[first] - times[before])
+    epoch = torch.where(first == 0, times[0], epoch)
+    return torch.where(reached.any(-1), epoch, torch.tensor(float("inf"), dtype=torch.float64))
+
+
+def convergence_table(evolution: Evolution, total_epochs: int) -> str:
+    """Per layer, as a Markdown table: the mean filter correlation with the final filters at each snapshot, the
+    first snapshot epoch reaching each of :data:`THRESHOLDS`, and the settling epoch at :data:`SETTLED` between
+    snapshots (:func:`settling_epoch`) with its share of ``total_epochs``.
+
+    Raises:
+        ValueError: ``total_epochs`` not a whole number at least the last snapshot epoch.
+    """
+    _check_total_epochs(evolution, total_epochs)
+    first = {threshold: first_epoch_reaching(evolution, threshold) for threshold in THRESHOLDS}
+    lines = [f"| layer | filter correlation at epochs {', '.join(map(str, evolution.epochs))} | "
+             + " | ".join(f"first epoch ≥ {threshold}" for threshold in THRESHOLDS)
+             + f" | settles at {SETTLED} (between snapshots) |", "|---" * (len(THRESHOLDS) + 3) + "|"]
+    for layer, curve in evolution.filter_correlation.items():
+        settled = float(settling_epoch(evolution.epochs, curve, SETTLED))
+        values = " ".join(f"{value:.2f}" for value in curve.tolist())
+        lines.append(f"| {layer} | {values} | " + " | ".join(str(first[t][layer]) for t in THRESHOLDS)
+                     + f" | epoch {settled:.1f} ({100 * settled / total_epochs:.0f} % of {total_epochs}) |")
+    return "\n".join(lines)
+
+
+def c2_verdict(evolution: Evolution, total_epochs: int) -> Verdict:
+    """C2 (§4, Fig. 4): do the lower layers converge first, and within a few epochs?
+
+    The rule (stated in the chapter above the numbers; written after the chapter's earlier table had shown the
+    first epochs at 0.9):
+
+    - **order**: at a threshold, the first snapshot epochs at which each layer's mean filter correlation with its
+      final filters reaches it are non-decreasing from conv1 to conv5, with conv5 later than conv1. It must hold
+      at every one of :data:`THRESHOLDS` (the control); at none: ``differ``; at some only: ``inconclusive``.
+    - **speed**: conv1's settling epoch at :data:`SETTLED` (:func:`settling_epoch`, between snapshots), as a share
+      of ``total_epochs``, with a 95 % bootstrap interval over conv1's filters, against the paper's "few epochs",
+      ``FEW_EPOCHS / PAPER_EPOCHS``: the interval below it agrees, above it differs, across it is inconclusive.
+
+    ``agree``: order and speed agree; ``partly``: the order holds and the speed differs; ``differ``: the order
+    fails at every threshold; ``inconclusive`` otherwise.
+
+    Args:
+        evolution: the Fig. 4 data (``filter_correlation`` for conv1 ... conv5, ``conv1_filters``).
+        total_epochs: the run's length in epochs (the last snapshot may come before it).
+
+    Raises:
+        ValueError: ``filter_correlation`` without all of conv1 ... conv5; ``total_epochs`` not a whole number at
+            least the last snapshot epoch; fewer than 2 conv1 filters.
+    """
+    missing = [layer for layer in CONV_LAYERS if layer not in evolution.filter_correlation]
+    if missing:
+        raise ValueError(f"evolution.filter_correlation lacks {missing}; C2 compares all of {CONV_LAYERS}")
+    _check_total_epochs(evolution, total_epochs)
+    first = {threshold: first_epoch_reaching(evolution, threshold) for threshold in THRESHOLDS}
+
+    def ordered(epochs: dict[str, int | None]) -> bool:
+        order = [epochs[layer] if epochs[layer] is not None else float("inf") for layer in CONV_LAYERS]
+        return order == sorted(order) and order[-1] > order[0]
+
+    order_holds = {threshold: ordered(first[threshold]) for threshold in THRESHOLDS}
+    per_filter = conv1_filter_correlation(evolution).T  # [C, E]
+    epochs = evolution.epochs
+
+    def share(indices: torch.Tensor) -> torch.Tensor:
+        """conv1's settling epoch / total_epochs for the mean curve of the filters ``indices`` ([..., n] floats)."""
+        return settling_epoch(epochs, per_filter[indices.long()].mean(-2), SETTLED) / total_epochs
+
+    speed = bootstrap(torch.arange(len(per_filter), dtype=torch.float64), share, draws=BOOTSTRAP_DRAWS, seed=0)
+    few = FEW_EPOCHS / PAPER_EPOCHS
+    speed_agrees = None if speed.low <= few <= speed.high else speed.high < few
+    settled = {layer: float(settling_epoch(epochs, evolution.filter_correlation[layer], SETTLED))
+               for layer in CONV_LAYERS}
+    if not any(order_holds.values()):
+        outcome = "differ"
+    elif all(order_holds.values()) and speed_agrees is not None:
+        outcome = "agree" if speed_agrees else "partly"
+    else:
+        outcome = "inconclusive"
+
+    def sweep(threshold: float) -> str:
+        return "/".join(str(first[threshold][layer]) for layer in CONV_LAYERS)
+
+    reason = (f"first epochs at {', '.join(f'{t}: {sweep(t)}' for t in THRESHOLDS)} (conv1/.../conv5 of "
+              f"{total_epochs}): the order holds at {sum(order_holds.values())} of {len(THRESHOLDS)} thresholds; conv1 "
+              f"settles at {100 * speed.value:.0f} % of training [{100 * speed.low:.0f}, {100 * speed.high:.0f}], "
+              f"against the paper's few epochs ({100 * few:.0f} %); conv5 at "
+              f"{100 * settled['conv5'] / total_epochs:.0f} % (the paper: 40-50 of 70, "
+              f"{100 * 40 / PAPER_EPOCHS:.0f}-{100 * 50 / PAPER_EPOCHS:.0f} %).")
+    settle = ("" if outcome != "inconclusive" else
+              "snapshots every epoch and per-filter correlations of every layer, so that each layer's settling epoch "
+              "has an interval")
+    return Verdict(
+        "C2",
+        measure=(f"conv1's settling epoch as a share of training: when the mean correlation of its filters with their "
+                 f"final values first reaches SETTLED = {SETTLED} (linear between snapshots), the layer the paper says "
+                 f"converges \"within a few epochs\"; the order of all five layers is the rule's other half"),
+        estimate=speed,
+        control=(f"the threshold: the order must hold at each of THRESHOLDS = {THRESHOLDS}, not just at {SETTLED} "
+                 f"(holds at {', '.join(str(t) for t, held in order_holds.items() if held) or 'none'})"),
+        control_estimate=None,
+        rule=(f"order: at every threshold of THRESHOLDS = {THRESHOLDS}, the first snapshot epochs reaching it rise "
+              f"(never fall) from conv1 to conv5 and conv5's is later than conv1's (at none: differ; at some: "
+              f"inconclusive); speed: conv1's settling share's 95 % interval (bootstrap over its filters) below "
+              f"FEW_EPOCHS / PAPER_EPOCHS = {FEW_EPOCHS}/{PAPER_EPOCHS} = {100 * few:.0f} % agrees, above it "
+              f"differs, across it is inconclusive. Agree: order and speed; partly: order, not speed."),
+        outcome=outcome, reason=reason, settle=settle,
+        details={"total_epochs": total_epochs, "epochs": list(epochs), "few_epochs_share": few,
+                 "first_epoch": {str(t): first[t] for t in THRESHOLDS},
+                 "order_holds": {str(t): held for t, held in order_holds.items()},
+                 "settling_epoch": {layer: epoch if np.isfinite(epoch) else None for layer, epoch in settled.items()},
+                 "conv1_filters": len(per_filter)},
+        scale=100, digits=1, unit=" %")
+
+
+def _check_total_epochs(evolution: Evolution, total_epochs: object) -> None:
+    """``ValueError`` unless ``total_epochs`` is a whole number at least the last snapshot epoch."""
+    if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < evolution.epochs[-1]:
+        raise ValueError(f"total_epochs={total_epochs!r} is not valid; give the run's length, a whole number >= the "
+                         f"last snapshot epoch {evolution.epochs[-1]}")

@@ -12,7 +12,10 @@ of the book's ZF-64 and :func:`deeper_is_better` checks that claim split by spli
   the squared hinge is LIBLINEAR's default linear SVM loss, and it is smooth, so the same L-BFGS fits it.
 * **Weight decay** (:func:`select_weight_decay`): chosen per split by stratified cross-validation *on
   that split's training images only*; test images are used once, to score the final classifier
-  (:func:`frozen_transfer`).
+  (:func:`frozen_transfer`). :func:`layer_by_cross_validation` chooses the layer read out the same way.
+* **C10** (:func:`c10_verdict`): the top layer against the best lower layer, paired over the splits
+  (:func:`paired_split_difference`, :func:`layer_ranking`), on the reference network and, as the control, on
+  the network trained without label smoothing.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ from tqdm.auto import tqdm
 from zfcore.checkpoints import code_version
 from zfcore.checks import check_positive
 from zfcore.data.caltech import Split, caltech_splits, mean_per_class_accuracy
+from zfcore.stats import Estimate, t_interval
+from zfcore.verdicts import Verdict
 
-__all__ = ["DEFAULT_WEIGHT_DECAY", "LOSSES", "PAPER_TABLE7", "WEIGHT_DECAYS", "LinearClassifier", "SplitScores",
-           "deeper_is_better", "fit_linear", "frozen_transfer", "layer_probes", "measure_probes", "select_weight_decay",
+__all__ = ["C10_TOLERANCE", "DEFAULT_WEIGHT_DECAY", "LOSSES", "PAPER_TABLE7", "WEIGHT_DECAYS", "LinearClassifier",
+           "SplitScores", "c10_verdict", "deeper_is_better", "fit_linear", "frozen_transfer", "layer_by_cross_validation",
+           "in_points", "layer_ranking", "layer_probes", "measure_probes", "paired_split_difference", "select_weight_decay",
            "split_train_per_class"]
 
 LOSSES = ("softmax", "svm")
@@ -56,6 +62,10 @@ PAPER_TABLE7 = {
              "obtained by using all layers.",
 }
 """The paper's Table 7, as printed (no fc6 row; no combined-layer rows)."""
+C10_TOLERANCE = 0.01
+"""C10: the top layer still counts as the best when it is at most this far (1 point of mean per-class accuracy)
+below a lower layer. The paper's own Caltech-101 SVM puts layer 7 0.7 points below layer 5 (85.5 vs 86.2 %) and
+calls the whole column "a steady improvement"."""
 
 
 @dataclass
@@ -175,6 +185,8 @@ class SplitScores:
         weight_decays: the weight decay chosen on each split's training images (``None`` for networks).
         seconds: wall time of the whole measurement.
         classifiers: the fitted linear classifiers (not serialised).
+        layers: the layer read out on each split, where it was chosen per split
+            (:func:`layer_by_cross_validation`; empty otherwise).
     """
 
     method: str
@@ -184,6 +196,7 @@ class SplitScores:
     weight_decays: list[float | None]
     seconds: float
     classifiers: list[LinearClassifier] = field(default_factory=list, repr=False)
+    layers: list[str] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -195,12 +208,13 @@ class SplitScores:
         return float(np.std(self.accuracies, ddof=1)) if len(self.accuracies) > 1 else None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: accuracies in percent."""
+        """JSON-ready: accuracies in percent (and ``layers`` where they were chosen per split)."""
         return {"method": self.method, "train_per_class": self.train_per_class, "splits": len(self.seeds),
                 "seeds": self.seeds, "accuracy_percent": [round(100 * a, 2) for a in self.accuracies],
                 "mean_percent": round(100 * self.mean, 2),
                 "std_percent": None if self.std is None else round(100 * self.std, 2),
-                "weight_decays": self.weight_decays, "seconds": round(self.seconds, 1)}
+                "weight_decays": self.weight_decays, "seconds": round(self.seconds, 1)} \
+            | ({"layers": self.layers} if self.layers else {})
 
 
 def frozen_transfer(features: torch.Tensor, labels: np.ndarray, splits: Sequence[Split], *, loss: str = "softmax",
@@ -240,6 +254,59 @@ def frozen_transfer(features: torch.Tensor, labels: np.ndarray, splits: Sequence
         result.weight_decays.append(decay)
         result.classifiers.append(classifier)
         result.accuracies.append(mean_per_class_accuracy(classifier.scores(features[split.test]), labels[split.test]))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def layer_by_cross_validation(features: Mapping[str, torch.Tensor], labels: np.ndarray, splits: Sequence[Split], *,
+                              loss: str = "softmax", grid: Sequence[float] = WEIGHT_DECAYS, folds: int = 3,
+                              max_iter: int = 100, cv_max_iter: int = 30, method: str | None = None,
+                              progress: bool = True) -> SplitScores:
+    """A new linear classifier on frozen features of the layer *and* weight decay chosen by CV on each split's
+    training images only; the split's test images score the final classifier once.
+
+    Per split, every layer's weight decay is chosen as in :func:`frozen_transfer` (:func:`select_weight_decay`,
+    the same seeded folds); the layer whose chosen decay has the best mean CV accuracy is read out (ties: the
+    later layer), and its classifier is fitted on all the split's training images. On a layer that is chosen, the
+    test accuracy is therefore the one :func:`frozen_transfer` gives that layer.
+
+    Args:
+        features: layer -> ``[N, D]`` features of every image, in layer order.
+        labels, splits, loss, grid, folds, max_iter, cv_max_iter, progress: as for :func:`frozen_transfer`.
+        method: the name stored in the result.
+
+    Returns:
+        :class:`SplitScores` with ``layers`` (the layer chosen on each split) and the chosen weight decays.
+
+    Raises:
+        ValueError: no features, no splits, or features and labels of different lengths.
+    """
+    labels = np.asarray(labels)
+    if not features:
+        raise ValueError("features={}: give at least one layer's features")
+    if not splits or any(len(values) != len(labels) for values in features.values()):
+        raise ValueError(f"{len(splits)} splits, feature rows {[len(v) for v in features.values()]} and {len(labels)} "
+                         "labels: give at least one split and one label per feature row")
+    started = time.perf_counter()
+    num_classes = int(labels.max()) + 1
+    result = SplitScores(method or f"frozen {loss}, layer chosen by CV", split_train_per_class(labels, splits), [], [],
+                         [], 0.0)
+    for split in tqdm(splits, desc=result.method, unit="split", leave=False, disable=not progress):
+        train_labels = labels[split.train]
+        chosen: dict[str, tuple[float, float]] = {}  # layer -> (weight decay, its mean CV accuracy)
+        for layer, values in features.items():
+            decay, scores = select_weight_decay(values[split.train], train_labels, num_classes, grid=grid, folds=folds,
+                                                loss=loss, seed=split.seed, max_iter=cv_max_iter)
+            chosen[layer] = (decay, scores.get(decay, 0.0))
+        layer = max(reversed(list(chosen)), key=lambda name: chosen[name][1])
+        classifier = fit_linear(features[layer][split.train], train_labels, num_classes, weight_decay=chosen[layer][0],
+                                loss=loss, max_iter=max_iter)
+        result.seeds.append(split.seed)
+        result.layers.append(layer)
+        result.weight_decays.append(chosen[layer][0])
+        result.classifiers.append(classifier)
+        result.accuracies.append(mean_per_class_accuracy(classifier.scores(features[layer][split.test]),
+                                                         labels[split.test]))
     result.seconds = time.perf_counter() - started
     return result
 
@@ -332,3 +399,172 @@ def measure_probes(features: Mapping[str, torch.Tensor], labels: np.ndarray, *, 
         "code_version": code_version(),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def paired_split_difference(first: Mapping[str, Any], second: Mapping[str, Any], *,
+                            confidence: float = 0.95) -> Estimate:
+    """The mean over shared splits of ``first - second`` (accuracy in ``[0, 1]``) with Student's t interval.
+
+    The two rows are paired by split seed: the same seed draws the same training and test images
+    (:func:`~zfcore.data.caltech.caltech_splits`), so the splits' shared difficulty cancels. With 2-10 splits a
+    t interval, not a bootstrap (:func:`zfcore.stats.t_interval`).
+
+    Args:
+        first, second: rows as :meth:`SplitScores.as_dict` writes them (``seeds``, ``accuracy_percent``,
+            ``train_per_class``), of the same number of training images per class.
+        confidence: the interval's level.
+
+    Raises:
+        ValueError: rows of different sizes, or fewer than 2 shared splits.
+    """
+    if first["train_per_class"] != second["train_per_class"]:
+        raise ValueError(f"train_per_class={first['train_per_class']} and {second['train_per_class']}: paired rows "
+                         "need the same splits, so the same number of training images per class")
+    accuracy = [dict(zip(row["seeds"], row["accuracy_percent"])) for row in (first, second)]
+    shared = [seed for seed in first["seeds"] if seed in accuracy[1]]
+    if len(shared) < 2:
+        raise ValueError(f"seeds={first['seeds']} and {second['seeds']} share {len(shared)} split(s); a paired "
+                         "interval needs at least 2")
+    return t_interval([(accuracy[0][seed] - accuracy[1][seed]) / 100 for seed in shared], confidence=confidence)
+
+
+def in_points(estimate: Estimate) -> dict[str, float]:
+    """A difference of accuracies (an :class:`~zfcore.stats.Estimate` in ``[0, 1]`` units) in percentage points, JSON-ready
+    for a verdict's details: ``{"points", "low", "high", "splits"}``."""
+    return {"points": round(100 * estimate.value, 2), "low": round(100 * estimate.low, 2),
+            "high": round(100 * estimate.high, 2), "splits": estimate.n}
+
+
+def layer_ranking(probes: Mapping[str, Any], loss: str = "softmax", *, confidence: float = 0.95,
+                  tolerance: float = C10_TOLERANCE) -> dict[str, Any]:
+    """Table 7's claim on one network's probes, with paired per-split intervals: does accuracy rise as we ascend,
+    and is the top layer the best?
+
+    The top layer is the last one probed; it is compared with the lower layer of the highest mean accuracy (a
+    choice on the test images that can only favour the lower layers, so it is conservative for the claim).
+
+    Args:
+        probes: a probes result (:func:`measure_probes`, as read from ``probes.json``): ``probes`` (loss -> layer
+            -> row) and ``config`` (``weight_decay_grid``).
+        loss: the classifier whose probes are judged.
+        confidence: the intervals' level.
+        tolerance: how far below the best lower layer the top may be and still count as the best.
+
+    Returns:
+        ``{"layers", "means_percent", "steps" (from, to, points, low, high), "top", "best_lower", "top_gap" (the
+        :class:`~zfcore.stats.Estimate` of top - best lower), "state", "grid_edges"}``. ``state`` is ``"holds"``
+        (the top's interval lies above ``-tolerance`` and no step's lies below it), ``"fails"`` (the top's interval
+        lies below ``-tolerance``) or ``"unclear"``; ``grid_edges`` lists the layers whose chosen weight decay
+        was an end of the grid on some split (that layer's accuracy may be understated).
+
+    Raises:
+        ValueError: an unknown loss, fewer than two layers, or layers scored on different splits.
+    """
+    if loss not in probes.get("probes", {}):
+        raise ValueError(f"loss={loss!r} is not valid; the probes have {tuple(probes.get('probes', {}))}")
+    rows = probes["probes"][loss]
+    layers = list(rows)
+    if len(layers) < 2 or len({tuple(row["seeds"]) for row in rows.values()}) != 1:
+        raise ValueError(f"layers={tuple(layers)}: give two or more layers scored on the same splits")
+    steps = []
+    for lower, upper in zip(layers, layers[1:]):
+        change = paired_split_difference(rows[upper], rows[lower], confidence=confidence)
+        steps.append({"from": lower, "to": upper, **in_points(change)})
+    top = layers[-1]
+    best_lower = max(layers[:-1], key=lambda layer: rows[layer]["mean_percent"])
+    gap = paired_split_difference(rows[top], rows[best_lower], confidence=confidence)
+    if gap.high < -tolerance:
+        state = "fails"
+    elif gap.low > -tolerance and all(step["high"] >= -100 * tolerance for step in steps):
+        state = "holds"
+    else:
+        state = "unclear"
+    grid = probes["config"]["weight_decay_grid"]
+    edges = [layer for layer, row in rows.items()
+             if any(decay is not None and decay in (min(grid), max(grid)) for decay in row["weight_decays"])]
+    return {"layers": layers, "means_percent": {layer: rows[layer]["mean_percent"] for layer in layers},
+            "steps": steps, "top": top, "best_lower": best_lower, "top_gap": gap, "state": state, "grid_edges": edges}
+
+
+def c10_verdict(probes: Mapping[str, Any], control: Mapping[str, Any] | None = None, *, loss: str = "softmax",
+                confidence: float = 0.95) -> Verdict:
+    """C10 (§5.3, Table 7: "a steady improvement can be seen as we ascend the model, with best results being
+    obtained by using all layers") from the reference network's layer probes and, as the control, the same probes
+    on the network trained without label smoothing.
+
+    Measure: the top layer's accuracy minus that of the best lower layer, paired over the splits
+    (:func:`layer_ranking`). Control: the same on the label-smoothing-0 network, the deviation from the paper's
+    loss that could explain a fall at the top removed (label smoothing is known to make penultimate features
+    transfer worse; Kornblith et al. 2021).
+
+    Rule (:data:`C10_TOLERANCE`): the reference *holds* -> ``agree``. It *fails* -> ``differ`` when the control
+    fails too, ``partly`` when the control holds (the claim holds for the paper's loss, not for ours), else
+    ``inconclusive`` (control unclear or not measured, or the top layer's weight decay at an end of its grid). The
+    reference *unclear* -> ``inconclusive``.
+
+    Args:
+        probes: the reference network's probes (:func:`measure_probes`' result, e.g. ``probes.json``).
+        control: the label-smoothing-0 network's probes, with the same layers and splits, or ``None`` (not run).
+        loss: the classifier judged (``"softmax"``; ``"svm"`` once measured).
+        confidence: the intervals' level.
+
+    Raises:
+        ValueError: as :func:`layer_ranking`; a control probed on other layers or splits.
+    """
+    ours = layer_ranking(probes, loss, confidence=confidence)
+    theirs = None if control is None else layer_ranking(control, loss, confidence=confidence)
+    if theirs is not None and (theirs["layers"] != ours["layers"]
+                               or control["probes"][loss][theirs["top"]]["seeds"] != probes["probes"][loss][ours["top"]]["seeds"]):
+        raise ValueError(f"the control's layers {theirs['layers']} or splits differ from the reference's "
+                         f"{ours['layers']}; probe both networks alike")
+    tolerance = f"{100 * C10_TOLERANCE:g}"
+    top = ours["top"]
+    measure = (f"{loss} probes on frozen features of each layer ({', '.join(ours['layers'])}; Caltech-101, "
+               f"{probes['probes'][loss][top]['train_per_class']} training images per class): {top} minus the best "
+               f"lower layer ({ours['best_lower']}, by mean), points of mean per-class accuracy, paired over the splits")
+    control_words = ("the same probes on the network trained without label smoothing (the paper's loss), "
+                     f"{top} minus its best lower layer")
+    rule = (f"a layer counts as the best when the top layer's paired {100 * confidence:.0f} % t interval against the "
+            f"best lower layer lies above -C10_TOLERANCE = -{tolerance} point (the paper's own SVM has layer 7 0.7 "
+            f"points below layer 5), and no step up the network has an interval wholly below -{tolerance}: *holds*; "
+            f"an interval wholly below -{tolerance}: *fails*. Reference holds: agree. Reference fails: differ if the "
+            "label-smoothing-0 network fails too, partly if it holds, else inconclusive (also when the top layer's "
+            "chosen weight decay is an end of its grid). Otherwise inconclusive")
+    settle = ""
+    if ours["state"] == "holds":
+        outcome, reason = "agree", f"{top} is the best layer within {tolerance} point, and no step up falls."
+    elif ours["state"] == "unclear":
+        outcome = "inconclusive"
+        reason = f"The interval of {top} minus {ours['best_lower']} spans -{tolerance} point."
+        settle = "more splits (or a larger test set per class) to narrow the paired intervals"
+    elif top in ours["grid_edges"]:
+        outcome = "inconclusive"
+        reason = f"{top} falls below {ours['best_lower']}, but its weight decay was chosen at an end of the grid."
+        settle = "probes with a weight-decay grid whose ends are never chosen"
+    elif theirs is None:
+        outcome = "inconclusive"
+        reason = (f"{top} falls below {ours['best_lower']}, but whether our label smoothing (0.1) causes it is not "
+                  "measured yet.")
+        settle = "the same probes on the label-smoothing-0 network (verdict run no-label-smoothing)"
+    elif theirs["state"] == "fails":
+        outcome = "differ"
+        reason = (f"{top} falls below the best lower layer in both networks ({ours['best_lower']}; without label "
+                  f"smoothing {theirs['best_lower']}): the most transferable features sit below the top.")
+    elif theirs["state"] == "holds":
+        outcome = "partly"
+        reason = (f"{top} falls below {ours['best_lower']} in our reference but not in the network trained without "
+                  "label smoothing: the claim holds with the paper's loss; with our label smoothing it does not (one network "
+                  "each).")
+    else:
+        outcome = "inconclusive"
+        reason = (f"{top} falls below {ours['best_lower']} in our reference; in the label-smoothing-0 network the "
+                  f"interval spans -{tolerance} point.")
+        settle = "more splits of the label-smoothing-0 probes"
+
+    def described(ranking: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in ranking.items() if key != "top_gap"} | {"top_gap": in_points(ranking["top_gap"])}
+
+    return Verdict("C10", measure, ours["top_gap"], control_words, None if theirs is None else theirs["top_gap"], rule,
+                   outcome, reason, settle=settle, details={"loss": loss, "reference": described(ours),
+                                                            "control": None if theirs is None else described(theirs)},
+                   scale=100, digits=1)

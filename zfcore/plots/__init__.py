@@ -7,13 +7,13 @@ book draws them (their width, fonts and resolution; :func:`use_book_style`, call
 """
 
 from zfcore.plots.ablations import ablation_figure
-from zfcore.plots.architecture import frequency_coverage_plot
+from zfcore.plots.architecture import frequency_coverage_plot, shift_consistency_plot
 from zfcore.plots.correspondence import PART_COLOURS, correspondence_figure
 from zfcore.plots.deconvnet import VIEWS, projection_comparison, top9_figure, top9_mosaic
 from zfcore.plots.evolution import convergence_plot, evolution_mosaic, fig4_figure
 from zfcore.plots.images import crop_boxes, image_grid, tile_images, to_display
-from zfcore.plots.invariance import INVARIANCE_AXES, invariance_figure
-from zfcore.plots.occlusion import box_sensitivity_plot, occlusion_figure
+from zfcore.plots.invariance import INVARIANCE_AXES, invariance_figure, saturation_figure, scale_control_figure
+from zfcore.plots.occlusion import c6_figure, occlusion_figure
 from zfcore.plots.sanity import SANITY_MEASURES, randomization_curves, randomization_panel
 from zfcore.plots.style import drawn, figure_pixels, use_book_style
 from zfcore.plots.training import filter_grid, training_curves
@@ -25,7 +25,7 @@ __all__ = [
     "SANITY_MEASURES",
     "VIEWS",
     "ablation_figure",
-    "box_sensitivity_plot",
+    "c6_figure",
     "convergence_plot",
     "correspondence_figure",
     "crop_boxes",
@@ -43,6 +43,9 @@ __all__ = [
     "projection_comparison",
     "randomization_curves",
     "randomization_panel",
+    "saturation_figure",
+    "scale_control_figure",
+    "shift_consistency_plot",
     "tile_images",
     "to_display",
     "top9_figure",

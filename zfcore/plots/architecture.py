@@ -1,4 +1,5 @@
-"""Chapter 05 (architecture selection, §4.1, Fig. 6): where the first-layer filters put their energy."""
+"""Chapter 05 (architecture selection, §4.1, Fig. 6): where the first-layer filters put their energy, and how
+much each network changes under shifts smaller than its stride."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from matplotlib.figure import Figure
 from zfcore.plots.style import WIDTH
 
 if TYPE_CHECKING:
-    from zfcore.analysis.architecture import FilterSpectra
+    from zfcore.analysis.architecture import FilterSpectra, ShiftConsistency
 
-__all__ = ["frequency_coverage_plot"]
+__all__ = ["frequency_coverage_plot", "shift_consistency_plot"]
 
 
 def frequency_coverage_plot(spectra: Mapping[str, "FilterSpectra"], strides: Mapping[str, int]) -> Figure:
@@ -50,6 +51,35 @@ def frequency_coverage_plot(spectra: Mapping[str, "FilterSpectra"], strides: Map
     histogram.legend(loc="center right")
     coverage.legend()
     for axis in (histogram, coverage):
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def shift_consistency_plot(results: Mapping[str, "ShiftConsistency"]) -> Figure:
+    """Forward aliasing: how often the top-1 class flips (left) and how much the pool1 / pool2 maps change
+    (right, ``1 - cos``) when the input moves by a few pixels, per network.
+
+    Args:
+        results: network name -> its :class:`~zfcore.analysis.architecture.ShiftConsistency` (the same shifts).
+    """
+    from zfcore.analysis.architecture import SHIFT_LAYERS
+
+    figure, (flips, maps) = plt.subplots(1, 2, figsize=(WIDTH, 2.7))
+    for index, (name, result) in enumerate(results.items()):
+        by_shift = result.flip_rate_by_shift()
+        flips.plot(list(by_shift), [100 * value for value in by_shift.values()], marker="o", color=f"C{index}",
+                   label=name)
+        count = len(result.shifts)
+        for layer, style in zip(SHIFT_LAYERS, ("-", "--")):
+            change = result.map_change[layer].mean(0)
+            maps.plot(result.shifts, [float(change[i] + change[count + i]) / 2 for i in range(count)], marker="o",
+                      linestyle=style, color=f"C{index}", label=f"{name}, {layer}")
+    flips.set(xlabel="shift (px)", ylabel="top-1 class flips (%)", xticks=list(by_shift), ylim=(0, None))
+    maps.set(xlabel="shift (px)", ylabel="map change, 1 − cos", xticks=list(by_shift), ylim=(0, None))
+    flips.legend()
+    maps.legend(fontsize=7)
+    for axis in (flips, maps):
         axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure

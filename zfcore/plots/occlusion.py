@@ -14,9 +14,10 @@ from zfcore.plots.images import to_display
 from zfcore.plots.style import WIDTH
 
 if TYPE_CHECKING:
-    from zfcore.analysis.occlusion import OcclusionMaps
+    from zfcore.analysis.occlusion import OcclusionMaps, OverlapGrade
+    from zfcore.stats import Estimate
 
-__all__ = ["box_sensitivity_plot", "occlusion_figure"]
+__all__ = ["c6_figure", "occlusion_figure"]
 
 TITLE_PT = 7.5  # the panels' titles: two lines each, five panels side by side in the column
 
@@ -77,13 +78,30 @@ def occlusion_figure(rows: Sequence[tuple[np.ndarray, OcclusionMaps, torch.Tenso
     return figure
 
 
-def box_sensitivity_plot(inside: torch.Tensor, outside: torch.Tensor) -> Figure:
-    """C6 (§4.2): per image, mean p(true) with the occluder's centre inside vs outside the object's box."""
-    figure, axis = plt.subplots(figsize=(3.6, 3.6))
-    axis.scatter(outside.numpy(), inside.numpy(), s=6, alpha=0.5)
-    axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    axis.set(xlabel="mean p(true), occluder outside the box", ylabel="mean p(true), occluder inside the box",
-             xlim=(0, 1), ylim=(0, 1), title=f"{len(inside)} images")
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
+def c6_figure(grades: Sequence[OverlapGrade], fills: dict[str, Estimate | None]) -> Figure:
+    """C6 (§4.2) over many images: the relative drop of p(true) by how much of the square lies in the object's box
+    (left), and with whole regions filled (right), each with its 95 % interval.
+
+    Args:
+        grades: :func:`~zfcore.analysis.occlusion.overlap_grades`.
+        fills: :func:`~zfcore.analysis.occlusion.fill_drops` (``None`` entries are left out).
+    """
+    figure, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 2.6), layout="constrained",
+                                         gridspec_kw={"width_ratios": (4, 3)})
+    for axis, labels, estimates in (
+            (left, [grade.label for grade in grades], [grade.drop for grade in grades]),
+            (right, list(fills), list(fills.values()))):
+        shown = [(label, estimate) for label, estimate in zip(labels, estimates) if estimate is not None]
+        places = np.arange(len(shown))
+        values = np.array([100 * estimate.value for _, estimate in shown])
+        errors = np.array([[100 * (estimate.value - estimate.low), 100 * (estimate.high - estimate.value)]
+                           for _, estimate in shown]).T.reshape(2, -1)
+        axis.bar(places, values, yerr=errors, color="tab:blue", alpha=0.7, capsize=3)
+        names = [textwrap.fill(label.replace(" %", "\u00a0%"), 12, break_long_words=False) for label, _ in shown]
+        axis.set_xticks(places, [f"{name}\nn = {estimate.n}" for name, (_, estimate) in zip(names, shown)])
+        axis.axhline(0, color="grey", linewidth=0.8)
+        axis.grid(axis="y", alpha=0.3)
+    left.set(ylabel="relative drop of p(true), %", xlabel="share of the 16-px square inside the box",
+             title="sliding square")
+    right.set(xlabel="region filled with the mean colour", title="whole regions")
     return figure

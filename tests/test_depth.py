@@ -1,0 +1,82 @@
+"""zfcore.analysis.depth: C8 from the 28-epoch verdict runs, each run against the seed band image by image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zfcore.analysis.depth import BOTH, CONTROLS, SECTIONS_CUT, SEEDS, c8_verdict, depth_table
+from zfcore.store import pack_flags
+
+pytestmark = pytest.mark.static  # needs no dataset
+
+IMAGES = 4000
+
+
+def record(accuracy: float, seed: int) -> dict:
+    """A run that gets ``accuracy`` of the images right: the same easy images as every run, plus its own noise."""
+    rng = np.random.default_rng(seed)
+    difficulty = np.random.default_rng(99).random(IMAGES)  # shared by every run, as real images are
+    correct = difficulty < accuracy + 0.04 * (rng.random(IMAGES) - 0.5)
+    return {"val_correct": pack_flags(correct), "val_images": IMAGES, "val_top1": float(correct.mean()),
+            "val_top1_10crop": float(correct.mean()) + 0.02, "train_top1_eval": 0.66, "parameters": 1000}
+
+
+def results(**accuracies: float) -> dict:
+    """Seeds at 40 % (± noise) and the named runs (``no_fc6_fc7=0.39`` ...) at theirs."""
+    runs = {name: record(0.40, index) for index, name in enumerate(SEEDS)}
+    runs.update({name.replace("_", "-"): record(value, 10 + index)
+                 for index, (name, value) in enumerate(accuracies.items())})
+    return {"experiment": "verdict-runs", "version": 1, "runs": runs}
+
+
+ALL_CUTS = dict(no_fc6_fc7=0.39, no_conv3_conv4=0.385, no_conv3_conv4_fc6_fc7=0.30, no_dropout=0.39,
+                no_conv3_conv4_matched=0.395)
+
+
+def test_a_large_drop_for_both_sections_and_small_single_cuts_agree() -> None:
+    verdict = c8_verdict(results(**ALL_CUTS))
+    assert verdict.outcome == "agree", verdict.reason
+    assert verdict.estimate.value == pytest.approx(-0.10, abs=0.01) and verdict.estimate.high < 0
+    assert verdict.control_estimate is not None and verdict.details["ratio"] < 0.5
+    assert verdict.reason.startswith("removing both sections costs -") and "each section alone at most" in verdict.reason
+
+
+def test_a_single_section_as_costly_as_both_is_partly() -> None:
+    verdict = c8_verdict(results(**{**ALL_CUTS, "no_fc6_fc7": 0.33}))
+    assert verdict.outcome == "partly" and "`no-fc6-fc7` alone costs" in verdict.reason
+
+
+def test_no_real_drop_for_both_sections_differs() -> None:
+    verdict = c8_verdict(results(**{**ALL_CUTS, "no_conv3_conv4_fc6_fc7": 0.405}))
+    assert verdict.outcome == "differ" and "not a real drop" in verdict.reason
+
+
+def test_a_difference_inside_the_seed_range_is_not_real_even_when_its_interval_excludes_zero() -> None:
+    rows, band = depth_table(results(**ALL_CUTS))
+    assert band is not None and band.n == 3
+    for row in rows:
+        if row.difference is not None:
+            assert row.real == (row.difference.excludes(0.0) and abs(row.difference.value) > band.spread)
+    assert {row.run: row.real for row in rows}[BOTH] is True
+
+
+def test_missing_seeds_or_cuts_keep_the_verdict_pending_and_name_them() -> None:
+    partial = results(no_dropout=0.39)
+    del partial["runs"][SEEDS[2]]
+    verdict = c8_verdict(partial)
+    assert verdict.outcome == "pending" and verdict.estimate is None
+    for run in (SEEDS[2], *SECTIONS_CUT, BOTH):
+        assert f"`{run}`" in verdict.reason
+    rows, band = depth_table(partial)
+    assert band is None and all(row.difference is None for row in rows)
+    assert [row.run for row in rows] == [*SEEDS, *SECTIONS_CUT, BOTH, *CONTROLS]
+
+
+def test_bad_results_are_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match="give the content of verdict-runs.json"):
+        depth_table([1, 2])
+    runs = results(**ALL_CUTS)
+    del runs["runs"]["no-fc6-fc7"]["val_correct"]
+    with pytest.raises(ValueError, match=r"runs\['no-fc6-fc7'\] has no per-image record"):
+        c8_verdict(runs)

@@ -1,0 +1,197 @@
+"""C8 at the full budget: Table 3's cuts trained for 28 epochs, read against the seed band, image by image.
+
+Zeiler & Fergus (2014, arXiv 1311.2901) retrain their network with layers removed (§5.1, Table 3) and
+conclude (§6) that "having a minimum depth to the network, rather than any individual section, is vital to
+the model's performance" (C8). The book's 6-epoch ablations (:mod:`zfcore.analysis.ablations`) cannot test
+that: at 6 epochs the unmodified network is still underfit, and a smaller network simply learns faster. The
+``verdict-runs`` experiment (:func:`zfcore.experiments.verdict_runs`) trains the cuts at the reference
+run's full budget (28 epochs, 200 classes), with two more seeds of the reference, a dropout-0 run (removing
+fc6-fc7 also removes their dropout) and a parameter-matched shallow network.
+
+Every run records which of the 10,000 validation images it gets right (``val_correct``), so a run is
+compared with the seeds image by image: its difference to the seeds' mean is a paired bootstrap over the
+images (:func:`zfcore.stats.paired_difference`), and it is *real* only when that interval excludes 0 **and**
+the difference is larger than the seeds' own range (:data:`SEEDS`: the reference and its two reseeded runs).
+
+:func:`depth_table` gives the rows; :func:`c8_verdict` the verdict, by the rule of :data:`C8_RULE`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from zfcore.analysis.ablations import Table
+from zfcore.stats import Estimate, SeedBand, paired_difference, seed_band
+from zfcore.store import unpack_flags
+from zfcore.verdicts import Verdict, pending
+
+__all__ = ["AGREE_RATIO", "BOTH", "C8_RULE", "CHANGES", "CONTROLS", "SECTIONS_CUT", "SEEDS", "DepthRow", "c8_verdict",
+           "depth_table", "shown_table"]
+
+SEEDS = ("book-seed0", "book-seed1", "book-seed2")
+"""The reference recipe at three seeds: the seed band every other run is read against."""
+SECTIONS_CUT = ("no-fc6-fc7", "no-conv3-conv4")
+"""One section removed: the fully connected layers 6-7, or the middle convolutions 3-4 (Table 3)."""
+BOTH = "no-conv3-conv4-fc6-fc7"
+"""Both sections removed: the 4-layer network whose error the paper finds "dramatically worse"."""
+CONTROLS = ("no-dropout", "no-conv3-conv4-matched")
+"""Dropout 0 (what removing fc6-fc7's dropout alone does) and the conv3-conv4 cut widened back to the reference's
+parameter count (depth or parameters?)."""
+CHANGES = {"book-seed0": "the reference (seed 0)", "book-seed1": "seed 1", "book-seed2": "seed 2",
+           "no-fc6-fc7": "fc6, fc7 removed (and their dropout)", "no-conv3-conv4": "conv3, conv4 removed",
+           BOTH: "conv3, conv4, fc6, fc7 removed: 4 layers", "no-dropout": "dropout 0 (control)",
+           "no-conv3-conv4-matched": "conv3, conv4 removed, the rest widened to 6.0 M parameters (control)"}
+"""What each run changes, for the table."""
+AGREE_RATIO = 0.5
+"""C8 agrees when every single-section cut costs less than this share of the both-sections cut."""
+C8_RULE = ("A run's difference is its val top-1 minus the 3 seeds' mean, with a paired 95 % bootstrap interval over "
+           "the 10,000 validation images; it is *real* when that interval excludes 0 and it is larger than the seeds' "
+           "range. **agree**: removing both sections is a real drop and each single-section cut costs less than "
+           f"{AGREE_RATIO:g} of it; **partly**: removing both is a real drop, but a single section costs "
+           f"{AGREE_RATIO:g} of it or more; **differ**: removing both is not a real drop. **pending** while a seed or "
+           "one of the three cuts is not recorded. Fixed on 2026-12-02, before any cut at this budget was trained.")
+
+
+@dataclass(frozen=True)
+class DepthRow:
+    """One run against the seeds (accuracies as fractions; ``None`` while not recorded).
+
+    Attributes:
+        run: the run's name in ``verdict-runs``.
+        val_top1: share of validation images right, from its per-image record (single centre view).
+        val_top1_10crop, train_top1_eval: 10-crop val top-1, and train top-1 in eval mode (no dropout, no
+            augmentation): how well it fits its training images.
+        parameters: its parameter count.
+        difference: ``val_top1`` minus the seeds' mean, with its paired interval (``None`` for a seed, or while
+            the seeds are not all recorded).
+        real: whether ``difference`` is real (see the module); ``None`` when there is no difference.
+    """
+
+    run: str
+    val_top1: float | None = None
+    val_top1_10crop: float | None = None
+    train_top1_eval: float | None = None
+    parameters: int | None = None
+    difference: Estimate | None = None
+    real: bool | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.val_top1 is None
+
+
+def _correct(run: str, record: Mapping[str, Any]) -> np.ndarray:
+    """A record's per-image correctness; ``ValueError`` naming the run when it has none."""
+    if "val_correct" not in record or "val_images" not in record:
+        raise ValueError(f"runs[{run!r}] has no per-image record (val_correct); run the experiment's runner once "
+                         f"more: it adds it to recorded runs whose weights it has")
+    return unpack_flags(record["val_correct"], int(record["val_images"]))
+
+
+def _seeds(runs: Mapping[str, Any]) -> tuple[np.ndarray | None, SeedBand | None]:
+    """The seeds' per-image mean correctness and their band (``None`` until all of :data:`SEEDS` are recorded)."""
+    if any(seed not in runs for seed in SEEDS):
+        return None, None
+    correct = np.stack([_correct(seed, runs[seed]) for seed in SEEDS]).astype(float)
+    return correct.mean(0), seed_band(correct.mean(1))
+
+
+def depth_table(results: Mapping[str, Any], *, seed: int = 0) -> tuple[tuple[DepthRow, ...], SeedBand | None]:
+    """The seeds, the three cuts and the two controls of ``verdict-runs``, each against the seeds' mean.
+
+    Args:
+        results: the content of ``data/experiments/verdict-runs.json`` (its ``runs``: name -> record).
+        seed: the bootstrap's seed.
+
+    Returns:
+        ``(rows, band)``: one :class:`DepthRow` per run of :data:`SEEDS`, :data:`SECTIONS_CUT`, :data:`BOTH`
+        and :data:`CONTROLS` (pending ones empty), and the seed band (``None`` until all seeds are recorded).
+
+    Raises:
+        ValueError: ``results`` without ``runs``, or a recorded run without its per-image record.
+    """
+    if not isinstance(results, Mapping) or not isinstance(results.get("runs"), Mapping):
+        raise ValueError(f"results={type(results).__name__} is not valid; give the content of verdict-runs.json, a "
+                         f"mapping with 'runs' (run name -> record)")
+    runs = results["runs"]
+    seed_mean, band = _seeds(runs)
+    rows = []
+    for run in (*SEEDS, *SECTIONS_CUT, BOTH, *CONTROLS):
+        if run not in runs:
+            rows.append(DepthRow(run))
+            continue
+        record, correct = runs[run], _correct(run, runs[run])
+        difference = real = None
+        if seed_mean is not None and run not in SEEDS:
+            difference = paired_difference(correct.astype(float), seed_mean, seed=seed)
+            real = difference.excludes(0.0) and abs(difference.value) > band.spread
+        rows.append(DepthRow(run, float(correct.mean()), record.get("val_top1_10crop"), record.get("train_top1_eval"),
+                             record.get("parameters"), difference, real))
+    return tuple(rows), band
+
+
+def shown_table(rows: tuple[DepthRow, ...]) -> Table:
+    """:func:`depth_table`'s rows as the chapter's table (accuracies in %, differences in points)."""
+    def percent(value: float | None) -> str:
+        return "–" if value is None else f"{100 * value:.1f} %"
+
+    cells = []
+    for row in rows:
+        if row.pending:
+            cells.append((f"`{row.run}`", CHANGES[row.run], *("pending",) * 6))
+            continue
+        difference = "–" if row.difference is None else row.difference.format(scale=100, digits=1)
+        cells.append((f"`{row.run}`", CHANGES[row.run], f"{row.parameters:,}", percent(row.val_top1),
+                      percent(row.val_top1_10crop), percent(row.train_top1_eval), difference,
+                      "–" if row.real is None else "yes" if row.real else "no"))
+    return Table(("run", "what changed", "parameters", "val top-1", "val top-1, 10 crops", "train top-1 (eval mode)",
+                  "Δ val top-1 vs the seeds [95 % CI], points", "real?"), tuple(cells))
+
+
+def c8_verdict(results: Mapping[str, Any], *, seed: int = 0) -> Verdict:
+    """C8 ("a minimum depth, rather than any individual section, is vital", §6) by the rule of :data:`C8_RULE`.
+
+    Args:
+        results: the content of ``data/experiments/verdict-runs.json``.
+        seed: the bootstrap's seed.
+
+    Returns:
+        The :class:`~zfcore.verdicts.Verdict`: the both-sections cut's difference as the estimate, the dropout-0
+        run as the control, the single cuts and the parameter-matched run in ``details``; ``pending`` (naming
+        the runs) while a seed or a cut is not recorded.
+
+    Raises:
+        ValueError: as :func:`depth_table`.
+    """
+    rows, band = depth_table(results, seed=seed)
+    by_run = {row.run: row for row in rows}
+    measure = (f"val top-1 of `{BOTH}` (conv3, conv4, fc6 and fc7 removed) minus the 3 seeds' mean, beside each "
+               f"single-section cut (`{SECTIONS_CUT[0]}`, `{SECTIONS_CUT[1]}`), at the reference's full budget")
+    control = (f"`{CONTROLS[0]}` (dropout 0: what removing fc6-fc7's dropout alone does) and `{CONTROLS[1]}` (the "
+               f"conv3-conv4 cut widened back to the reference's parameter count)")
+    missing = [run for run in (*SEEDS, *SECTIONS_CUT, BOTH) if by_run[run].pending]
+    if missing:
+        return pending("C8", measure=measure, control=control, rule=C8_RULE,
+                       waiting_for="the verdict runs " + ", ".join(f"`{run}`" for run in missing))
+    both = by_run[BOTH]
+    singles = [by_run[run] for run in SECTIONS_CUT]
+    largest = max(singles, key=lambda row: abs(row.difference.value))
+    ratio = abs(largest.difference.value) / abs(both.difference.value) if both.difference.value else float("inf")
+    drop = both.real and both.difference.value < 0
+    outcome = "differ" if not drop else "agree" if ratio < AGREE_RATIO else "partly"
+    points = lambda row: f"{100 * row.difference.value:+.1f} points"  # noqa: E731
+    reason = {"differ": f"removing both sections changes val top-1 by {points(both)}, not a real drop",
+              "agree": f"removing both sections costs {points(both)}, each section alone at most {points(largest)} "
+                       f"({ratio:.2f} of it)",
+              "partly": f"removing both sections costs {points(both)}, but `{largest.run}` alone costs "
+                        f"{points(largest)} ({ratio:.2f} of it)"}[outcome]
+    dropout = by_run[CONTROLS[0]]
+    details = {"seed_band": {"values": list(band.values), "mean": band.mean, "spread": band.spread},
+               "ratio": ratio, **{row.run: {"difference": row.difference.value, "low": row.difference.low,
+                                            "high": row.difference.high, "real": row.real}
+                                  for row in rows if row.difference is not None}}
+    return Verdict("C8", measure, both.difference, control, None if dropout.pending else dropout.difference,
+                   C8_RULE, outcome, reason + ".", details=details, scale=100, digits=1, unit=" points")
