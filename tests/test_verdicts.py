@@ -74,7 +74,7 @@ def test_a_saved_verdict_reads_back_equal_and_the_scorecard_lists_every_claim(tm
     page = scorecard(recorded(tmp_path))
     rows = [line for line in page.splitlines() if line.startswith("| **")]
     assert [row.split("**")[1] for row in rows] == list(CLAIMS)
-    assert "**agree**: the drop is real" in rows[5] and "{doc}`06 <../notebooks/06_occlusion>`" in rows[5]
+    assert "**agree**: the drop is real" in rows[5] and "{doc}`chapter 06 <../notebooks/06_occlusion>`" in rows[5]
     assert "**pending**: waiting for run 4." in rows[7] and "*not yet scored*" in rows[0]
 
 

@@ -243,8 +243,9 @@ def _cell(text: str) -> str:
 
 
 def scorecard(records: dict[str, Verdict]) -> str:
-    """The scorecard page (MyST Markdown): one row per claim of :data:`CLAIMS` with the paper's words, our measure
-    with its interval, the control, the outcome, what would settle it, and a link to the chapter.
+    """The scorecard page (MyST Markdown): one row per claim of :data:`CLAIMS` with a link to its chapter, the paper's
+    words, and what the book found: the outcome and its reason, our measure with its interval, the control, and
+    what would settle it (three columns, so that the table fits the book's text column).
 
     A claim without a record is listed as not yet scored, so a missing chapter run shows on the page.
     """
@@ -257,20 +258,21 @@ def scorecard(records: dict[str, Verdict]) -> str:
              "64-px networks trained on Tiny ImageNet (200 classes) for 28 epochs on a CPU; the paper's from ImageNet at",
              "224 px after 70 epochs on a GPU. The chapter gives the rule, the numbers and the deviations that bear on",
              "each claim.", "",
-             "| claim | the paper's words | our measure (95 % interval) | control | outcome | what would settle it | "
-             "chapter |",
-             "|---|---|---|---|---|---|---|"]
+             "| claim | the paper's words | what the book found |",
+             "|---|---|---|"]
     for claim in CLAIMS.values():
-        link = f"{{doc}}`{claim.chapter[:2]} <../notebooks/{claim.chapter}>`"
+        where = f"**{claim.id}** ({claim.source}), {{doc}}`chapter {claim.chapter[:2]} <../notebooks/{claim.chapter}>`"
         verdict = records.get(claim.id)
         if verdict is None:
-            lines.append(f"| **{claim.id}** ({claim.source}) | {_cell(claim.words)} | | | *not yet scored* | | "
-                         f"{link} |")
+            lines.append(f"| {where} | {_cell(claim.words)} | *not yet scored* |")
             continue
-        measure = verdict.measure + (f": **{verdict.shown(verdict.estimate)}**" if verdict.estimate else "")
-        control = verdict.control + (f": {verdict.shown(verdict.control_estimate)}" if verdict.control_estimate else "")
-        lines.append(f"| **{claim.id}** ({claim.source}) | {_cell(claim.words)} | {_cell(measure)} | {_cell(control)} "
-                     f"| **{verdict.outcome}**: {_cell(verdict.reason)} | {_cell(verdict.settle)} | {link} |")
+        found = [f"**{verdict.outcome}**: {verdict.reason}", f"*Measure:* {verdict.measure}"
+                 + (f": **{verdict.shown(verdict.estimate)}**" if verdict.estimate else ""),
+                 f"*Control:* {verdict.control}"
+                 + (f": {verdict.shown(verdict.control_estimate)}" if verdict.control_estimate else "")]
+        if verdict.settle:
+            found.append(f"*What would settle it:* {verdict.settle}")
+        lines.append(f"| {where} | {_cell(claim.words)} | {_cell(' '.join(found))} |")
     return "\n".join(lines) + "\n"
 
 
