@@ -66,6 +66,9 @@ RESAMPLINGS = ("zoom", "blur")
 """:func:`resampled_sweep`'s kinds: a zoom of a larger source (real detail), and the blur-only control."""
 FIRST_LAYER, TOP_LAYER = "conv1", "fc7"
 """Fig. 5's layers 1 and 7."""
+SETTLE_INCONCLUSIVE = ("more images, or the paper's 224-px network, for the parts whose interval spans the rule's "
+                       "boundary")
+"""What would settle an inconclusive C3 or C4."""
 LINE_RATIO, SQRT_RATIO = 0.5, 2**-0.5
 """The half-range-to-maximum ratio of a distance that grows as a line through the origin (0.5) and as √x (0.71)."""
 LINEAR_RATIO_LIMIT = 0.6
@@ -664,8 +667,7 @@ def c3_verdict(translate: InvarianceSweep, scale: InvarianceSweep, typical: dict
     reason = (f"{_listed(parts)}: fc7's distance reaches {shift_ratio.value:.2f} (shift) and {scale_ratio.value:.2f} "
               f"(scale) of its largest at half the range, where a line gives {LINE_RATIO} and √x {SQRT_RATIO:.2f}; "
               f"a random-weights network gives {control['shift'][1].value:.2f} and {control['scale'][1].value:.2f}.")
-    settle = ("more images, or the paper's 224-px network, for the parts whose interval spans the rule's boundary"
-              if outcome == "inconclusive" else "")
+    settle = SETTLE_INCONCLUSIVE if outcome == "inconclusive" else ""
     return Verdict(
         claim="C3",
         measure=("the half-range ratio: per image, a layer's distance to the original at half the largest "
@@ -763,8 +765,7 @@ def c4_verdict(shift_real: InvarianceSweep, shift_mirrored: InvarianceSweep, zoo
               f"{100 * shift.value:.0f} % (mirrored {100 * mirrored.value:.0f} %), rotations "
               f"{100 * turned.value:.0f} %, "
               f"and self-similar images keep {100 * symmetric.value:+.0f} points more.")
-    settle = ("more images, or the paper's 224-px network, for the parts whose interval spans the rule's boundary"
-              if outcome == "inconclusive" else "")
+    settle = SETTLE_INCONCLUSIVE if outcome == "inconclusive" else ""
     return Verdict(
         claim="C4",
         measure=("retention: the mean p(true) of the transformed views over the originals' mean (the chapter's "

@@ -303,13 +303,7 @@ def randomization_similarity(model: ZFNet, images: torch.Tensor, labels: torch.T
     Raises:
         ValueError: bad images, labels, methods, order, init, seed, ``examples`` or ``batch_size``.
     """
-    model.check_images(images)
-    if len(images) < 2:
-        raise ValueError(f"{len(images)} images: need at least 2 (the baseline compares different images)")
-    labels = check_labels("labels", labels, model.num_classes, count=len(images))
-    if isinstance(methods, str) or not len(methods) or any(m not in MODES for m in methods) \
-            or len(set(methods)) != len(methods):
-        raise ValueError(f"methods={methods!r} is not valid; give distinct modes out of {MODES}")
+    labels = _check_images_and_methods(model, images, labels, methods, MODES, "modes")
     steps = randomization_steps(model, order)
     check_whole("examples", examples, minimum=0)
     check_positive("batch_size", batch_size)
@@ -591,13 +585,7 @@ def attribution_comparison(model: ZFNet, images: torch.Tensor, labels: torch.Ten
     Raises:
         ValueError: bad images, labels, methods, init, seed, ``steps`` or ``batch_size``.
     """
-    model.check_images(images)
-    if len(images) < 2:
-        raise ValueError(f"{len(images)} images: need at least 2 (the baseline compares different images)")
-    labels = check_labels("labels", labels, model.num_classes, count=len(images))
-    if isinstance(methods, str) or not len(methods) or any(m not in ATTRIBUTIONS for m in methods) \
-            or len(set(methods)) != len(methods):
-        raise ValueError(f"methods={methods!r} is not valid; give distinct methods out of {ATTRIBUTIONS}")
+    labels = _check_images_and_methods(model, images, labels, methods, ATTRIBUTIONS, "methods")
     check_positive("steps", steps)
     check_positive("batch_size", batch_size)
     randomised_network = randomized_copy(model, CLASSIFIER, init=init, seed=seed)
@@ -880,3 +868,17 @@ def _integrated_gradients(model: ZFNet, x: torch.Tensor, classes: torch.Tensor, 
             (gradient,) = torch.autograd.grad(model(point).gather(1, classes[:, None]).sum(), point)
         total += gradient
     return (x * total / steps).detach()
+
+
+def _check_images_and_methods(model: ZFNet, images: torch.Tensor, labels: torch.Tensor | Sequence[int],
+                              methods: Sequence[str], valid: tuple[str, ...], kind: str) -> torch.Tensor:
+    """The checks shared by the randomisation and attribution comparisons: at least 2 images (the baseline compares
+    different images), one valid label each, and distinct ``methods`` out of ``valid``; returns the labels."""
+    model.check_images(images)
+    if len(images) < 2:
+        raise ValueError(f"{len(images)} images: need at least 2 (the baseline compares different images)")
+    labels = check_labels("labels", labels, model.num_classes, count=len(images))
+    if isinstance(methods, str) or not len(methods) or any(m not in valid for m in methods) \
+            or len(set(methods)) != len(methods):
+        raise ValueError(f"methods={methods!r} is not valid; give distinct {kind} out of {valid}")
+    return labels
