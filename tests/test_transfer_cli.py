@@ -112,6 +112,17 @@ def test_transfer_writes_only_what_is_asked(setup, tmp_path, monkeypatch, capsys
     assert list(probes["probes"]["softmax"]) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
 
 
+def test_the_cross_validated_layer_is_one_command(setup, tmp_path, monkeypatch, capsys):
+    code, out, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, "--what", "cv-layer", "--network-sizes", "3",
+                                  "--splits", "2", "--probe-layers", "conv2,fc7")
+    assert code == 0, err
+    assert out.split() == [str(tmp_path / "out" / "transfer-cv-layer.json")]
+    result = json.loads((tmp_path / "out" / "transfer-cv-layer.json").read_text())
+    assert result["config"]["sizes"] == [3] and result["config"]["splits"] == 2
+    assert result["config"]["layers"] == ["conv2", "fc7"] and len(result["rows"]) == 1
+    same_keys(result["config"], json.loads((COMMITTED / "transfer-cv-layer.json").read_text())["config"], "config")
+
+
 def test_network_splits_go_to_a_journal_and_a_repeated_run_reads_them_back(setup, tmp_path, monkeypatch, capsys):
     code, _, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, *TINY, "--what", "transfer")
     assert code == 0, err

@@ -144,8 +144,10 @@ def _parser() -> argparse.ArgumentParser:
                     "fc7, fine-tuning, training from scratch) and probes.json (a linear classifier per layer). The\n"
                     "defaults are the committed results' settings (hours on a CPU). The network: --checkpoint, else\n"
                     "the active profile's (ZFBOOK_PROFILE; book: the reference).")
-    transfer_cmd.add_argument("--what", choices=("transfer", "probes", "all"), default="all",
-                              help="what to measure (default: all)")
+    transfer_cmd.add_argument("--what", choices=("transfer", "probes", "all", "cv-layer"), default="all",
+                              help="what to measure (default: all: transfer and probes); cv-layer: frozen transfer "
+                                   "from the layer chosen by cross-validation on the training images, at each of "
+                                   "--network-sizes on --splits splits (transfer-cv-layer.json)")
     transfer_cmd.add_argument("--out", type=Path,
                               help="where the JSON files go (default: data/experiments; runs/transfer-PROFILE for a "
                                    "profile other than book)")
@@ -281,7 +283,7 @@ def _transfer(args: argparse.Namespace) -> int:
     from zfcore.analysis.transfer import FEATURE_LAYERS
     from zfcore.experiments import RESULTS_DIR, RUNS_DIR
     from zfcore.store import probe_output
-    from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_transfer, write_results
+    from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_cv_layer, run_transfer, write_results
     from zfcore.weights import load_reference
 
     plan = TransferPlan(frozen_sizes=args.frozen_sizes, splits=args.splits, network_sizes=args.network_sizes,
@@ -300,8 +302,12 @@ def _transfer(args: argparse.Namespace) -> int:
         reference = load_reference(args.checkpoint)
         reference.model.to(book.device())
     pixels, labels, dataset = caltech101_pixels(reference.config.input_size)
-    results = run_transfer(reference, pixels, labels, what=args.what, plan=plan, dataset=dataset,
-                           journal=journal)
+    if args.what == "cv-layer":
+        results = run_cv_layer(reference, pixels, labels, dataset=dataset, sizes=args.network_sizes,
+                               splits=args.splits, layers=plan.probe_layers)
+    else:
+        results = run_transfer(reference, pixels, labels, what=args.what, plan=plan, dataset=dataset,
+                               journal=journal)
     for path in write_results(results, out):
         print(path)
     return 0
