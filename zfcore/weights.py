@@ -121,6 +121,7 @@ def verified(path: Path, expected: str, *, restore: str) -> Path:
 
 
 EXPERIMENT_WEIGHTS_SHA256 = {
+    "verdict-runs/book-seed1": "8ee7ef81160d90cbb56cb19c3eaca5788d8e60a2593adf795fd7191a70c4eeaf",
     "verdict-runs/no-label-smoothing": "4946f103f3b8763cec0eabbace2155855a91e854b5b8d9fd037e2d88263f0b0d",
 }
 """SHA-256 of every network an experiment keeps in the repository (``data/experiments/NAME/RUN.pt``, bf16 weights
