@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import zfcore.experiments as experiments
+import zfcore.provenance
 import zfcore.runner as runner
 from zfcore import models
 from zfcore.checkpoints import (CheckpointError, build_model, checkpoint_state, config_from_dict, load_checkpoint,
@@ -124,7 +125,7 @@ def test_runner_resumes_records_each_run_at_once_and_skips_finished_ones(tmp_pat
     assert record["config"] == json.loads(json.dumps(asdict(first_config)))
     assert record["epochs"] == 2 and record["val_top1"] == record["history"][-1]["val_top1"]
     assert record["parameters"] == sum(p.numel() for p in build_model(first_config).parameters())
-    for key in ("code_version", "train_top1", "val_top5", "wall_minutes", "finished"):
+    for key in ("code_version", "command", "device", "dataset_sha256", "train_top1", "val_top5", "wall_minutes", "finished"):
         assert key in record
     assert saved["runs"][second]["parameters"] < record["parameters"]
 
@@ -293,7 +294,7 @@ def test_runner_records_references_final_evaluation_device_kept_weights_and_comm
 
 
 def test_results_go_into_the_repository_only_from_a_committed_tree(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(runner, "ROOT", tmp_path)
+    monkeypatch.setattr(zfcore.provenance, "REPOSITORY_ROOT", tmp_path)
     monkeypatch.setattr(runner, "code_version", lambda: "0123abc+dirty")
     where = places(tmp_path)
     monkeypatch.setattr(runner, "train", lambda *args, **kwargs: pytest.fail("trained from a dirty tree"))

@@ -177,6 +177,9 @@ def _parser() -> argparse.ArgumentParser:
                               help="where each fine-tuned or from-scratch network's split is recorded as it finishes; "
                                    "a repeated run reads them back instead of training again (default: "
                                    "OUT/transfer-journal.jsonl; delete it to train every split again)")
+    transfer_cmd.add_argument("--allow-dirty", action="store_true",
+                              help="write into the repository although zfcore has uncommitted changes (recorded as "
+                                   "'+dirty' and 'allow_dirty'; refused by default)")
     _data_options(transfer_cmd)
     scorecard_cmd = commands.add_parser(
         "scorecard", help="write the book's scorecard page from the chapters' saved verdicts (data/verdicts)",
@@ -282,6 +285,7 @@ def _transfer(args: argparse.Namespace) -> int:
     from zfcore import book
     from zfcore.analysis.transfer import FEATURE_LAYERS
     from zfcore.experiments import RESULTS_DIR, RUNS_DIR
+    from zfcore.provenance import refuse_dirty
     from zfcore.store import probe_output
     from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_cv_layer, run_transfer, write_results
     from zfcore.weights import load_reference
@@ -296,6 +300,7 @@ def _transfer(args: argparse.Namespace) -> int:
     journal = args.journal or out / "transfer-journal.jsonl"
     probe_output(out, what="--out")  # before the network is loaded or an image decoded
     probe_output(journal, kind="file", what="--journal")
+    refuse_dirty(out, allow_dirty=args.allow_dirty)  # before hours of work, not after
     if args.checkpoint is None:
         reference = book.trained()
     else:
@@ -308,7 +313,7 @@ def _transfer(args: argparse.Namespace) -> int:
     else:
         results = run_transfer(reference, pixels, labels, what=args.what, plan=plan, dataset=dataset,
                                journal=journal)
-    for path in write_results(results, out):
+    for path in write_results(results, out, allow_dirty=args.allow_dirty):
         print(path)
     return 0
 

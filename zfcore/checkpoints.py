@@ -1,4 +1,4 @@
-"""Checkpoints: atomic saving, validated loading, the network a config builds, and the code version.
+"""Checkpoints: atomic saving, validated loading, and the network a config builds.
 
 The published reference networks and their metadata are in :mod:`zfcore.weights`.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 import pickle
 import re
 import struct
-import subprocess
 import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -19,7 +18,6 @@ import torch
 from torch import nn
 
 from zfcore.models import ZFNet, alexnet_style, zfnet
-from zfcore.paths import REPOSITORY_ROOT
 from zfcore.profiles import TrainConfig
 from zfcore.store import torch_save_atomic
 
@@ -28,7 +26,6 @@ __all__ = [
     "build_model",
     "check_finite",
     "checkpoint_state",
-    "code_version",
     "config_from_dict",
     "load_checkpoint",
     "load_weights",
@@ -224,19 +221,6 @@ def _first_line(error: BaseException) -> str:
     """An exception's message on one line (for one-line CLI errors)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
-
-
-def code_version() -> str:
-    """The git commit of the code (``+dirty`` if changed), or ``"unknown"`` outside a git checkout."""
-    root = REPOSITORY_ROOT
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "zfcore"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
 
 
 def checkpoint_state(config: TrainConfig, **state: Any) -> dict[str, Any]:

@@ -21,20 +21,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zfcore.checkpoints import code_version, config_from_dict, load_checkpoint
+from zfcore.checkpoints import config_from_dict, load_checkpoint
 from zfcore.devices import default_device, describe_device
 from zfcore.evaluation import evaluate_checkpoint
 from zfcore.experiments import RESULTS_DIR, RUNS_DIR, Experiment, get_experiment, parameter_count
-from zfcore.paths import REPOSITORY_ROOT
 from zfcore.profiles import TrainConfig
-from zfcore.store import atomic_write, lock, lock_holder, pack_flags, probe_output, sha256, write_json_atomic
+from zfcore.provenance import DIRTY, code_version, refuse_dirty
+from zfcore.store import atomic_write, command_line, lock, lock_holder, pack_flags, probe_output, sha256, write_json_atomic
 from zfcore.train import read_metrics, train
 from zfcore.weights import ReferenceWeights, export_reference
 
 __all__ = ["RunStatus", "Status", "experiment_status", "run_experiment"]
 
-ROOT = REPOSITORY_ROOT
-"""The repository: results written inside it must come from a committed tree."""
 RUNNER_LOCK = "runner.pid"
 """The lock file (:func:`zfcore.store.lock`: process id, host, start) of the runner working on an experiment."""
 
@@ -78,11 +76,7 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
     probe_output(folder.parent, what="runs_dir")
     probe_output(folder, what="experiment folder")
     results = _read_results(results_file, experiment)
-    version = code_version()
-    if _inside(results_file, ROOT) and version.endswith("+dirty") and not allow_dirty:
-        raise ValueError(f"zfcore has uncommitted changes, and {results_file} is tracked: its records must name the "
-                         f"commit that produced them. Commit first, or pass --allow-dirty to record them as dirty; "
-                         f"nothing was run")
+    refuse_dirty(results_file, allow_dirty=allow_dirty, version=code_version())
     folder.mkdir(parents=True, exist_ok=True)
     with lock(folder / RUNNER_LOCK, f"experiment {name!r}"):
         for run, member in experiment.references:
@@ -116,11 +110,6 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
             if progress:
                 print(f"{name}: {run} recorded in {results_file}", flush=True)
     return results
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` lies inside ``folder`` (both resolved)."""
-    return path.resolve().is_relative_to(folder.resolve())
 
 
 def _save(results: dict[str, Any], results_file: Path, extra: list[Path], commit: bool, message: str) -> None:
@@ -302,13 +291,15 @@ def experiment_status(name: str, *, results_dir: str | Path | None = None,
 
 
 def _record(config: TrainConfig, history: list[dict[str, float]], state: dict[str, Any]) -> dict[str, Any]:
-    """What the results file keeps of a finished run: recipe, code version, data checksum, device, final metrics,
-    parameters, wall time, finishing time (UTC) and the per-epoch history."""
+    """What the results file keeps of a finished run: recipe, code version, data checksum, device, the command
+    that recorded it (``allow_dirty`` if its code was not committed), final metrics, parameters, wall time,
+    finishing time (UTC) and the per-epoch history."""
     last = history[-1]
     version = state.get("code_version", "unknown")
     return {"config": asdict(config), "code_version": version,
             "code_versions": state.get("code_versions", [version]),
             "dataset_sha256": state.get("dataset_sha256"), "device": describe_device(default_device()),
+            "command": command_line(), **({"allow_dirty": True} if version.endswith(DIRTY) else {}),
             "parameters": parameter_count(config), "epochs": len(history),
             **{key: last[key] for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5")},
             "wall_minutes": last["wall_seconds"] / 60,

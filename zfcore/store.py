@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import pickle
+import shlex
 import shutil
 import socket
 import sys
@@ -60,6 +61,7 @@ __all__ = [
     "StaleLockWarning",
     "atomic_write",
     "cached",
+    "command_line",
     "download",
     "ensure_free_space",
     "json_digest",
@@ -598,14 +600,20 @@ def _host() -> str:
     return socket.gethostname()
 
 
-def _command() -> str | None:
-    """This process's command line, short (``python -m zfcore train --profile ci``), for a lock's record."""
+def command_line() -> str | None:
+    """This process's command line as one would type it again (``python -m zfcore train --profile ci``), or
+    ``None`` when there is none."""
     if not sys.argv or not sys.argv[0]:
         return None
-    program = "-m zfcore" if Path(sys.argv[0]).name == "__main__.py" and Path(sys.argv[0]).parent.name == "zfcore" \
-        else sys.argv[0]
-    command = " ".join(["python", program, *sys.argv[1:]])
-    return command if len(command) <= 200 else command[:197] + "..."
+    program = ["-m", "zfcore"] if Path(sys.argv[0]).name == "__main__.py" and Path(sys.argv[0]).parent.name == "zfcore" \
+        else [sys.argv[0]]
+    return shlex.join(["python", *program, *sys.argv[1:]])
+
+
+def _short_command() -> str | None:
+    """:func:`command_line`, at most 200 characters, for a lock's record."""
+    command = command_line()
+    return command if command is None or len(command) <= 200 else command[:197] + "..."
 
 
 def _read_lock(path: Path) -> tuple[LockHolder | None, str | None]:
@@ -732,7 +740,7 @@ def lock(path: str | Path, what: str) -> Iterator[LockHolder]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    own = LockHolder(pid=os.getpid(), host=_host(), started=time.time(), command=_command())
+    own = LockHolder(pid=os.getpid(), host=_host(), started=time.time(), command=_short_command())
     try:
         with _folder_guard(path.parent):
             holder, nameless = _read_lock(path)

@@ -35,12 +35,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from zfcore.checkpoints import (ARCH_FIELDS, CheckpointError, build_model, check_finite, checkpoint_state,
-                                code_version, config_from_dict, load_checkpoint, load_weights, save_checkpoint)
+                                config_from_dict, load_checkpoint, load_weights, save_checkpoint)
 from zfcore.data.sources import TrainingData, training_data
 from zfcore.devices import PRECISIONS, autocast, autocast_dtype
 from zfcore.evaluation import evaluate
 from zfcore.models import renormalize_filters
 from zfcore.profiles import HOW_RUN_FIELDS, TrainConfig
+from zfcore.provenance import code_version
 from zfcore.checks import check_labels
 from zfcore.store import atomic_write, lock
 

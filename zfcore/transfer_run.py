@@ -22,10 +22,11 @@ import torch
 
 from zfcore.analysis.journal import Journal
 from zfcore.analysis.probes import LOSSES, layer_by_cross_validation, measure_probes
+from zfcore.analysis.top9 import content_digest
 from zfcore.analysis.transfer import FEATURE_LAYERS, NetworkRecipe, dataset_pixels, measure_transfer, pooled_features
-from zfcore.checkpoints import code_version
 from zfcore.data.caltech import Caltech101, caltech_splits
-from zfcore.devices import model_device
+from zfcore.devices import describe_device, model_device
+from zfcore.provenance import DIRTY, inside_repository, provenance, refuse_dirty
 from zfcore.store import write_json_atomic
 from zfcore.weights import Reference
 
@@ -127,7 +128,8 @@ def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *
         raise ValueError(f"what={what!r} is not valid; valid values: {WHAT}")
     model, mean_image = reference.model, reference.preprocess.mean_image
     device = model_device(model)
-    provenance = {"dataset": dataset, "network": repr(reference)}
+    described = {"dataset": dataset, "network": repr(reference),
+                 **provenance(data_sha256=content_digest(pixels), device=describe_device(device))}
     results = {}
     if what in ("transfer", "all"):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -138,14 +140,14 @@ def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *
             finetune_recipe=NetworkRecipe(steps=plan.finetune_steps, lr=0.02, pretrained_lr_scale=0.1),
             scratch_recipe=NetworkRecipe(steps=plan.scratch_steps, lr=0.02, pretrained_lr_scale=1.0), device=device,
             journal=None if journal is None else Journal(journal))
-        results["transfer"] = {**result, **provenance, **_timing(wall, cpu)}
+        results["transfer"] = {**result, **described, **_timing(wall, cpu)}
     if what in ("probes", "all"):
         wall, cpu = time.perf_counter(), time.process_time()
         features = pooled_features(model, pixels, mean_image=mean_image)  # every layer: the cache the transfer shares
         result = measure_probes({layer: features[layer] for layer in plan.probe_layers}, labels,
                                 train_per_class=plan.probe_per_class, seeds=range(plan.splits),
                                 losses=plan.probe_losses)
-        results["probes"] = {**result, **provenance, "features": FEATURES, **_timing(wall, cpu)}
+        results["probes"] = {**result, **described, "features": FEATURES, **_timing(wall, cpu)}
     return results
 
 
@@ -176,7 +178,8 @@ def run_cv_layer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *
                                     "loss": "softmax", "features": FEATURES,
                                     "choice": "per split: each layer's weight decay by 3-fold CV on the training images "
                                               "(the probes' grid), then the layer with the best CV accuracy"},
-                         "rows": rows, "dataset": dataset, "network": repr(reference), "code_version": code_version(),
+                         "rows": rows, "dataset": dataset, "network": repr(reference),
+                         **provenance(data_sha256=content_digest(pixels), device=describe_device(model_device(model))),
                          **_timing(wall, cpu)}}
 
 
@@ -186,19 +189,32 @@ def _timing(wall: float, cpu: float) -> dict[str, Any]:
             "torch_threads": torch.get_num_threads()}
 
 
-def write_results(results: dict[str, dict[str, Any]], out_dir: str | Path) -> list[Path]:
+def write_results(results: dict[str, dict[str, Any]], out_dir: str | Path, *, allow_dirty: bool = False) -> list[Path]:
     """Write each part of :func:`run_transfer`'s results to ``out_dir/<part>.json`` (atomically, replacing it).
+
+    Args:
+        results: :func:`run_transfer`'s or :func:`run_cv_layer`'s parts.
+        out_dir: the folder of the JSON files.
+        allow_dirty: write into the repository although the results came from uncommitted code (each part
+            records it as ``allow_dirty``). Default ``False``: refused. Outside the repository a dirty result is
+            written, its ``code_version`` saying so.
 
     Returns:
         The files written.
 
     Raises:
         ValueError: a part other than those of :data:`RESULT_FILES`.
+        DirtyTreeError: a part made from uncommitted code, for a folder inside the repository, without
+            ``allow_dirty`` (:func:`zfcore.provenance.refuse_dirty`). Nothing was written.
     """
     out_dir = Path(out_dir)
-    written = []
-    for part, result in results.items():
+    for part, result in results.items():  # every part checked before any is written
         if part not in RESULT_FILES:
             raise ValueError(f"part={part!r} is not valid; valid parts: {tuple(RESULT_FILES)}")
+        refuse_dirty(out_dir / RESULT_FILES[part], allow_dirty=allow_dirty, version=result["code_version"])
+    written = []
+    for part, result in results.items():
+        if result["code_version"].endswith(DIRTY) and inside_repository(out_dir):
+            result = {**result, "allow_dirty": True}
         written.append(write_json_atomic(out_dir / RESULT_FILES[part], result))
     return written

@@ -39,7 +39,6 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from zfcore.data.images import centre_crop
 from zfcore.models import ZFNet
 from zfcore.stats import Estimate, bootstrap
 from zfcore.verdicts import Verdict

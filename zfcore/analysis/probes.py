@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from zfcore.checkpoints import code_version
+from zfcore.provenance import code_version
 from zfcore.checks import check_positive
 from zfcore.data.caltech import Split, caltech_splits, mean_per_class_accuracy
 from zfcore.stats import Estimate, t_interval

@@ -47,7 +47,7 @@ from zfcore.analysis.journal import Journal, journal_key
 from zfcore.analysis.probes import (SplitScores, frozen_transfer, in_points, paired_split_difference,
                                     split_train_per_class)
 from zfcore.analysis.top9 import content_digest, weights_digest
-from zfcore.checkpoints import build_model, code_version, read_torch_file
+from zfcore.checkpoints import build_model, read_torch_file
 from zfcore.checks import check_layers, check_pixels, check_positive
 from zfcore.data.caltech import Split, caltech_splits, mean_per_class_accuracy
 from zfcore.data.images import decoded_cache
@@ -56,6 +56,7 @@ from zfcore.data.locate import data_root
 from zfcore.devices import autocast, autocast_dtype, model_device
 from zfcore.models import LAYER_NAMES, ZFNet, renormalize_filters
 from zfcore.profiles import TrainConfig
+from zfcore.provenance import code_version
 from zfcore.stats import t_interval
 from zfcore.store import cached
 from zfcore.verdicts import Verdict, pending

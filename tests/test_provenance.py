@@ -1,0 +1,109 @@
+"""zfcore.provenance: results name the clean commit, command, data digest and device that produced them, and the
+committed results files come from committed code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+import zfcore.provenance as provenance_module
+from zfcore.provenance import DIRTY, DirtyTreeError, code_version, provenance, refuse_dirty
+from zfcore.store import command_line
+from zfcore.transfer_run import write_results
+from zfcore.weights import ReferenceWeights
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PUBLISHED_FROM_A_DIRTY_TREE = {
+    "data/experiments/verdict-runs.json runs.alexnet-seed0.code_version":
+        "the published AlexNet-style network's own record (trained on a GPU from uncommitted code); only a retrain "
+        "replaces it",
+}
+"""Dirty code versions the repository still holds, each with the reason. The test below fails when one is no
+longer there, so this list only shrinks."""
+
+
+def code_versions(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every ``code_version`` / ``code_versions`` value inside a JSON value, with where it is."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "code_version" and isinstance(item, str):
+                yield f"{where}.{key}".lstrip("."), item
+            elif key == "code_versions" and isinstance(item, list):
+                yield from ((f"{where}.{key}".lstrip("."), str(version)) for version in item)
+            else:
+                yield from code_versions(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from code_versions(item, f"{where}[{index}]")
+
+
+def committed_results() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", "data"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [ROOT / name for name in listed.split() if name.endswith((".json", ".jsonl"))]
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_every_committed_result_names_a_clean_commit() -> None:
+    dirty = {}
+    for path in committed_results():
+        name = path.relative_to(ROOT).as_posix()
+        if path.suffix == ".jsonl":
+            values = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            found = [(f"line {index + 1}.{where}", version) for index, value in enumerate(values)
+                     for where, version in code_versions(value, "")]
+        else:
+            found = list(code_versions(json.loads(path.read_text()), ""))
+        for where, version in found:
+            if version.endswith(DIRTY):
+                dirty.setdefault(f"{name} {where.replace('.code_versions', '.code_version')}", version)
+    unexplained = {where: version for where, version in dirty.items() if where not in PUBLISHED_FROM_A_DIRTY_TREE}
+    assert not unexplained, f"results from uncommitted code: {unexplained}"
+    stale = set(PUBLISHED_FROM_A_DIRTY_TREE) - set(dirty)
+    assert not stale, f"no longer dirty, drop from the list: {stale}"
+
+
+def test_the_published_networks_name_their_code() -> None:
+    for member in ReferenceWeights:
+        version = str(member.value.load().meta.get("code_version", "unknown"))
+        assert version != "unknown", member.name
+        if version.endswith(DIRTY):  # the one published from a dirty tree is the one named above
+            assert member.name == "ALEXNET64_TINY_IMAGENET", (member.name, version)
+
+
+def test_a_dirty_result_is_refused_inside_the_repository_only(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(provenance_module, "REPOSITORY_ROOT", tmp_path / "repo")
+    inside = tmp_path / "repo" / "data" / "x.json"
+    with pytest.raises(DirtyTreeError, match=r"uncommitted changes, and .*x\.json is tracked.*--allow-dirty"):
+        refuse_dirty(inside, allow_dirty=False, version="abc" + DIRTY)
+    assert refuse_dirty(inside, allow_dirty=True, version="abc" + DIRTY) == "abc" + DIRTY
+    assert refuse_dirty(inside, allow_dirty=False, version="abc") == "abc"
+    assert refuse_dirty(tmp_path / "elsewhere.json", allow_dirty=False, version="abc" + DIRTY) == "abc" + DIRTY
+
+
+def test_a_record_says_what_produced_it(monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "zfcore" / "__main__.py"), "transfer", "--what", "probes",
+                                      "--out", "a folder"])
+    record = provenance(data_sha256="d" * 64, device="cpu: test")
+    assert record["command"] == "python -m zfcore transfer --what probes --out 'a folder'" == command_line()
+    assert record["code_version"] == code_version() and record["data_sha256"] == "d" * 64
+    assert record["device"] == "cpu: test" and record["recorded"].endswith("+00:00")
+
+
+def test_transfer_results_from_a_dirty_tree_are_refused_unless_allowed(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(provenance_module, "REPOSITORY_ROOT", tmp_path / "repo")
+    dirty = {"probes": {"code_version": "abc" + DIRTY}}
+    outside = write_results(dirty, tmp_path / "outside")  # not tracked: written, its code version saying so
+    assert "allow_dirty" not in json.loads(outside[0].read_text())
+    results = {**dirty, "transfer": {"code_version": "abc"}}
+    with pytest.raises(DirtyTreeError):
+        write_results(results, tmp_path / "repo" / "out")
+    assert not (tmp_path / "repo" / "out").exists()  # nothing written, not even the clean part
+    written = write_results(results, tmp_path / "repo" / "out", allow_dirty=True)
+    saved = {path.name: json.loads(path.read_text()) for path in written}
+    assert saved["probes.json"]["allow_dirty"] is True and "allow_dirty" not in saved["transfer.json"]
