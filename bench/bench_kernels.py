@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from zfcore.checkpoints import build_model
-from zfcore.models import ContrastNorm, renormalize_filters
+from zfcore.models import ContrastNorm
 from zfcore.profiles import get_profile
+from zfcore.training_step import TrainingStep, sgd_optimizer
 
 
 class AutogradContrastNorm(ContrastNorm):
@@ -48,20 +49,16 @@ def autograd_variant(model: nn.Module) -> nn.Module:
     return model
 
 
-def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, bf16: bool) -> Callable[[torch.Tensor, torch.Tensor], None]:
-    """One training step of the recipe: forward (bf16 autocast if asked), backward, SGD, filter renormalisation."""
-    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        renormalize_filters(model)
-    return step
+def make_step(model: nn.Module, precision: str) -> TrainingStep:
+    """The trainer's step (:class:`zfcore.training_step.TrainingStep`) with the ``book`` recipe's optimiser, label
+    smoothing and filter renormalisation; ``precision`` ``"auto"`` (bf16 where supported) or ``"fp32"``."""
+    config = get_profile("book").train
+    optimizer = sgd_optimizer(model, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return TrainingStep(model, optimizer, precision=precision, label_smoothing=config.label_smoothing,
+                        renorm_rms=config.renorm_rms)
 
 
-def timed(step: Callable[[torch.Tensor, torch.Tensor], None], batches: Iterator, steps: int, warmup: int = 3) -> float:
+def timed(step: Callable[[torch.Tensor, torch.Tensor], object], batches: Iterator, steps: int, warmup: int = 3) -> float:
     """Images per second over ``steps`` steps after ``warmup`` (the batch source's time included)."""
     for _ in range(warmup):
         step(*next(batches))
@@ -119,7 +116,7 @@ def main() -> None:
     results: dict[str, list[float]] = {"autograd": [], "zfcore": []}
     for _ in range(args.rounds):
         for name, model in (("autograd", baseline), ("zfcore", ours)):
-            step = make_step(model, torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), bf16)
+            step = make_step(model, "auto" if bf16 else "fp32")
             results[name].append(timed(step, itertools.repeat((images, labels)), args.steps))
     print(f"threads: {torch.get_num_threads()}, bf16 autocast: {bf16}, batch {config.batch_size}, "
           f"{args.rounds} alternating rounds of {args.steps} steps (median img/s)")

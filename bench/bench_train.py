@@ -57,7 +57,7 @@ def main() -> None:
             model = model.to(memory_format=torch.channels_last)
         else:
             model = autograd_variant(model)
-        return make_step(model, torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), bf16 and channels_last)
+        return make_step(model, "auto" if bf16 and channels_last else "fp32")
 
     data = training_data(config)
     images, labels = next(iter(data.train))

@@ -50,7 +50,6 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision
 from PIL import Image
 from torch import nn
@@ -64,10 +63,11 @@ from zfcore.data.images import CorruptImageWarning, load_rgb_checked
 from zfcore.data.loader import FileBatches, IMAGENET_STD, pixel_batches
 from zfcore.data.sources import TrainingData
 from zfcore.data.transforms import eval_transform, train_transform
-from zfcore.devices import autocast, autocast_dtype, default_device
-from zfcore.models import ContrastNorm, renormalize_filters, zfnet
+from zfcore.devices import default_device
+from zfcore.models import ContrastNorm, zfnet
 from zfcore.profiles import TrainConfig
 from zfcore.train import train
+from zfcore.training_step import TrainingStep, sgd_optimizer
 
 H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of an H100 SXM
 CLASSES = 10
@@ -144,27 +144,14 @@ def with_torch_lrn(model: nn.Module) -> nn.Module:
     return model
 
 
-def training_step(model: nn.Module, device: torch.device,
-                  network: nn.Module | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The step :func:`zfcore.train.train` takes: autocast forward, backward, SGD, filter renormalisation.
+def training_step(model: nn.Module, network: nn.Module | None = None) -> TrainingStep:
+    """The step :func:`zfcore.train.train` takes (:class:`zfcore.training_step.TrainingStep`): autocast forward,
+    fp32 loss, backward, SGD with momentum and weight decay, filter renormalisation to RMS 0.1.
 
     ``network`` runs the forward pass (e.g. ``torch.compile(model)``; default ``model``).
     """
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
-    dtype = autocast_dtype(device, "auto")
-    network = model if network is None else network
-
-    def step(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        with autocast(device, dtype):
-            logits = network(images)
-        loss = F.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        renormalize_filters(model, 0.1)
-        return loss
-
-    return step
+    optimizer = sgd_optimizer(model, lr=1e-2, momentum=0.9, weight_decay=5e-4)
+    return TrainingStep(model, optimizer, network=network)
 
 
 def images_per_second(step: Callable, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
@@ -202,12 +189,12 @@ def model_step(args: argparse.Namespace, device: torch.device, compiled: bool) -
         model = zfnet(1000, 224, init="he")
         model = (with_torch_lrn(model) if variant == "torch_lrn" else model).to(device, memory_format=torch.channels_last)
         with FlopCounterMode(display=False) as counter:
-            training_step(model, device)(images, labels)
+            training_step(model)(images, labels)
         flops = counter.get_total_flops()
         if compiled and time.perf_counter() - STARTED > args.budget - 45:
             result[variant] = "skipped: time budget"
             continue
-        step = training_step(model, device, torch.compile(model) if compiled else None)
+        step = training_step(model, torch.compile(model) if compiled else None)
         rate = images_per_second(step, images, labels, device, args.warmup + (2 if compiled else 0), args.steps)
         result[variant] = {"img_per_s": rate, "flops_per_step": flops, "mfu": flops * rate / args.batch / H100_BF16_PEAK}
         print(f"  model step {variant:9s} {'compiled' if compiled else 'eager':8s} {rate:9.0f} img/s  "

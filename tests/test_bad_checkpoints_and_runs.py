@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import zfcore.train
+import zfcore.training_step
 from runs import TINY, run_copy, run_dir, synthetic_data, tree  # noqa: F401 (fixtures)
 from zfcore.analysis.evolution import Evolution, load_snapshots
 from zfcore.analysis.top9 import mine_top9
@@ -425,14 +426,14 @@ def test_a_nan_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_last_check
 
 def test_weights_broken_by_an_epoch_s_last_step_are_never_saved(tmp_path, monkeypatch):
     """The last step's loss is finite but its update is not: the weights are checked before the save."""
-    renormalize, steps = zfcore.train.renormalize_filters, []
+    renormalize, steps = zfcore.training_step.renormalize_filters, []
 
     def breaking_the_last_update(model, rms):
         renormalize(model, rms)
         steps.append(1)
         if len(steps) == 12:  # epoch 2, step 6 of 6
             model.features.conv1.weight.data.fill_(float("inf"))
-    monkeypatch.setattr(zfcore.train, "renormalize_filters", breaking_the_last_update)
+    monkeypatch.setattr(zfcore.training_step, "renormalize_filters", breaking_the_last_update)
     train(TINY, tmp_path, data=synthetic_data(TINY), progress=False, stop_after=1)
     before = tree(tmp_path)
     with pytest.raises(DivergedError, match=r"the weights are NaN or infinite after epoch 2 \(its last step, 6 of 6\); "

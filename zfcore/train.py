@@ -30,20 +30,19 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from zfcore.checkpoints import (ARCH_FIELDS, CheckpointError, build_model, check_finite, checkpoint_state,
                                 config_from_dict, load_checkpoint, load_weights, save_checkpoint)
 from zfcore.data.sources import TrainingData, training_data
-from zfcore.devices import PRECISIONS, autocast, autocast_dtype
+from zfcore.devices import PRECISIONS
 from zfcore.evaluation import evaluate
-from zfcore.models import renormalize_filters
 from zfcore.profiles import HOW_RUN_FIELDS, TrainConfig
 from zfcore.provenance import code_version
 from zfcore.checks import check_labels
 from zfcore.store import atomic_write, lock
+from zfcore.training_step import TrainingStep, sgd_optimizer, warmup_cosine
 
 __all__ = ["LOCK_FILE", "METRIC_FIELDS", "DivergedError", "StepCallback", "TrainingInterrupted", "read_metrics",
            "train"]
@@ -168,29 +167,13 @@ def _train(config: TrainConfig, out_dir: Path, *, resume: str | Path | None, cal
            precision: str, progress: bool, data: TrainingData | None, stop_after: int | None) -> list[dict[str, float]]:
     """:func:`train`'s work, once the run folder is checked and locked."""
     checkpoint_file = out_dir / "checkpoint.pt"
-    state = load_checkpoint(resume, expect=config, kind="training") if resume is not None else None
-    if state is None and checkpoint_file.exists():
-        raise FileExistsError(
-            f"{checkpoint_file} exists: pass resume={checkpoint_file} to continue that "
-            f"run, or choose another output folder; nothing was overwritten"
-        )
-    if state is not None:
-        if checkpoint_file.exists() and not checkpoint_file.samefile(resume):
-            raise FileExistsError(
-                f"{checkpoint_file} belongs to another run than resume={resume}: resuming into out_dir={out_dir} "
-                f"would overwrite it. Resume into the folder of {resume}, or into a folder without a checkpoint; "
-                f"nothing was overwritten"
-            )
-        _check_resumed_recipe(config_from_dict(state["config"]), config, resume)
-        state["history"] = _resumable_history(state, resume)
-        _check_rng_states(state["rng"], resume)
-        check_finite(state["model"], resume)
+    state = _resumable_state(config, resume, checkpoint_file)
     versions = _code_versions(state)
     rank, world, device = _setup_distributed()
     main_process = rank == 0
     _seed_everything(config.seed)
     model = build_model(config).to(device, memory_format=torch.channels_last)
-    optimizer = _optimizer(model, config)
+    optimizer = sgd_optimizer(model, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if state is not None:  # the network's, optimizer's and scheduler's states checked before any data is loaded
         load_weights(model, state["model"], resume)
         _load_optimizer(optimizer, model, state["optimizer"], resume)
@@ -215,13 +198,14 @@ def _train(config: TrainConfig, out_dir: Path, *, resume: str | Path | None, cal
         start_epoch, history = state["epoch"], state["history"]
         wall_before = history[-1]["wall_seconds"] if history else 0.0
         _set_rng_states(state["rng"])
-    fast_dtype = autocast_dtype(device, precision)
-    scaler = torch.amp.GradScaler("cuda") if fast_dtype == torch.float16 else None
     network: nn.Module = model
     if world > 1:
         network = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
         network = torch.compile(network)
+    step_once = TrainingStep(model, optimizer, precision=precision, label_smoothing=config.label_smoothing,
+                             renorm_rms=config.renorm_rms, network=network,
+                             scheduler=scheduler if config.schedule == "cosine" else None)  # plateau: once an epoch
     started = time.perf_counter()
     snapshot_epochs = set(config.fig4_epochs())
     end_epoch = config.epochs if stop_after is None else min(config.epochs, stop_after)
@@ -229,41 +213,9 @@ def _train(config: TrainConfig, out_dir: Path, *, resume: str | Path | None, cal
         data.train.set_epoch(epoch)
         network.train()
         epoch_start = time.perf_counter()
-        totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-        first_nonfinite = torch.full((), steps_per_epoch, dtype=torch.long, device=device)  # none yet
-        bar = tqdm(data.train, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and main_process),
-                   mininterval=5, unit="batch")
-        for step, (images, labels) in enumerate(bar):
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-            with autocast(device, fast_dtype):
-                logits = network(images)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is None:
-                loss.backward()
-                optimizer.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            if config.renorm_rms > 0:
-                renormalize_filters(model, config.renorm_rms)
-            if config.schedule == "cosine":
-                scheduler.step()
-            with torch.no_grad():
-                # no tensor made from a host number here: on CUDA that copy would wait for the GPU every step
-                totals[:2] += torch.stack([loss.detach().double() * len(labels), (logits.argmax(1) == labels).sum().double()])
-                totals[2] += len(labels)
-                unseen = first_nonfinite == steps_per_epoch
-                first_nonfinite.masked_fill_(~torch.isfinite(loss.detach()) & unseen, step)
-            for callback in callbacks:
-                callback(epoch, step, loss.item())
-            if step % CHECK_EVERY == 0 and world == 1:  # under DDP every process checks at the epoch's end
-                _stop_if_diverged(first_nonfinite, None, epoch, steps_per_epoch, config, checkpoint_file)
-            if step % CHECK_EVERY == 0 and main_process:
-                seen = (step + 1) * len(labels) * world
-                bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen / (time.perf_counter() - epoch_start):.0f}")
+        totals, first_nonfinite = _one_epoch(step_once, data.train, epoch, config, callbacks=callbacks, device=device,
+                                             world=world, progress=progress and main_process,
+                                             checkpoint_file=checkpoint_file)
         if world > 1:
             dist.all_reduce(totals)
             dist.all_reduce(first_nonfinite, op=dist.ReduceOp.MIN)
@@ -308,6 +260,64 @@ def _train(config: TrainConfig, out_dir: Path, *, resume: str | Path | None, cal
         if world > 1:
             dist.barrier()
     return history
+
+
+def _resumable_state(config: TrainConfig, resume: str | Path | None, checkpoint_file: Path) -> dict[str, Any] | None:
+    """The checkpoint ``resume`` names, checked to continue this run into ``checkpoint_file``'s folder (``None``: a
+    new run); see :func:`train`'s "Resuming"."""
+    state = load_checkpoint(resume, expect=config, kind="training") if resume is not None else None
+    if state is None and checkpoint_file.exists():
+        raise FileExistsError(
+            f"{checkpoint_file} exists: pass resume={checkpoint_file} to continue that "
+            f"run, or choose another output folder; nothing was overwritten"
+        )
+    if state is not None:
+        if checkpoint_file.exists() and not checkpoint_file.samefile(resume):
+            raise FileExistsError(
+                f"{checkpoint_file} belongs to another run than resume={resume}: resuming into "
+                f"out_dir={checkpoint_file.parent} "
+                f"would overwrite it. Resume into the folder of {resume}, or into a folder without a checkpoint; "
+                f"nothing was overwritten"
+            )
+        _check_resumed_recipe(config_from_dict(state["config"]), config, resume)
+        state["history"] = _resumable_history(state, resume)
+        _check_rng_states(state["rng"], resume)
+        check_finite(state["model"], resume)
+    return state
+
+
+def _one_epoch(step_once: TrainingStep, batches: Iterable, epoch: int, config: TrainConfig, *,
+               callbacks: Iterable[StepCallback], device: torch.device, world: int, progress: bool,
+               checkpoint_file: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over ``batches``: the training steps, the callbacks, the divergence checks and the progress bar.
+
+    Returns:
+        ``totals`` (this process's loss sum, correct predictions and images, float64) and the first step whose
+        loss was not finite (``len(batches)`` if none), both on ``device`` for an all-reduce.
+    """
+    steps_per_epoch = len(batches)
+    epoch_start = time.perf_counter()
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+    first_nonfinite = torch.full((), steps_per_epoch, dtype=torch.long, device=device)  # none yet
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+               mininterval=5, unit="batch")
+    for step, (images, labels) in enumerate(bar):
+        labels = labels.to(device, non_blocking=True)
+        loss, logits = step_once(images.to(device, non_blocking=True), labels)
+        with torch.no_grad():
+            # no tensor made from a host number here: on CUDA that copy would wait for the GPU every step
+            totals[:2] += torch.stack([loss.double() * len(labels), (logits.argmax(1) == labels).sum().double()])
+            totals[2] += len(labels)
+            unseen = first_nonfinite == steps_per_epoch
+            first_nonfinite.masked_fill_(~torch.isfinite(loss) & unseen, step)
+        for callback in callbacks:
+            callback(epoch, step, loss.item())
+        if step % CHECK_EVERY == 0 and world == 1:  # under DDP every process checks at the epoch's end
+            _stop_if_diverged(first_nonfinite, None, epoch, steps_per_epoch, config, checkpoint_file)
+        if step % CHECK_EVERY == 0 and progress:
+            seen = (step + 1) * len(labels) * world
+            bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen / (time.perf_counter() - epoch_start):.0f}")
+    return totals, first_nonfinite
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
@@ -590,28 +600,11 @@ def _set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum; weight decay on weights only (not biases)."""
-    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
-    biases = [p for name, p in model.named_parameters() if not name.endswith("weight")]
-    return torch.optim.SGD(
-        [{"params": weights, "weight_decay": config.weight_decay}, {"params": biases, "weight_decay": 0.0}],
-        lr=config.lr, momentum=config.momentum,
-    )
-
-
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
     if config.schedule == "plateau":  # TrainConfig refuses a warm-up with it
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=config.plateau_patience)
-    total = max(1, config.epochs * steps_per_epoch)
-    warmup = config.warmup_epochs * steps_per_epoch
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1.0, total - warmup))))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return warmup_cosine(optimizer, total_steps=config.epochs * steps_per_epoch,
+                         warmup_steps=config.warmup_epochs * steps_per_epoch)
 
 
 def _save_snapshot(model: nn.Module, path: Path, epoch: int) -> None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 import time
 from dataclasses import asdict, dataclass
 from numbers import Integral
@@ -53,12 +52,13 @@ from zfcore.data.caltech import Split, caltech_splits, mean_per_class_accuracy
 from zfcore.data.images import decoded_cache
 from zfcore.data.loader import TensorBatches, pixel_batches
 from zfcore.data.locate import data_root
-from zfcore.devices import autocast, autocast_dtype, model_device
-from zfcore.models import LAYER_NAMES, ZFNet, renormalize_filters
+from zfcore.devices import model_device
+from zfcore.models import LAYER_NAMES, ZFNet
 from zfcore.profiles import TrainConfig
 from zfcore.provenance import code_version
 from zfcore.stats import t_interval
 from zfcore.store import cached
+from zfcore.training_step import TrainingStep, sgd_optimizer, warmup_cosine
 from zfcore.verdicts import Verdict, pending
 
 __all__ = ["C9_CONVERGED", "C9_WIDE_MARGIN", "FEATURE_LAYERS", "MODES", "PAPER", "NetworkRecipe", "c9_verdict",
@@ -306,38 +306,23 @@ def _train(model: ZFNet, new: set[nn.Parameter], pixels: np.ndarray, labels: np.
            split_seed: int, mean_image: torch.Tensor | None, precision: str, on_step: Callable[[int], Any]) -> None:
     """``recipe.steps`` SGD steps on ``pixels`` (augmented batches), new parameters at ``lr``, the others scaled;
     ``on_step(1)`` after each."""
-    device = model_device(model)
-    groups = []
-    for is_new in (True, False):
-        lr = recipe.lr * (1.0 if is_new else recipe.pretrained_lr_scale)
-        for decayed in (True, False):
-            params = [p for name, p in model.named_parameters()
-                      if (p in new) == is_new and name.endswith("weight") == decayed]
-            if params:
-                groups.append({"params": params, "lr": lr, "weight_decay": recipe.weight_decay if decayed else 0.0})
-    optimizer = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
-    warmup = recipe.warmup_fraction * recipe.steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (step + 1) / warmup if step < warmup else
-                                                 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1.0, recipe.steps - warmup))))
+    optimizer = sgd_optimizer(model, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                              new=new, pretrained_lr_scale=recipe.pretrained_lr_scale)
+    step_once = TrainingStep(model, optimizer, precision=precision, label_smoothing=recipe.label_smoothing,
+                             renorm_rms=recipe.renorm_rms,
+                             scheduler=warmup_cosine(optimizer, total_steps=recipe.steps,
+                                                     warmup_steps=recipe.warmup_fraction * recipe.steps))
     batches = TensorBatches(pixels, labels, min(recipe.batch_size, len(labels)), train=True,
                             seed=recipe.seed + 1000 * split_seed, channels_last=True, mean_image=mean_image)
-    dtype = autocast_dtype(device, precision)
+    device = model_device(model)
     model.train()
     step, epoch = 0, 0
     while step < recipe.steps:
         batches.set_epoch(epoch)
         for images, targets in batches:
-            with autocast(device, dtype):
-                logits = model(images.to(device))
-            loss = F.cross_entropy(logits.float(), targets.to(device), label_smoothing=recipe.label_smoothing)
+            loss, _ = step_once(images.to(device), targets.to(device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {loss.item()} at step {step} of {recipe.steps}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            if recipe.renorm_rms > 0:
-                renormalize_filters(model, recipe.renorm_rms)
             step += 1
             on_step(1)
             if step == recipe.steps:
