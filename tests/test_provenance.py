@@ -12,8 +12,10 @@ from typing import Any, Iterator
 import pytest
 
 import zfcore.provenance as provenance_module
-from zfcore.provenance import DIRTY, DirtyTreeError, code_version, provenance, refuse_dirty
-from zfcore.store import command_line
+from zfcore.paths import EXPERIMENTS_DIR
+from zfcore.provenance import (DIRTY, RESULTS_METADATA_KEY, DirtyTreeError, code_version, provenance, read_committed,
+                               refuse_dirty)
+from zfcore.store import command_line, sha256
 from zfcore.transfer_run import write_results
 from zfcore.weights import ReferenceWeights
 
@@ -107,3 +109,54 @@ def test_transfer_results_from_a_dirty_tree_are_refused_unless_allowed(tmp_path,
     written = write_results(results, tmp_path / "repo" / "out", allow_dirty=True)
     saved = {path.name: json.loads(path.read_text()) for path in written}
     assert saved["probes.json"]["allow_dirty"] is True and "allow_dirty" not in saved["transfer.json"]
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def code_cells(notebook: Path) -> list[dict]:
+    return [cell for cell in json.loads(notebook.read_text())["cells"] if cell["cell_type"] == "code"]
+
+
+def shown_digests(cell: dict) -> dict[str, str]:
+    return {name: digest for output in cell.get("outputs", [])
+            for name, digest in output.get("metadata", {}).get(RESULTS_METADATA_KEY, {}).items()}
+
+
+def test_stored_outputs_were_made_from_the_committed_results() -> None:
+    """A chapter's stored outputs name the digest of each results file they were made from: it must be the
+    committed file's (else re-run the chapter under the book profile)."""
+    shown = 0
+    for notebook in NOTEBOOKS:
+        for cell in code_cells(notebook):
+            for name, digest in shown_digests(cell).items():
+                shown += 1
+                path = EXPERIMENTS_DIR / name
+                assert path.is_file(), f"{notebook.name} shows results of {name}, which is not committed"
+                assert sha256(path) == digest, (f"{notebook.name} shows outputs made from another {name} than the "
+                                                f"committed one: run it again under the book profile")
+    assert shown >= 8  # 08 (ablations, verdict runs) and 09 (transfer, probes, cv layer, duplicates, controls)
+
+
+def test_chapters_read_committed_results_only_through_read_committed() -> None:
+    for notebook in NOTEBOOKS:
+        for cell in code_cells(notebook):
+            source = "".join(cell["source"])
+            assert "json.loads((RESULTS_DIR" not in source and "json.loads((EXPERIMENTS_DIR" not in source, notebook.name
+            if "read_committed(" in source:
+                assert shown_digests(cell), f"{notebook.name}: a cell reads committed results without showing them"
+
+
+def test_read_committed_names_each_file_and_refuses_a_missing_one(tmp_path) -> None:
+    (tmp_path / "runs-1").mkdir()
+    (tmp_path / "runs-1" / "a.json").write_text('{"code_version": "0123456789abc"}')
+    (tmp_path / "b.json").write_text('{"rows": []}')
+    results = read_committed("b.json", "runs-*/a.json", folder=tmp_path)
+    assert results["b.json"] == {"rows": []} and results.matching("runs-*/a.json") == {"runs-1/a.json":
+                                                                                      {"code_version": "0123456789abc"}}
+    bundle, metadata = results._repr_mimebundle_()
+    assert "`runs-1/a.json` (code 0123456" in bundle["text/markdown"]
+    assert metadata[RESULTS_METADATA_KEY] == {"b.json": sha256(tmp_path / "b.json"),
+                                              "runs-1/a.json": sha256(tmp_path / "runs-1" / "a.json")}
+    with pytest.raises(FileNotFoundError, match=r"no results file 'c\.json' in .*run the command"):
+        read_committed("b.json", "c.json", folder=tmp_path)

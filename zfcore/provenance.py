@@ -4,20 +4,29 @@ Every file of results that the book shows records these four (:func:`provenance`
 run the same command at the same commit on the same data and compare. A result that goes into the
 repository from a tree with uncommitted changes in ``zfcore`` names no commit that could reproduce it:
 :func:`refuse_dirty` stops such a write unless it is asked for (``allow_dirty``, recorded as such).
-``tests/test_provenance.py`` checks every committed results file.
+A chapter reads committed results with :func:`read_committed`, whose display names each file and its
+SHA-256 and stores the digests in the output's metadata (under :data:`RESULTS_METADATA_KEY`).
+``tests/test_provenance.py`` checks every committed results file, and that every stored output of a
+chapter was made from the results committed now.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zfcore.paths import REPOSITORY_ROOT
-from zfcore.store import command_line
+from zfcore.paths import EXPERIMENTS_DIR, REPOSITORY_ROOT
+from zfcore.store import command_line, sha256
 
-__all__ = ["DIRTY", "DirtyTreeError", "code_version", "inside_repository", "provenance", "refuse_dirty"]
+__all__ = ["DIRTY", "RESULTS_METADATA_KEY", "CommittedResults", "DirtyTreeError", "code_version", "inside_repository",
+           "provenance", "read_committed", "refuse_dirty"]
+
+RESULTS_METADATA_KEY = "zfbook_results"
+"""Where a displayed :class:`CommittedResults` keeps ``{file: sha256}`` in a notebook output's metadata."""
 
 DIRTY = "+dirty"
 """The suffix of a code version made from a tree with uncommitted changes in ``zfcore``."""
@@ -81,3 +90,58 @@ def provenance(*, data_sha256: str | None, device: str, version: str | None = No
     return {"code_version": code_version() if version is None else version, "command": command_line(),
             "data_sha256": data_sha256, "device": device,
             "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+@dataclass(frozen=True)
+class CommittedResults:
+    """Results files read from ``data/experiments``: their contents by name, and their SHA-256 digests.
+
+    ``results["probes.json"]`` is a file's parsed JSON; :meth:`matching` gives the files a pattern matched.
+    Displayed in a notebook, it is one line naming each file, the commit that produced it and its digest, and
+    it keeps ``{file: sha256}`` in the output's metadata, so a test can tell when the stored outputs were
+    made from other results than the committed ones.
+    """
+
+    contents: dict[str, Any]
+    digests: dict[str, str]
+    patterns: dict[str, tuple[str, ...]]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.contents[name]
+
+    def matching(self, pattern: str) -> dict[str, Any]:
+        """The files ``pattern`` (as given to :func:`read_committed`) matched: name -> content."""
+        return {name: self.contents[name] for name in self.patterns[pattern]}
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, str], dict[str, Any]]:
+        def produced(content: Any) -> str:
+            version = content.get("code_version") if isinstance(content, dict) else None
+            return f"code {version[:7]}" if isinstance(version, str) else "several runs"
+
+        parts = [(name, produced(content), self.digests[name][:12]) for name, content in self.contents.items()]
+        markdown = "Read from `data/experiments`: " + "; ".join(
+            f"`{name}` ({made}, SHA-256 `{digest}…`)" for name, made, digest in parts)
+        plain = "\n".join(f"data/experiments/{name}: {made}, sha256 {digest}" for name, made, digest in parts)
+        return {"text/markdown": markdown, "text/plain": plain}, {RESULTS_METADATA_KEY: dict(self.digests)}
+
+
+def read_committed(*patterns: str, folder: str | Path = EXPERIMENTS_DIR) -> CommittedResults:
+    """Read committed JSON results, each name or glob pattern relative to ``folder`` (``data/experiments``).
+
+    Raises:
+        FileNotFoundError: a pattern that matches no file (named, with the folder). Nothing is returned.
+        ValueError: no pattern given.
+    """
+    if not patterns:
+        raise ValueError("no results file named; give names relative to data/experiments, e.g. 'probes.json'")
+    folder = Path(folder)
+    found: dict[str, tuple[str, ...]] = {}
+    for pattern in patterns:
+        names = tuple(sorted(path.relative_to(folder).as_posix() for path in folder.glob(pattern) if path.is_file()))
+        if not names:
+            raise FileNotFoundError(f"no results file {pattern!r} in {folder}: run the command that writes it "
+                                    f"(see the chapter), or check the name")
+        found[pattern] = names
+    every = dict.fromkeys(name for names in found.values() for name in names)
+    return CommittedResults({name: json.loads((folder / name).read_text()) for name in every},
+                            {name: sha256(folder / name) for name in every}, found)
