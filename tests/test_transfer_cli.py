@@ -13,8 +13,10 @@ from PIL import Image
 
 from zfcore.__main__ import _parser, run
 from zfcore.checkpoints import build_model, checkpoint_state, save_checkpoint
+from zfcore.data.caltech import caltech_splits
 from zfcore.profiles import TrainConfig
-from zfcore.transfer_run import TransferPlan
+from zfcore.transfer_run import TransferPlan, caltech101_files, caltech101_pixels, run_duplicates
+from zfcore.weights import load_reference
 
 COMMITTED = Path(__file__).resolve().parents[1] / "data" / "experiments"
 CLASSES = ("accordion", "airplanes", "anchor", "yin_yang")  # yin_yang/image_0001.jpg: the extraction's marker
@@ -172,3 +174,35 @@ def test_the_default_plan_is_the_committed_results_settings():
     assert plan.scratch_steps == transfer["scratch_recipe"]["steps"]
     assert list(plan.probe_layers) == list(probes["dimensions"]) and list(plan.probe_losses) == probes["losses"]
     assert plan.probe_per_class == probes["train_per_class"] and list(range(plan.splits)) == probes["seeds"]
+
+
+def test_duplicates_are_found_checked_against_the_judgement_and_left_out_of_the_test_images(setup, monkeypatch):
+    root, checkpoint = setup
+    monkeypatch.setenv("ZFBOOK_DATA_ROOT", str(root))
+    monkeypatch.setenv("ZFBOOK_MIRROR", str(root / "no-mirror"))
+    reference = load_reference(checkpoint)
+    pixels, labels, dataset = caltech101_pixels(64)
+    files = caltech101_files()
+    noise = np.random.default_rng(1).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    references = {"train": (np.concatenate([noise, pixels[[3]]]), [f"n0/n0_{index}.JPEG" for index in range(6)])}
+    committed = [{"train_per_class": 3, "accuracy_percent": [50.0, 60.0]}]
+    result = run_duplicates(reference, pixels, labels, dataset=dataset, caltech_files=files, committed_frozen=committed,
+                            splits=2, confirmed=((files[3], "n0/n0_5.JPEG"),), references=references)["duplicates"]
+    assert result["confirmed"] == [{"caltech": files[3], "tiny_imagenet": "n0/n0_5.JPEG", "distance": 0, "caltech_index": 3}]
+    assert result["sets"]["train"]["counts"]["0"]["pairs"] >= 1 and result["queries"] == len(pixels)
+    effect = result["frozen_fc7_without_confirmed_test_images"]
+    assert [(row["seed"], row["committed_percent"]) for row in effect] == [(0, 50.0), (1, 60.0)]
+    for row, split in zip(effect, caltech_splits(labels, 3, 50, range(2))):
+        if 3 in split.test:  # scored without the duplicate: a different test set
+            assert split.seed not in result["splits_with_a_confirmed_image_in_training"]["3"]
+        else:  # nothing left out: the same score
+            assert row["without_duplicates_percent"] == row["refitted_percent"]
+    assert {"code_version", "command", "data_sha256", "device"} <= set(result)
+    with pytest.raises(ValueError, match=r"not candidate pairs within 8 bits"):
+        run_duplicates(reference, pixels, labels, dataset=dataset, caltech_files=files, committed_frozen=committed,
+                       splits=2, confirmed=((files[4], "n0/n0_5.JPEG"),), references=references)
+
+
+def test_duplicates_need_the_transfer_results_beside_them(setup, tmp_path, monkeypatch, capsys):
+    code, _, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, "--what", "duplicates")
+    assert code != 0 and "transfer.json, which does not exist: run --what transfer first" in err

@@ -144,10 +144,12 @@ def _parser() -> argparse.ArgumentParser:
                     "fc7, fine-tuning, training from scratch) and probes.json (a linear classifier per layer). The\n"
                     "defaults are the committed results' settings (hours on a CPU). The network: --checkpoint, else\n"
                     "the active profile's (ZFBOOK_PROFILE; book: the reference).")
-    transfer_cmd.add_argument("--what", choices=("transfer", "probes", "all", "cv-layer"), default="all",
+    transfer_cmd.add_argument("--what", choices=("transfer", "probes", "all", "cv-layer", "duplicates"), default="all",
                               help="what to measure (default: all: transfer and probes); cv-layer: frozen transfer "
                                    "from the layer chosen by cross-validation on the training images, at each of "
-                                   "--network-sizes on --splits splits (transfer-cv-layer.json)")
+                                   "--network-sizes on --splits splits (transfer-cv-layer.json); duplicates: "
+                                   "Caltech-101 images also in Tiny ImageNet, and the frozen rows of OUT/transfer.json "
+                                   "without them (caltech-duplicates.json)")
     transfer_cmd.add_argument("--out", type=Path,
                               help="where the JSON files go (default: data/experiments; runs/transfer-PROFILE for a "
                                    "profile other than book)")
@@ -287,7 +289,8 @@ def _transfer(args: argparse.Namespace) -> int:
     from zfcore.experiments import RESULTS_DIR, RUNS_DIR
     from zfcore.provenance import refuse_dirty
     from zfcore.store import probe_output
-    from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_cv_layer, run_transfer, write_results
+    from zfcore.transfer_run import (RESULT_FILES, TransferPlan, caltech101_files, caltech101_pixels, run_cv_layer,
+                                     run_duplicates, run_transfer, write_results)
     from zfcore.weights import load_reference
 
     plan = TransferPlan(frozen_sizes=args.frozen_sizes, splits=args.splits, network_sizes=args.network_sizes,
@@ -310,6 +313,13 @@ def _transfer(args: argparse.Namespace) -> int:
     if args.what == "cv-layer":
         results = run_cv_layer(reference, pixels, labels, dataset=dataset, sizes=args.network_sizes,
                                splits=args.splits, layers=plan.probe_layers)
+    elif args.what == "duplicates":
+        transfer_file = out / RESULT_FILES["transfer"]
+        if not transfer_file.is_file():
+            raise ValueError(f"--what duplicates re-scores the frozen rows of {transfer_file}, which does not exist: "
+                             f"run --what transfer first, or give --out the folder that holds it")
+        results = run_duplicates(reference, pixels, labels, dataset=dataset, caltech_files=caltech101_files(),
+                                 committed_frozen=json.loads(transfer_file.read_text())["frozen"], splits=args.splits)
     else:
         results = run_transfer(reference, pixels, labels, what=args.what, plan=plan, dataset=dataset,
                                journal=journal)

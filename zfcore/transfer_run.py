@@ -15,27 +15,37 @@ import time
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
+from zfcore.analysis.duplicates import NEAR_DUPLICATE_BITS, duplicate_report
 from zfcore.analysis.journal import Journal
-from zfcore.analysis.probes import LOSSES, layer_by_cross_validation, measure_probes
+from zfcore.analysis.probes import LOSSES, frozen_transfer, layer_by_cross_validation, measure_probes
 from zfcore.analysis.top9 import content_digest
 from zfcore.analysis.transfer import FEATURE_LAYERS, NetworkRecipe, dataset_pixels, measure_transfer, pooled_features
-from zfcore.data.caltech import Caltech101, caltech_splits
+from zfcore.data.caltech import Caltech101, caltech_splits, mean_per_class_accuracy
+from zfcore.data.tiny_imagenet import TinyImageNet, cached_split
 from zfcore.devices import describe_device, model_device
 from zfcore.provenance import DIRTY, inside_repository, provenance, refuse_dirty
 from zfcore.store import write_json_atomic
 from zfcore.weights import Reference
 
-__all__ = ["RESULT_FILES", "WHAT", "TransferPlan", "caltech101_pixels", "run_cv_layer", "run_transfer", "write_results"]
+__all__ = ["CONFIRMED_SAME_PHOTOGRAPH", "RESULT_FILES", "WHAT", "TransferPlan", "caltech101_files", "caltech101_pixels",
+           "run_cv_layer", "run_duplicates", "run_transfer", "tiny_imagenet_references", "write_results"]
 
-RESULT_FILES = {"transfer": "transfer.json", "probes": "probes.json", "cv_layer": "transfer-cv-layer.json"}
+RESULT_FILES = {"transfer": "transfer.json", "probes": "probes.json", "cv_layer": "transfer-cv-layer.json",
+                "duplicates": "caltech-duplicates.json"}
 """What each part of a run is written to."""
 WHAT = ("transfer", "probes", "all")
 FEATURES = "zfcore.analysis.transfer.pooled_features(grid=2): conv maps max-pooled to 2 x 2, fc6/fc7 ReLU outputs"
+CONFIRMED_SAME_PHOTOGRAPH = (("lobster/image_0003.jpg", "n01983481/n01983481_230.JPEG"),
+                             ("cougar_body/image_0046.jpg", "n02125311/n02125311_372.JPEG"))
+"""(Caltech-101 file, Tiny ImageNet file) pairs judged the same photograph by eye: of the 56 candidate pairs within
+:data:`~zfcore.analysis.duplicates.NEAR_DUPLICATE_BITS` bits (threshold fixed before the first look), each drawn side
+by side at 64 px, these two; the others were different photographs (most of them one Caltech drawing against many
+textureless images)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,12 @@ def caltech101_pixels(size: int = 64) -> tuple[np.ndarray, np.ndarray, str]:
     description = (f"Caltech-101 ({len(dataset.categories)} classes, {len(labels)} images, "
                    f"BACKGROUND_Google excluded; each image's shorter side to {size} px, centre square)")
     return pixels, labels, description
+
+
+def caltech101_files() -> list[str]:
+    """``class/file`` of every Caltech-101 image (without ``BACKGROUND_Google``), in the order of
+    :func:`caltech101_pixels`."""
+    return [f"{Path(path).parent.name}/{Path(path).name}" for path, _ in Caltech101().samples]
 
 
 def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *, what: str = "all",
@@ -181,6 +197,83 @@ def run_cv_layer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *
                          "rows": rows, "dataset": dataset, "network": repr(reference),
                          **provenance(data_sha256=content_digest(pixels), device=describe_device(model_device(model))),
                          **_timing(wall, cpu)}}
+
+
+def tiny_imagenet_references() -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Tiny ImageNet's ``train`` and ``val`` pixels with their file names (``wnid/file``, ``val/file``)."""
+    tiny = TinyImageNet()
+    names = {"train": [f"{path.parent.parent.name}/{path.name}" for path in tiny.files("train")[0]],
+             "val": [f"val/{path.name}" for path in tiny.files("val")[0]]}
+    return {split: (cached_split(split).images, files) for split, files in names.items()}
+
+
+def run_duplicates(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *, dataset: str,
+                   caltech_files: list[str], committed_frozen: list[dict[str, Any]], splits: int = 5,
+                   max_distance: int = NEAR_DUPLICATE_BITS,
+                   confirmed: tuple[tuple[str, str], ...] = CONFIRMED_SAME_PHOTOGRAPH,
+                   references: Mapping[str, tuple[np.ndarray, list[str]]] | None = None) -> dict[str, Any]:
+    """Caltech-101 images that are also Tiny ImageNet images, and what they do to the frozen-fc7 rows of Table 4.
+
+    Every Caltech image is compared with every Tiny ImageNet image (train and val) by 64-bit DCT hash
+    (:func:`~zfcore.analysis.duplicates.duplicate_report`); the pairs within ``max_distance`` bits are listed with
+    their files, and those of ``confirmed`` (judged by eye) are checked to be among them. The frozen-fc7 softmax
+    of each committed frozen row is fitted again on each split and scored on the split's test images with and
+    without the confirmed Caltech images.
+
+    Args:
+        reference: the pretrained network; pixels, labels: every Caltech-101 image (:func:`caltech101_pixels`).
+        dataset: the data's description; caltech_files: ``class/file`` of each image, in the order of ``pixels``.
+        committed_frozen: the committed ``transfer.json``'s ``frozen`` rows (sizes and accuracies per split).
+        splits: splits per size (as the committed rows); max_distance, confirmed: as above.
+        references: set name -> (uint8 pixels, file names) of the pretraining images (default
+            :func:`tiny_imagenet_references`).
+
+    Returns:
+        ``{"duplicates": {...}}`` for :func:`write_results`: the report (``hash``, ``max_distance``, ``queries``,
+        ``sets``), ``judged_by_eye``, ``confirmed``, ``frozen_fc7_without_confirmed_test_images`` (per size and
+        split: committed, refitted and without-duplicates accuracy in percent),
+        ``splits_with_a_confirmed_image_in_training``, provenance and timing.
+
+    Raises:
+        ValueError: ``caltech_files`` not one per image, or a confirmed pair that is not a candidate pair.
+    """
+    if len(caltech_files) != len(pixels):
+        raise ValueError(f"{len(caltech_files)} file names for {len(pixels)} images: give one per image, in order")
+    wall, cpu = time.perf_counter(), time.process_time()
+    references = tiny_imagenet_references() if references is None else references
+    report = duplicate_report(pixels, {name: images for name, (images, _) in references.items()},
+                              max_distance=max_distance)
+    for name, part in report["sets"].items():
+        part["pairs"] = [{"caltech": caltech_files[query], "tiny_imagenet": references[name][1][match],
+                          "distance": int(distance), "caltech_index": int(query)} for query, match, distance in part["pairs"]]
+    same = [pair for part in report["sets"].values() for pair in part["pairs"]
+            if (pair["caltech"], pair["tiny_imagenet"]) in set(confirmed)]
+    unmatched = set(confirmed) - {(pair["caltech"], pair["tiny_imagenet"]) for pair in same}
+    if unmatched:
+        raise ValueError(f"confirmed={sorted(unmatched)!r} are not candidate pairs within {max_distance} bits: "
+                         f"judge the candidates again")
+    dropped = np.array(sorted({pair["caltech_index"] for pair in same}))
+    fc7 = pooled_features(reference.model, pixels, mean_image=reference.preprocess.mean_image)["fc7"]
+    effect, in_training = [], {}
+    for row in committed_frozen:
+        size = row["train_per_class"]
+        drawn = caltech_splits(labels, size, 50, range(splits))
+        fitted = frozen_transfer(fc7, labels, drawn, progress=False)
+        in_training[str(size)] = [split.seed for split in drawn if np.isin(dropped, split.train).any()]
+        for index, split in enumerate(drawn):
+            kept = split.test[~np.isin(split.test, dropped)]
+            without = mean_per_class_accuracy(fitted.classifiers[index].scores(fc7[kept]), labels[kept])
+            effect.append({"train_per_class": size, "seed": split.seed,
+                           "committed_percent": row["accuracy_percent"][index],
+                           "refitted_percent": round(100 * fitted.accuracies[index], 2),
+                           "without_duplicates_percent": round(100 * without, 2)})
+    device = describe_device(model_device(reference.model))
+    return {"duplicates": {**report, "judged_by_eye": "every pair within max_distance drawn side by side at 64 px; "
+                                                      "'confirmed': the same photograph",
+                           "confirmed": same, "frozen_fc7_without_confirmed_test_images": effect,
+                           "splits_with_a_confirmed_image_in_training": in_training, "dataset": dataset,
+                           "network": repr(reference), **provenance(data_sha256=content_digest(pixels), device=device),
+                           **_timing(wall, cpu)}}
 
 
 def _timing(wall: float, cpu: float) -> dict[str, Any]:
