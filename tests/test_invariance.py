@@ -93,12 +93,12 @@ def test_typical_distances(model, sources):
     (dict(labels=[0, 1, 10]), "valid classes: 0 .. 9"),
     (dict(window=97), "window=97"),
     (dict(batch_size=0), "batch_size=0"),
-    (dict(images="float"), "expected uint8"),
+    (dict(pixels="float"), "expected uint8"),
 ])
 def test_bad_inputs(model, sources, arguments, message):
-    call = dict(images=sources, labels=[0, 1, 2], kind="translate", amounts=[0.0, 4.0])
-    if arguments.get("images") == "float":
-        arguments = dict(images=sources.astype(np.float32))
+    call = dict(pixels=sources, labels=[0, 1, 2], kind="translate", amounts=[0.0, 4.0])
+    if arguments.get("pixels") == "float":
+        arguments = dict(pixels=sources.astype(np.float32))
     call.update(arguments)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
         transform_sweep(model, **call)

@@ -240,14 +240,14 @@ def _sweep(model: ZFNet, pixels: torch.Tensor, labels: torch.Tensor, kind: str, 
     )
 
 
-def _checked_sweep_inputs(model: ZFNet, images: np.ndarray | torch.Tensor, labels: object, kind: str,
+def _checked_sweep_inputs(model: ZFNet, pixels: np.ndarray | torch.Tensor, labels: object, kind: str,
                           amounts: torch.Tensor | Sequence[float], layers: Sequence[str], window: int | None,
                           batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str], int]:
     """The checked ``(pixels, labels, amounts, layers, window)`` of a sweep (see :func:`transform_sweep`)."""
     layers = check_layers("layers", layers, model.layer_names)
     check_positive("batch_size", batch_size)
-    check_pixels("images", images)
-    pixels = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    check_pixels("pixels", pixels)
+    pixels = torch.as_tensor(np.asarray(pixels)) if not isinstance(pixels, torch.Tensor) else pixels
     window = check_whole("window", model.input_size if window is None else window, 1, min(pixels.shape[1:3]))
     labels = check_labels("labels", labels, model.num_classes, count=len(pixels))
     amounts = torch.as_tensor(np.asarray(amounts, dtype=np.float64)).reshape(-1).float()
@@ -259,7 +259,7 @@ def _checked_sweep_inputs(model: ZFNet, images: np.ndarray | torch.Tensor, label
     return pixels, labels, amounts, layers, window
 
 
-def transform_sweep(model: ZFNet, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor | Sequence[int],
+def transform_sweep(model: ZFNet, pixels: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor | Sequence[int],
                     kind: str, amounts: torch.Tensor | Sequence[float], layers: Sequence[str] = ("conv1", "fc7"), *,
                     window: int | None = None, mean_image: torch.Tensor | None = None,
                     batch_size: int = 256) -> InvarianceSweep:
@@ -267,7 +267,7 @@ def transform_sweep(model: ZFNet, images: np.ndarray | torch.Tensor, labels: np.
 
     Args:
         model: a :class:`~zfcore.models.ZFNet` in eval mode; the views are built and run on its device.
-        images: uint8 ``[N, H, W, 3]`` source images, at least ``window`` px on each side (larger sources
+        pixels: uint8 ``[N, H, W, 3]`` source images, at least ``window`` px on each side (larger sources
             give shifts and rotations real context; see the module docstring).
         labels: ``[N]`` true classes, whole numbers ``0 .. num_classes - 1`` (floats and bools are refused).
         kind: ``"translate"`` (vertical, pixels of the input), ``"scale"`` (factor > 0) or ``"rotate"``
@@ -286,14 +286,14 @@ def transform_sweep(model: ZFNet, images: np.ndarray | torch.Tensor, labels: np.
         ValueError: a bad kind, amount, layer, image array, label, window or batch size.
     """
     _check_kind(kind)
-    pixels, labels, amounts, layers, window = _checked_sweep_inputs(model, images, labels, kind, amounts, layers,
+    pixels, labels, amounts, layers, window = _checked_sweep_inputs(model, pixels, labels, kind, amounts, layers,
                                                                     window, batch_size)
     size = model.input_size
     return _sweep(model, pixels, labels, kind, amounts, layers,
                   lambda part, values: transformed_views(part, kind, values, size, window), mean_image, batch_size)
 
 
-def resampled_sweep(model: ZFNet, images: np.ndarray | torch.Tensor,
+def resampled_sweep(model: ZFNet, pixels: np.ndarray | torch.Tensor,
                     labels: np.ndarray | torch.Tensor | Sequence[int], kind: str,
                     factors: torch.Tensor | Sequence[float], layers: Sequence[str] = ("conv1", "fc7"), *,
                     window: int | None = None, mean_image: torch.Tensor | None = None,
@@ -303,13 +303,13 @@ def resampled_sweep(model: ZFNet, images: np.ndarray | torch.Tensor,
 
     Args:
         kind: ``"zoom"`` or ``"blur"``; ``factors``: ``[A]`` factors >= 1 (the factor 1 is the reference).
-        model, images, labels, layers, window, mean_image, batch_size: as :func:`transform_sweep`.
+        model, pixels, labels, layers, window, mean_image, batch_size: as :func:`transform_sweep`.
 
     Raises:
         ValueError: a bad kind, factor, layer, image array, label, window or batch size.
     """
     check_choice("kind", kind, RESAMPLINGS, "kinds")
-    pixels, labels, factors, layers, window = _checked_sweep_inputs(model, images, labels, kind, factors, layers,
+    pixels, labels, factors, layers, window = _checked_sweep_inputs(model, pixels, labels, kind, factors, layers,
                                                                     window, batch_size)
     size = model.input_size
     return _sweep(model, pixels, labels, kind, factors, layers,

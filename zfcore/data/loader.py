@@ -71,7 +71,7 @@ class TensorBatches:
     """Iterate over a cached split in batches.
 
     Args:
-        images: ``[N, H, W, 3]`` uint8 array (a memmap is fine).
+        pixels: ``[N, H, W, 3]`` uint8 array (a memmap is fine).
         labels: ``[N]`` integer labels.
         batch_size: images per batch (per process under DDP).
         train: shuffle, random-crop (reflect padding ``pad``) and flip; else the fixed order, no change.
@@ -85,7 +85,7 @@ class TensorBatches:
 
     def __init__(
         self,
-        images: np.ndarray,
+        pixels: np.ndarray,
         labels: np.ndarray,
         batch_size: int,
         *,
@@ -100,7 +100,7 @@ class TensorBatches:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r}: must be a positive integer")
-        self.images, self.labels = images, torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.pixels, self.labels = pixels, torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.batch_size, self.train, self.seed, self.pad = batch_size, train, seed, pad
         self.drop_last = train if drop_last is None else drop_last
         self.channels_last = channels_last
@@ -131,8 +131,8 @@ class TensorBatches:
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch = indices[start : start + self.batch_size].numpy()
             order = np.argsort(batch, kind="stable")  # sorted reads are faster on a memmap
-            pixels = np.empty((len(batch), *self.images.shape[1:]), dtype=np.uint8)
-            pixels[order] = self.images[batch[order]]
+            pixels = np.empty((len(batch), *self.pixels.shape[1:]), dtype=np.uint8)
+            pixels[order] = self.pixels[batch[order]]
             if self.train:
                 pixels = self._augment(pixels, offsets[batch], flips[batch])
             images = normalize(torch.from_numpy(pixels), self.mean_image)

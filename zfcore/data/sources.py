@@ -82,12 +82,12 @@ class TrainingData:
 # -- preprocessing -------------------------------------------------------------------------------
 
 
-def pixel_mean(images: np.ndarray, chunk: int = 8192) -> torch.Tensor:
-    """The per-pixel mean ``[H, W, 3]`` (float32, 0-255 scale) of uint8 ``images`` ``[N, H, W, 3]``."""
-    total = np.zeros(images.shape[1:], dtype=np.float64)
-    for start in range(0, len(images), chunk):
-        total += images[start : start + chunk].sum(axis=0, dtype=np.float64)
-    return torch.from_numpy(total / len(images)).float()
+def pixel_mean(pixels: np.ndarray, chunk: int = 8192) -> torch.Tensor:
+    """The per-pixel mean ``[H, W, 3]`` (float32, 0-255 scale) of uint8 ``pixels`` ``[N, H, W, 3]``."""
+    total = np.zeros(pixels.shape[1:], dtype=np.float64)
+    for start in range(0, len(pixels), chunk):
+        total += pixels[start : start + chunk].sum(axis=0, dtype=np.float64)
+    return torch.from_numpy(total / len(pixels)).float()
 
 
 def mean_image_for(config: TrainConfig) -> torch.Tensor | None:
