@@ -362,3 +362,13 @@ def test_training_refuses_labels_outside_the_classes_before_the_first_step(tmp_p
     with pytest.raises(ValueError, match=r"the training labels=.* \[99\] out of range; valid classes: 0 \.\. 9"):
         train(config, tmp_path / "run", data=data, progress=False)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_chapters_take_the_books_sizes_except_under_ci() -> None:
+    from zfcore.profiles import PROFILES, AnalysisSizes
+
+    assert all(profile.sizes == AnalysisSizes() for name, profile in PROFILES.items() if name != "ci")
+    ci, book = PROFILES["ci"].sizes, PROFILES["book"].sizes
+    assert all(getattr(ci, name) < getattr(book, name) for name in vars(book))
+    with pytest.raises(ValueError, match=r"occlusion_images=0 is not valid"):
+        AnalysisSizes(occlusion_images=0)

@@ -18,13 +18,13 @@ import torch
 from zfcore.analysis.evolution import Evolution, evolution, load_snapshots
 from zfcore.checkpoints import read_torch_file
 from zfcore.data.locate import data_root
-from zfcore.data.tiny_imagenet import cached_split
+from zfcore.data.tiny_imagenet import TinyImageNet, cached_split
 from zfcore.devices import default_device
 from zfcore.profiles import STYLES, Profile, active_profile
 from zfcore.verdicts import Verdict, save
 from zfcore.weights import REFERENCE_DIR, Reference, ReferenceWeights, load_reference, reference_file
 
-__all__ = ["device", "evolution_data", "fig6_runs", "probe_images", "profile", "recipe_table", "trained", "verdict"]
+__all__ = ["device", "evolution_data", "fig6_runs", "probe_boxes", "probe_images", "profile", "recipe_table", "trained", "verdict"]
 
 CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
@@ -97,6 +97,14 @@ def probe_images() -> tuple[np.ndarray, np.ndarray, list[str]]:
     else:
         split = cached_split("val")
     return split.images, split.labels, split.class_names
+
+
+def probe_boxes() -> np.ndarray:
+    """The object box ``[x0, y0, x1, y1]`` (inclusive pixels) of each of :func:`probe_images`, from Tiny ImageNet's
+    validation annotations: ``[N, 4]``."""
+    if profile().name == "ci":
+        return np.asarray(TinyImageNet().val_boxes(classes=profile().train.classes_limit, per_class=CI_PROBE_PER_CLASS))
+    return np.asarray(TinyImageNet().val_boxes())
 
 
 def evolution_data() -> Evolution:

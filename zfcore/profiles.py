@@ -19,14 +19,14 @@ profile       data, model                     recipe
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from numbers import Integral
 from typing import Any
 
-from zfcore.checks import check_number, check_whole
+from zfcore.checks import check_number, check_positive, check_whole
 
 __all__ = ["DATASETS", "FIG4_PAPER_EPOCHS", "HOW_RUN_FIELDS", "INITS", "PREPROCESSING", "PROFILES", "PROFILE_ENV", "REMOVABLE",
-           "SCHEDULES", "STYLES", "Profile", "TrainConfig", "active_profile", "get_profile"]
+           "SCHEDULES", "STYLES", "AnalysisSizes", "Profile", "TrainConfig", "active_profile", "get_profile"]
 
 PROFILE_ENV = "ZFBOOK_PROFILE"
 # the epochs whose features Fig. 4 shows, out of the paper's 70 epochs of training
@@ -170,11 +170,45 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisSizes:
+    """How many images (or random draws) a chapter's measurement takes under a profile: the book's numbers by
+    default, a handful under ``ci`` (where the network is trained for seconds and only the code is tested).
+
+    Attributes:
+        invariance_images: chapter 04, C3: validation images swept under shift and scale (book: 300).
+        rotation_images: chapter 04, C4: validation images rotated (book: 600).
+        occlusion_images: chapter 06, C6: correctly classified validation images occluded (book: 500).
+        correspondence_draws: chapter 07, C7: random boxes off the annotated parts, the control (book: 200).
+        correspondence_jitters: chapter 07: jittered copies of the annotations (book: 20).
+        sanity_images: chapter 10: validation images of the critics' checks (book: 100).
+    """
+
+    invariance_images: int = 300
+    rotation_images: int = 600
+    occlusion_images: int = 500
+    correspondence_draws: int = 200
+    correspondence_jitters: int = 20
+    sanity_images: int = 100
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            check_positive(item.name, getattr(self, item.name))
+
+
+@dataclass(frozen=True)
 class Profile:
+    """A named choice of recipe and sizes: ``ZFBOOK_PROFILE`` picks one for the CLI and the chapters.
+
+    Attributes:
+        name: its name; description: one line for listings.
+        train: the training recipe.
+        sizes: how many images each chapter's measurement takes (:class:`AnalysisSizes`).
+    """
+
     name: str
     description: str
     train: TrainConfig
-    extra: dict[str, Any] = field(default_factory=dict)
+    sizes: AnalysisSizes = AnalysisSizes()
 
 
 _BOOK_DEVIATIONS = (
@@ -215,6 +249,8 @@ PROFILES: dict[str, Profile] = {
             classes_limit=10, train_per_class=32, val_per_class=8, workers=0,
             deviations=(("a tiny network on 320 images for 2 epochs", "only proves the code runs"),),
         ),
+        sizes=AnalysisSizes(invariance_images=60, rotation_images=60, occlusion_images=60, correspondence_draws=20,
+                            correspondence_jitters=2, sanity_images=8),
     ),
     "book": Profile(
         name="book",
