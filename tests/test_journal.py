@@ -92,3 +92,8 @@ def test_network_splits_are_recorded_and_read_back_instead_of_trained(tmp_path, 
         network_transfer(arguments["source"], arguments["pixels"], labels, arguments["splits"], mode=mode,
                          recipe=arguments["recipe"], precision="fp32", journal=Journal(tmp_path / "journal.jsonl"))
         assert len(trained) == count + 1, changed.keys()
+    if mode == "scratch":  # how batches are made, or the recipe's prose, is not what a network learns: read back
+        count = len(trained)
+        network_transfer(dataclasses.replace(source, workers=3, deviations=(("a change", "its reason"),)), pixels, labels,
+                         splits[:1], mode=mode, recipe=recipe, precision="fp32", journal=Journal(tmp_path / "journal.jsonl"))
+        assert len(trained) == count

@@ -54,7 +54,7 @@ from zfcore.data.loader import TensorBatches, pixel_batches
 from zfcore.data.locate import data_root
 from zfcore.devices import model_device
 from zfcore.models import LAYER_NAMES, ZFNet
-from zfcore.profiles import TrainConfig
+from zfcore.profiles import HOW_RUN_FIELDS, TrainConfig
 from zfcore.provenance import code_version
 from zfcore.stats import t_interval
 from zfcore.store import cached
@@ -260,7 +260,8 @@ def network_transfer(source: ZFNet | TrainConfig, pixels: np.ndarray, labels: np
     if journal is not None:  # what determines a split's result, besides the split itself
         inputs = {"mode": mode, "recipe": asdict(recipe), "precision": precision, "pixels": content_digest(pixels),
                   "labels": content_digest(labels),
-                  "source": weights_digest(source) if mode == "finetune" else repr(source)}
+                  "source": weights_digest(source) if mode == "finetune" else
+                  {name: value for name, value in asdict(source).items() if name not in HOW_RUN_FIELDS}}
     recorded_seconds = 0.0
     for split in splits:
         if journal is not None:
