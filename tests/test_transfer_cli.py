@@ -66,8 +66,12 @@ def transfer_cli(setup, tmp_path, monkeypatch, capsys, *args: str) -> tuple[int,
     return code, captured.out, captured.err
 
 
+PROVENANCE = {"command", "data_sha256", "device", "recorded"}
+"""Recorded by every new result; committed files made before provenance was recorded lack them."""
+
+
 def same_keys(ours: dict, committed: dict, where: str = "") -> None:
-    assert set(ours) == set(committed), f"{where}: {sorted(set(ours) ^ set(committed))}"
+    assert set(ours) - PROVENANCE == set(committed) - PROVENANCE, f"{where}: {sorted(set(ours) ^ set(committed))}"
 
 
 def test_transfer_writes_both_files_shaped_like_the_committed_ones(setup, tmp_path, monkeypatch, capsys):
@@ -90,6 +94,7 @@ def test_transfer_writes_both_files_shaped_like_the_committed_ones(setup, tmp_pa
     assert transfer["config"]["finetune_recipe"]["steps"] == 2 and transfer["config"]["scratch_recipe"]["steps"] == 2
     assert transfer["dataset"].startswith("Caltech-101 (4 classes, 32 images") and transfer["network"].startswith("Reference(")
     assert transfer["paper"] == committed["paper"]
+    assert PROVENANCE <= set(transfer) and transfer["command"].startswith("python ")  # this process's command line
 
     probes = json.loads((tmp_path / "out" / "probes.json").read_text())
     committed = json.loads((COMMITTED / "probes.json").read_text())
