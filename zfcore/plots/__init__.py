@@ -8,13 +8,14 @@ book draws them (their width, fonts and resolution; :func:`use_book_style`, call
 
 from zfcore.plots.ablations import ablation_figure
 from zfcore.plots.architecture import frequency_coverage_plot, shift_consistency_plot
-from zfcore.plots.correspondence import PART_COLOURS, correspondence_figure
+from zfcore.plots.correspondence import PART_COLOURS, annotation_figure, correspondence_figure, gap_figure
 from zfcore.plots.deconvnet import VIEWS, projection_comparison, top9_figure, top9_mosaic
 from zfcore.plots.evolution import convergence_plot, evolution_mosaic, fig4_figure
 from zfcore.plots.images import crop_boxes, image_grid, tile_images, to_display
 from zfcore.plots.invariance import INVARIANCE_AXES, invariance_figure, saturation_figure, scale_control_figure
 from zfcore.plots.occlusion import c6_figure, occlusion_figure
-from zfcore.plots.sanity import SANITY_MEASURES, randomization_curves, randomization_panel
+from zfcore.plots.sanity import (SANITY_MEASURES, attribution_table, randomization_curves, randomization_panel,
+                                 signed_distribution, similarity_table, switches_table)
 from zfcore.plots.style import drawn, figure_pixels, use_book_style
 from zfcore.plots.training import filter_grid, training_curves
 from zfcore.plots.transfer import layer_probe_figure, learning_curve_figure
@@ -25,6 +26,8 @@ __all__ = [
     "SANITY_MEASURES",
     "VIEWS",
     "ablation_figure",
+    "annotation_figure",
+    "attribution_table",
     "c6_figure",
     "convergence_plot",
     "correspondence_figure",
@@ -35,6 +38,7 @@ __all__ = [
     "figure_pixels",
     "filter_grid",
     "frequency_coverage_plot",
+    "gap_figure",
     "image_grid",
     "invariance_figure",
     "layer_probe_figure",
@@ -46,6 +50,9 @@ __all__ = [
     "saturation_figure",
     "scale_control_figure",
     "shift_consistency_plot",
+    "signed_distribution",
+    "similarity_table",
+    "switches_table",
     "tile_images",
     "to_display",
     "top9_figure",
