@@ -11,6 +11,36 @@ Speed: bf16 autocast + channels-last on CPUs with AVX512-BF16 (about 2x), bf16 (
 scaler) autocast on CUDA, optional ``torch.compile``. Under ``torchrun`` every process trains on its
 shard (:class:`~torch.utils.data.distributed.DistributedSampler`, ``set_epoch`` each epoch) with
 ``gloo`` on CPU or ``nccl`` on GPU; ``config.batch_size`` is the global batch.
+
+Resuming (``train(..., resume=checkpoint)``) continues one run, so the checkpoint must be of this run and the
+recipe its own:
+
+- ``out_dir/checkpoint.pt`` must not exist, or be ``resume`` itself (else :class:`FileExistsError`
+  naming both: another run would be overwritten).
+- The architecture (``input_size``, ``num_classes``, ``widths``, ``fc``, ``remove``, ``lrn``) must match, else
+  :class:`~zfcore.checkpoints.CheckpointError`.
+- Refused with :class:`ValueError` naming every difference, because they change what is learned
+  and the history would mix two recipes: ``dataset``, ``dropout``, ``init``, ``preprocessing``,
+  ``batch_size``, ``lr``, ``momentum``, ``weight_decay``, ``schedule``, ``warmup_epochs``,
+  ``plateau_patience``, ``renorm_rms``, ``label_smoothing``, ``seed``, ``random_labels``, the subset
+  (``classes_limit``, ``train_per_class``, ``val_per_class``), and data whose checksum differs from
+  the checkpoint's ``dataset_sha256``. ``epochs`` under the cosine schedule (whose shape depends
+  on it) is refused too; use ``stop_after`` to end a run early.
+- Continued with a :class:`UserWarning` naming each difference, saved under the new value:
+  ``workers``, ``compile`` (how batches are made and run, not what is learned), ``epochs`` under
+  the plateau schedule (the run goes on to the new total) and ``deviations`` (the recipe table's
+  prose).
+
+A checkpoint that cannot be continued is refused (:class:`~zfcore.checkpoints.CheckpointError`, one line
+naming the file and the field) before any data is loaded: an epoch that is not a whole number in
+``1..config.epochs``, a history that is empty or not one row per epoch, a row without a metric (a row
+without ``wall_seconds``, written by an older version, is filled from its ``epoch_seconds`` with a
+warning), RNG states that are missing or not generator states, optimizer or scheduler state of another
+network or schedule, and weights holding a NaN or an infinity. The checkpoint keeps every commit the
+run was trained under (``code_versions``; ``code_version`` is the latest). Nothing is written when a resume is
+refused.
+
+One step of training is :class:`zfcore.training_step.TrainingStep`, the step fine-tuning and the benchmarks take too.
 """
 
 from __future__ import annotations
@@ -90,7 +120,7 @@ def train(
         config: the recipe (see :mod:`zfcore.profiles`).
         out_dir: where ``checkpoint.pt``, ``metrics.csv`` and ``snapshots/`` go. Refuses to overwrite an
             earlier run's checkpoint unless ``resume`` points at it.
-        resume: a ``checkpoint.pt`` to continue from (see "Resuming" below).
+        resume: a ``checkpoint.pt`` to continue from (see "Resuming" in the module's docstring).
         callbacks: called after every step (see :data:`StepCallback`).
         precision: ``"auto"`` (bf16 autocast where the hardware has it), ``"fp32"`` or ``"bf16"``.
         progress: show a tqdm bar with loss and img/s.
@@ -101,33 +131,8 @@ def train(
     Before the data is loaded or anything trained, ``out_dir`` and ``out_dir/snapshots`` are created and
     a file is written to and removed from each, so a bad folder fails at once (:class:`ValueError`).
 
-    Resuming continues one run, so the checkpoint must be of this run and the recipe its own:
-
-    - ``out_dir/checkpoint.pt`` must not exist, or be ``resume`` itself (else :class:`FileExistsError`
-      naming both: another run would be overwritten).
-    - The architecture (``input_size``, ``num_classes``, ``widths``, ``fc``, ``remove``, ``lrn``) must match, else
-      :class:`~zfcore.checkpoints.CheckpointError`.
-    - Refused with :class:`ValueError` naming every difference, because they change what is learned
-      and the history would mix two recipes: ``dataset``, ``dropout``, ``init``, ``preprocessing``,
-      ``batch_size``, ``lr``, ``momentum``, ``weight_decay``, ``schedule``, ``warmup_epochs``,
-      ``plateau_patience``, ``renorm_rms``, ``label_smoothing``, ``seed``, ``random_labels``, the subset
-      (``classes_limit``, ``train_per_class``, ``val_per_class``), and data whose checksum differs from
-      the checkpoint's ``dataset_sha256``. ``epochs`` under the cosine schedule (whose shape depends
-      on it) is refused too; use ``stop_after`` to end a run early.
-    - Continued with a :class:`UserWarning` naming each difference, saved under the new value:
-      ``workers``, ``compile`` (how batches are made and run, not what is learned), ``epochs`` under
-      the plateau schedule (the run goes on to the new total) and ``deviations`` (the recipe table's
-      prose).
-
-    A checkpoint that cannot be continued is refused (:class:`~zfcore.checkpoints.CheckpointError`, one line
-    naming the file and the field) before any data is loaded: an epoch that is not a whole number in
-    ``1..config.epochs``, a history that is empty or not one row per epoch, a row without a metric (a row
-    without ``wall_seconds``, written by an older version, is filled from its ``epoch_seconds`` with a
-    warning), RNG states that are missing or not generator states, optimizer or scheduler state of another
-    network or schedule, and weights holding a NaN or an infinity. The checkpoint keeps every commit the
-    run was trained under (``code_versions``; ``code_version`` is the latest).
-
-    Nothing is written when a resume is refused.
+    Resuming continues one run: the checkpoint must be of this run and the recipe its own (see "Resuming" in
+    the module's docstring). Nothing is written when a resume is refused.
 
     One process at a time trains into ``out_dir``: it holds ``out_dir/train.lock`` (:func:`zfcore.store.lock`,
     taken before the existing-checkpoint check, released when training ends however it ends); a second
