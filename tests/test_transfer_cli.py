@@ -211,3 +211,20 @@ def test_duplicates_are_found_checked_against_the_judgement_and_left_out_of_the_
 def test_duplicates_need_the_transfer_results_beside_them(setup, tmp_path, monkeypatch, capsys):
     code, _, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, "--what", "duplicates")
     assert code != 0 and "transfer.json, which does not exist: run --what transfer first" in err
+
+
+def test_probes_choose_pooling_and_weight_decay_by_cross_validation(setup, tmp_path, monkeypatch, capsys):
+    code, _, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, "--what", "probes", "--splits", "2",
+                                "--probe-per-class", "3", "--probe-layers", "conv2,fc7", "--probe-losses", "softmax,svm",
+                                "--probe-poolings", "1,2", "--probe-weight-decays", "1e-6,1e-2,1")
+    assert code == 0, err
+    probes = json.loads((tmp_path / "out" / "probes.json").read_text())
+    assert probes["config"]["weight_decay_grid"] == [1e-6, 1e-2, 1.0]
+    assert "1 x 1 or 2 x 2 grid (chosen by CV" in probes["config"]["pooling"]
+    assert probes["config"]["dimensions"] == {"conv2": {"conv2, 1x1": 16, "conv2, 2x2": 64}, "fc7": 32}
+    for loss in ("softmax", "svm"):
+        conv, fc = probes["probes"][loss]["conv2"], probes["probes"][loss]["fc7"]
+        assert len(conv["layers"]) == 2 and set(conv["layers"]) <= {"conv2, 1x1", "conv2, 2x2"}
+        assert "layers" not in fc and set(conv["weight_decays"] + fc["weight_decays"]) <= {1e-6, 1e-2, 1.0}
+    code, _, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, "--what", "probes", "--probe-poolings", "2,1")
+    assert code != 0 and "probe_poolings=(2, 1) is not valid" in err.replace("--probe-poolings ", "probe_poolings=")

@@ -22,6 +22,7 @@ _FLAGS = {"resume": "--resume", "epochs": "--epochs", "stop_after": "--stop-afte
           "out_dir": "--out", "precision": "--precision", "init": "--init", "preprocessing": "--preprocessing",
           "renorm_rms": "--renorm-rms", "frozen_sizes": "--frozen-sizes", "network_sizes": "--network-sizes",
           "scratch_sizes": "--scratch-sizes", "probe_layers": "--probe-layers", "probe_losses": "--probe-losses",
+          "probe_weight_decays": "--probe-weight-decays", "probe_poolings": "--probe-poolings",
           "results_dir": "--results", "runs_dir": "--runs", "journal": "--journal", "run": "--run", "out": "--out"}
 
 
@@ -175,6 +176,12 @@ def _parser() -> argparse.ArgumentParser:
                               help="the probes' classifiers, of softmax,svm (default: softmax)")
     transfer_cmd.add_argument("--probe-per-class", type=_positive_int, default=30, metavar="N",
                               help="training images per class of the probes (default: 30)")
+    transfer_cmd.add_argument("--probe-weight-decays", type=_numbers, default=None, metavar="X,X,...",
+                              help="the grid each probe's weight decay is chosen from by CV on the training images "
+                                   "(default: 1e-4,1e-3,1e-2,0.1; wide: 1e-6,1e-5,1e-4,1e-3,1e-2,0.1,1)")
+    transfer_cmd.add_argument("--probe-poolings", type=_sizes, default=None, metavar="G,G,...",
+                              help="max-pool each conv map to G x G cells; with several, each conv probe reads out the "
+                                   "one chosen by CV on the training images (default: 2)")
     transfer_cmd.add_argument("--journal", type=Path, metavar="PATH",
                               help="where each fine-tuned or from-scratch network's split is recorded as it finishes; "
                                    "a repeated run reads them back instead of training again (default: "
@@ -195,6 +202,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _sizes(text: str) -> tuple[int, ...]:
     return tuple(_positive_int(part) for part in text.split(","))
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; give numbers separated by commas, e.g. 1e-4,1e-3")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -297,7 +311,9 @@ def _transfer(args: argparse.Namespace) -> int:
                         scratch_sizes=args.scratch_sizes, network_seeds=args.network_seeds,
                         finetune_steps=args.finetune_steps, scratch_steps=args.scratch_steps,
                         probe_layers=args.probe_layers or FEATURE_LAYERS, probe_losses=args.probe_losses,
-                        probe_per_class=args.probe_per_class)
+                        probe_per_class=args.probe_per_class,
+                        **{name: value for name in ("probe_weight_decays", "probe_poolings")  # None: the plan's default
+                           if (value := getattr(args, name)) is not None})
     profile = book.profile().name
     out = args.out or (RESULTS_DIR if profile == "book" else RUNS_DIR.parent / f"transfer-{profile}")
     journal = args.journal or out / "transfer-journal.jsonl"

@@ -22,7 +22,8 @@ import torch
 
 from zfcore.analysis.duplicates import NEAR_DUPLICATE_BITS, duplicate_report
 from zfcore.analysis.journal import Journal
-from zfcore.analysis.probes import LOSSES, frozen_transfer, layer_by_cross_validation, measure_probes
+from zfcore.analysis.probes import (LOSSES, WEIGHT_DECAYS, frozen_transfer, layer_by_cross_validation,
+                                    measure_probes)
 from zfcore.analysis.top9 import content_digest
 from zfcore.analysis.transfer import FEATURE_LAYERS, NetworkRecipe, dataset_pixels, measure_transfer, pooled_features
 from zfcore.data.caltech import Caltech101, caltech_splits, mean_per_class_accuracy
@@ -62,6 +63,9 @@ class TransferPlan:
         probe_layers: the layers of Table 7 (two or more, in order).
         probe_losses: the probes' classifiers, of :data:`zfcore.analysis.probes.LOSSES`.
         probe_per_class: training images per class of the probes (the paper: 30).
+        probe_weight_decays: the grid each probe's weight decay is chosen from, by CV on the training images.
+        probe_poolings: the grids conv maps are max-pooled to (``g`` x ``g`` cells each); with more than one, each
+            conv probe reads out the pooling chosen by CV on the training images (fc layers are not pooled).
     """
 
     frozen_sizes: tuple[int, ...] = (1, 2, 5, 10, 15, 30)
@@ -74,6 +78,8 @@ class TransferPlan:
     probe_layers: tuple[str, ...] = FEATURE_LAYERS
     probe_losses: tuple[str, ...] = ("softmax",)
     probe_per_class: int = 30
+    probe_weight_decays: tuple[float, ...] = WEIGHT_DECAYS
+    probe_poolings: tuple[int, ...] = (2,)
 
     def __post_init__(self) -> None:
         for name in ("splits", "network_seeds", "finetune_steps", "scratch_steps", "probe_per_class"):
@@ -89,6 +95,14 @@ class TransferPlan:
         if unknown or len(self.probe_layers) < 2 or len(set(self.probe_layers)) != len(self.probe_layers):
             raise ValueError(f"probe_layers={tuple(self.probe_layers)!r} is not valid; give two or more different "
                              f"layers of {FEATURE_LAYERS}")
+        decays = tuple(self.probe_weight_decays)
+        if not decays or any(isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d < float("inf")
+                             for d in decays) or list(decays) != sorted(set(decays)):
+            raise ValueError(f"probe_weight_decays={decays!r} is not valid; give positive numbers in increasing order")
+        poolings = tuple(self.probe_poolings)
+        if not poolings or any(isinstance(g, bool) or not isinstance(g, Integral) or g < 1 for g in poolings) \
+                or list(poolings) != sorted(set(poolings)):
+            raise ValueError(f"probe_poolings={poolings!r} is not valid; give positive whole numbers in increasing order")
         unknown = [loss for loss in self.probe_losses if loss not in LOSSES]
         if unknown or not self.probe_losses:
             raise ValueError(f"probe_losses={tuple(self.probe_losses)!r} is not valid; valid losses: {LOSSES}")
@@ -159,10 +173,17 @@ def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *
         results["transfer"] = {**result, **described, **_timing(wall, cpu)}
     if what in ("probes", "all"):
         wall, cpu = time.perf_counter(), time.process_time()
-        features = pooled_features(model, pixels, mean_image=mean_image)  # every layer: the cache the transfer shares
-        result = measure_probes({layer: features[layer] for layer in plan.probe_layers}, labels,
-                                train_per_class=plan.probe_per_class, seeds=range(plan.splits),
-                                losses=plan.probe_losses)
+        pooled = {grid: pooled_features(model, pixels, mean_image=mean_image, grid=grid)  # every layer: cached, shared
+                  for grid in plan.probe_poolings}
+        features = {layer: pooled[plan.probe_poolings[0]][layer] if layer.startswith("fc") or len(pooled) == 1
+                    else {f"{layer}, {grid}x{grid}": pooled[grid][layer] for grid in plan.probe_poolings}
+                    for layer in plan.probe_layers}
+        grids = " or ".join(f"{grid} x {grid}" for grid in plan.probe_poolings)
+        result = measure_probes(features, labels, train_per_class=plan.probe_per_class, seeds=range(plan.splits),
+                                losses=plan.probe_losses, grid=plan.probe_weight_decays,
+                                pooling=f"conv: max over each cell of a {grids} grid"
+                                        + (" (chosen by CV on each split's training images)" if len(pooled) > 1 else "")
+                                        + "; fc: as is")
         results["probes"] = {**result, **described, "features": FEATURES, **_timing(wall, cpu)}
     return results
 

@@ -35,13 +35,15 @@ from zfcore.data.caltech import Split, caltech_splits, mean_per_class_accuracy
 from zfcore.stats import Estimate, t_interval
 from zfcore.verdicts import Verdict
 
-__all__ = ["C10_TOLERANCE", "DEFAULT_WEIGHT_DECAY", "LOSSES", "PAPER_TABLE7", "WEIGHT_DECAYS", "LinearClassifier",
-           "SplitScores", "c10_verdict", "deeper_is_better", "fit_linear", "frozen_transfer", "layer_by_cross_validation",
+__all__ = ["C10_TOLERANCE", "DEFAULT_WEIGHT_DECAY", "LOSSES", "PAPER_TABLE7", "WEIGHT_DECAYS", "WIDE_WEIGHT_DECAYS",
+           "LinearClassifier", "SplitScores", "c10_verdict", "deeper_is_better", "fit_linear", "frozen_transfer", "layer_by_cross_validation",
            "in_points", "layer_ranking", "layer_probes", "measure_probes", "paired_split_difference", "select_weight_decay",
            "split_train_per_class"]
 
 LOSSES = ("softmax", "svm")
 WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
+WIDE_WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+"""A grid whose edges the choice does not reach (:data:`WEIGHT_DECAYS` is hit at its lower edge by conv4)."""
 """The weight-decay grid searched on the training images (for standardised features)."""
 DEFAULT_WEIGHT_DECAY = 1e-2
 """Used when a class has a single training image, so no cross-validation fold can be held out."""
@@ -311,13 +313,19 @@ def layer_by_cross_validation(features: Mapping[str, torch.Tensor], labels: np.n
     return result
 
 
-def layer_probes(features: Mapping[str, torch.Tensor], labels: np.ndarray, splits: Sequence[Split], *,
-                 losses: Sequence[str] = ("softmax",), grid: Sequence[float] = WEIGHT_DECAYS, folds: int = 3,
-                 max_iter: int = 100, cv_max_iter: int = 30, progress: bool = True) -> dict[str, dict[str, SplitScores]]:
+def layer_probes(features: Mapping[str, torch.Tensor | Mapping[str, torch.Tensor]], labels: np.ndarray,
+                 splits: Sequence[Split], *, losses: Sequence[str] = ("softmax",), grid: Sequence[float] = WEIGHT_DECAYS,
+                 folds: int = 3, max_iter: int = 100, cv_max_iter: int = 30,
+                 progress: bool = True) -> dict[str, dict[str, SplitScores]]:
     """Table 7: a linear classifier of each ``loss`` on the features of each layer, on every split.
 
+    A layer given in several versions (e.g. its maps max-pooled to 1 x 1 and to 2 x 2) is read out in the version
+    chosen, with its weight decay, by CV on each split's training images (:func:`layer_by_cross_validation`; the
+    chosen versions are the result's ``layers``).
+
     Args:
-        features: layer -> ``[N, D]`` (e.g. :func:`zfcore.analysis.transfer.pooled_features`), in layer order.
+        features: layer -> ``[N, D]`` (e.g. :func:`zfcore.analysis.transfer.pooled_features`), or layer -> version
+            name -> ``[N, D]``, in layer order.
         labels, splits, grid, folds, max_iter, cv_max_iter: as for :func:`frozen_transfer`.
         losses: any of :data:`LOSSES`.
         progress: show a progress bar over the splits of each layer.
@@ -333,10 +341,14 @@ def layer_probes(features: Mapping[str, torch.Tensor], labels: np.ndarray, split
     for loss in losses:
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r} is not valid; valid values: {LOSSES}")
-    return {loss: {layer: frozen_transfer(values, labels, splits, loss=loss, grid=grid, folds=folds, max_iter=max_iter,
-                                          cv_max_iter=cv_max_iter, method=f"{loss} ({layer})", progress=progress)
-                   for layer, values in features.items()}
-            for loss in losses}
+    def probe(layer: str, values: torch.Tensor | Mapping[str, torch.Tensor], loss: str) -> SplitScores:
+        options = dict(loss=loss, grid=grid, folds=folds, max_iter=max_iter, cv_max_iter=cv_max_iter, progress=progress)
+        if isinstance(values, Mapping):
+            return layer_by_cross_validation(values, labels, splits, method=f"{loss} ({layer}, version chosen by CV)",
+                                             **options)
+        return frozen_transfer(values, labels, splits, method=f"{loss} ({layer})", **options)
+
+    return {loss: {layer: probe(layer, values, loss) for layer, values in features.items()} for loss in losses}
 
 
 def deeper_is_better(scores: Mapping[str, SplitScores]) -> dict[str, Any]:
@@ -374,11 +386,13 @@ def split_train_per_class(labels: np.ndarray, splits: Sequence[Split]) -> int:
     return int(np.bincount(labels[splits[0].train]).max())
 
 
-def measure_probes(features: Mapping[str, torch.Tensor], labels: np.ndarray, *, train_per_class: int = 30,
-                   seeds: Sequence[int] = range(5), losses: Sequence[str] = ("softmax",),
-                   grid: Sequence[float] = WEIGHT_DECAYS, folds: int = 3, max_iter: int = 100,
-                   cv_max_iter: int = 30) -> dict[str, Any]:
+def measure_probes(features: Mapping[str, torch.Tensor | Mapping[str, torch.Tensor]], labels: np.ndarray, *,
+                   train_per_class: int = 30, seeds: Sequence[int] = range(5), losses: Sequence[str] = ("softmax",),
+                   grid: Sequence[float] = WEIGHT_DECAYS, folds: int = 3, max_iter: int = 100, cv_max_iter: int = 30,
+                   pooling: str = "conv: max over each cell of a 2 x 2 grid; fc: as is") -> dict[str, Any]:
     """Table 7 in one run: :func:`layer_probes` on the paper's splits and the verdict of :func:`deeper_is_better`.
+
+    ``features`` as for :func:`layer_probes`; ``pooling`` says in words how they were pooled (stored in ``config``).
 
     Returns:
         A JSON-ready dict: ``config``, ``probes`` (loss -> layer -> :meth:`SplitScores.as_dict`),
@@ -391,8 +405,10 @@ def measure_probes(features: Mapping[str, torch.Tensor], labels: np.ndarray, *, 
     return {
         "config": {"train_per_class": train_per_class, "test_per_class": 50, "seeds": list(seeds),
                    "losses": list(losses), "weight_decay_grid": list(grid), "cv_folds": folds, "max_iter": max_iter,
-                   "cv_max_iter": cv_max_iter, "pooling": "conv: max over each cell of a 2 x 2 grid; fc: as is",
-                   "dimensions": {layer: int(values.shape[1]) for layer, values in features.items()}},
+                   "cv_max_iter": cv_max_iter, "pooling": pooling,
+                   "dimensions": {layer: {name: int(version.shape[1]) for name, version in values.items()}
+                                  if isinstance(values, Mapping) else int(values.shape[1])
+                                  for layer, values in features.items()}},
         "probes": {loss: {layer: scores.as_dict() for layer, scores in by_layer.items()} for loss, by_layer in probes.items()},
         "verdict": {loss: deeper_is_better(by_layer) for loss, by_layer in probes.items()},
         "paper": PAPER_TABLE7,
