@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import urllib.request
 import warnings
 from dataclasses import dataclass
@@ -49,6 +51,21 @@ def test_an_atomic_write_creates_the_folder_and_replaces_the_file(tmp_path: Path
     assert path.read_text() == "two" and _files(path.parent) == ["notes.txt"]
     torch_save_atomic(tmp_path / "state.pt", {"w": torch.arange(3)})
     assert torch.equal(torch.load(tmp_path / "state.pt", weights_only=True)["w"], torch.arange(3))
+
+
+def test_two_processes_writing_one_file_never_share_a_temporary_file(tmp_path: Path) -> None:
+    """A second process decoding the same cache must not truncate the file the first one has memory-mapped."""
+    path = tmp_path / "cache.npy"
+    script = ("import sys, time; from pathlib import Path; from zfcore.store import atomic_write\n"
+              "def write(partial):\n"
+              "    partial.write_bytes(sys.argv[2].encode() * 100000); time.sleep(1.5)\n"
+              "    assert partial.read_bytes() == sys.argv[2].encode() * 100000, 'another process wrote here'\n"
+              "atomic_write(Path(sys.argv[1]), write)\n")
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(path), letter], stderr=subprocess.PIPE, text=True)
+               for letter in "ab"]
+    errors = [writer.communicate()[1] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], errors
+    assert path.read_bytes() in (b"a" * 100000, b"b" * 100000) and _files(tmp_path) == ["cache.npy"]
 
 
 def test_a_full_disk_is_one_line_naming_the_file_and_the_old_file_stays(tmp_path: Path,

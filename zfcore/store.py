@@ -150,9 +150,10 @@ class CacheWarning(UserWarning):
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Write ``path`` whole or not at all: ``write`` fills a temporary file in the same folder, then a rename.
 
-    The folder is created if needed. The temporary file is ``.<name>.partial`` beside ``path``; it is
-    renamed over ``path`` (``os.replace``, atomic on one file system) only once ``write`` has returned,
-    and removed if anything fails, so ``path`` is then as it was.
+    The folder is created if needed. The temporary file is ``.<name>.<process id>.partial`` beside ``path``
+    (two processes writing the same file never share one: one might memory-map what the other truncates); it
+    is renamed over ``path`` (``os.replace``, atomic on one file system) only once ``write`` has returned, and
+    removed if anything fails, so ``path`` is then as it was.
 
     Args:
         path: the file to write.
@@ -168,7 +169,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         write(partial)
         os.replace(partial, path)

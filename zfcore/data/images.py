@@ -130,8 +130,8 @@ def decode_to_cache(
         del images
         if len(kept) < len(paths):  # rare: the decoded rows come first; cut the file to them
             _keep_rows(partial, len(kept))
-        with open(_labels_file(cache_file), "wb") as handle:
-            np.save(handle, np.asarray(labels, dtype=np.int64)[kept])
+        atomic_write(_labels_file(cache_file), lambda labels_partial: _save_npy(labels_partial,
+                                                                               np.asarray(labels, dtype=np.int64)[kept]))
 
     atomic_write(cache_file, decode)
     _write_record(cache_file, paths, labels, size)
@@ -229,6 +229,12 @@ def cache_problem(paths: Sequence[str | os.PathLike], labels: Sequence[int], cac
     if sha256(cache_file) != expected[1]:
         return "its images changed since it was decoded (damaged or edited)"
     return None
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to exactly ``path`` (given a name, ``np.save`` would append ``.npy``)."""
+    with open(path, "wb") as handle:
+        np.save(handle, array)
 
 
 def _labels_file(cache_file: Path) -> Path:
