@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from zfcore.analysis.duplicates import duplicate_report
 from zfcore.analysis.evolution import Evolution, evolution, load_snapshots
+from zfcore.analysis.probes import WIDE_WEIGHT_DECAYS
 from zfcore.checkpoints import read_torch_file
 from zfcore.data.locate import data_root
 from zfcore.data.tiny_imagenet import TinyImageNet, cached_split
 from zfcore.devices import default_device
 from zfcore.profiles import STYLES, Profile, active_profile
+from zfcore.provenance import CommittedResults, read_committed
+from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_cv_layer, run_transfer
 from zfcore.verdicts import Verdict, save
 from zfcore.weights import REFERENCE_DIR, Reference, ReferenceWeights, load_reference, reference_file
 
-__all__ = ["device", "evolution_data", "fig6_runs", "probe_boxes", "probe_images", "profile", "recipe_table", "trained", "verdict"]
+__all__ = ["TransferResults", "device", "evolution_data", "fig6_runs", "probe_boxes", "probe_images", "profile",
+           "recipe_table", "trained", "transfer_results", "verdict"]
 
 CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
@@ -116,6 +122,58 @@ def evolution_data() -> Evolution:
     pixels = cached_split("train", classes=config.classes_limit, per_class=config.train_per_class).images
     return evolution(reference.model, load_snapshots(_ci_run() / "snapshots"), np.asarray(pixels), maps_per_layer=4,
                      progress=False)
+
+
+@dataclass(frozen=True)
+class TransferResults:
+    """Chapter 09's results (§5.2-5.3): a miniature computed here under ``ci``, the committed ones otherwise.
+
+    Attributes:
+        transfer, probes, cv_layer, duplicates: as ``transfer.json``, ``probes.json``, ``transfer-cv-layer.json``
+            and ``caltech-duplicates.json`` (``python -m zfcore transfer``).
+        probes_ls0: the label-smoothing-0 network's probes (``None`` under ``ci``).
+        probes_cv, probes_cv_ls0: softmax and SVM probes with the weight decay and the conv maps' pooling chosen
+            by CV, of both networks (under ``ci`` the miniature's probes, measured that way; no control).
+        scratch_runs: shorter from-scratch recipes on the first split, steps -> result (none under ``ci``).
+        committed: the files read, with their digests, to display (``None`` under ``ci``).
+    """
+
+    transfer: dict[str, Any]
+    probes: dict[str, Any]
+    cv_layer: dict[str, Any]
+    duplicates: dict[str, Any]
+    probes_ls0: dict[str, Any] | None
+    probes_cv: dict[str, Any]
+    probes_cv_ls0: dict[str, Any] | None
+    scratch_runs: dict[int, dict[str, Any]]
+    committed: CommittedResults | None
+
+
+def transfer_results() -> TransferResults:
+    """Chapter 09's results under the active profile (:class:`TransferResults`)."""
+    if profile().name == "ci":  # a miniature of the committed runs, with the ci network, in seconds
+        torch.set_num_threads(1)  # thousands of tiny L-BFGS steps: on a shared CPU two threads wait on each other
+        reference = trained()
+        pixels, labels, dataset = caltech101_pixels(reference.config.input_size)
+        plan = TransferPlan(frozen_sizes=(5, 15), splits=2, network_sizes=(15,), scratch_sizes=(15,),
+                            finetune_steps=20, scratch_steps=20, probe_layers=("conv3", "fc7"), probe_per_class=15,
+                            network_seeds=2, probe_losses=("softmax", "svm"), probe_poolings=(1, 2),
+                            probe_weight_decays=WIDE_WEIGHT_DECAYS[::3])  # 1e-6, 1e-3, 1: the ends and the middle
+        results = run_transfer(reference, pixels, labels, dataset=dataset, plan=plan)
+        cv_layer = run_cv_layer(reference, pixels, labels, dataset=dataset, sizes=(15,), splits=2,
+                                layers=plan.probe_layers)["cv_layer"]
+        duplicates = duplicate_report(pixels[::10], {"train (ci subset)": cached_split("train", classes=10,
+                                                                                      per_class=32).images})
+        return TransferResults(results["transfer"], results["probes"], cv_layer, duplicates, None, results["probes"],
+                               None, {}, None)
+    files = {"transfer": "transfer.json", "probes": "probes.json", "cv_layer": "transfer-cv-layer.json",
+             "duplicates": "caltech-duplicates.json", "probes_ls0": "probes-no-label-smoothing/probes.json",
+             "probes_cv": "probes-cv/probes.json", "probes_cv_ls0": "probes-cv-no-label-smoothing/probes.json"}
+    committed = read_committed(*files.values(), "transfer-scratch-*/transfer.json")
+    scratch_runs = {run["config"]["scratch_recipe"]["steps"]: run
+                    for run in committed.matching("transfer-scratch-*/transfer.json").values()}
+    return TransferResults(**{field: committed[name] for field, name in files.items()}, scratch_runs=scratch_runs,
+                           committed=committed)
 
 
 def verdict(record: Verdict) -> Verdict:
