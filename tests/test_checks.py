@@ -317,7 +317,7 @@ def test_sign_change_of_two_images_has_no_pair_spread() -> None:
 
 
 def test_map_similarity_refuses_nan_maps() -> None:
-    from zfcore.analysis.sanity import map_similarity
+    from zfcore.analysis.maps import map_similarity
 
     maps = torch.rand(2, 3, 8, 8)
     broken = maps.clone()

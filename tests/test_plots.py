@@ -151,7 +151,8 @@ def test_use_book_style_sets_legible_defaults():
 
 
 def _sweep():
-    from zfcore.analysis.sanity import MEASURES, RandomizationSimilarity
+    from zfcore.analysis.maps import MEASURES
+    from zfcore.analysis.sanity import RandomizationSimilarity
 
     steps = ("original", "fc8", "fc7", "fc6", "conv5", "conv4", "conv3", "conv2", "conv1")
     methods = ("deconvnet", "guided")

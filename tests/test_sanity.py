@@ -1,4 +1,5 @@
-"""Tests of zfcore.analysis.sanity (Adebayo et al. 2018; Mahendran & Vedaldi 2016) and of deconv.project_signal."""
+"""Tests of the critics' measurements: zfcore.analysis.sanity (Adebayo et al. 2018), .switches (Mahendran & Vedaldi
+2016), .attribution (Grad-CAM, integrated gradients), .maps, and of deconv.project_signal."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zfcore.analysis.sanity import (ATTRIBUTIONS, KEPT_SIMILARITY, MAHENDRAN_MARGIN, MEASURES, NeuronVsSwitches,
-                                    RandomizationSimilarity, adebayo_verdict, attribution, attribution_comparison,
-                                    kept_through, mahendran_verdict, map_similarity, neuron_vs_switches,
-                                    randomization_similarity, randomization_steps, randomized_copy, sign_free)
+from zfcore.analysis.attribution import ATTRIBUTIONS, attribution, attribution_comparison
+from zfcore.analysis.maps import MEASURES, map_similarity, sign_free
+from zfcore.analysis.sanity import (KEPT_SIMILARITY, RandomizationSimilarity, adebayo_verdict, kept_through,
+                                    randomization_similarity, randomization_steps, randomized_copy)
+from zfcore.analysis.switches import MAHENDRAN_MARGIN, NeuronVsSwitches, mahendran_verdict, neuron_vs_switches
 from zfcore.deconv import project, project_signal
 from zfcore.models import zfnet
 from zfcore.plots import randomization_curves, randomization_panel, style

@@ -15,14 +15,16 @@ from zfcore.plots.style import WIDTH
 from zfcore.stats import bootstrap, format_mean_std
 
 if TYPE_CHECKING:
-    from zfcore.analysis.sanity import AttributionComparison, NeuronVsSwitches, RandomizationSimilarity
+    from zfcore.analysis.attribution import AttributionComparison
+    from zfcore.analysis.sanity import RandomizationSimilarity
+    from zfcore.analysis.switches import NeuronVsSwitches
 
 SANITY_MEASURES = {"spearman_abs": "Spearman (absolute maps)", "spearman_signed": "Spearman (signed maps)",
                    "ssim": "SSIM (absolute maps)"}
 SIGN_FREE_ROW = "\\|spearman_signed\\|"
 """The table row (pipes escaped for Markdown) that gives the signed Spearman's mean ``|ρ|`` [95 % interval over
-images] and the share of images above :data:`zfcore.analysis.sanity.SIGN_FREE_THRESHOLD`
-(:func:`zfcore.analysis.sanity.sign_free`)."""
+images] and the share of images above :data:`zfcore.analysis.maps.SIGN_FREE_THRESHOLD`
+(:func:`zfcore.analysis.maps.sign_free`)."""
 SWITCH_COMPARISONS = {"different_channels": "same image, two different units",
                       "different_images": "same unit, two different images",
                       "switches_constant": "a unit vs its image's switches-only map (ones)",
@@ -31,7 +33,7 @@ SWITCH_COMPARISONS = {"different_channels": "same image, two different units",
                       "switches_other_image": "a unit vs another image's switches-only map (ones)",
                       "zero_mean_other_image": "a unit vs another image's switches-only map (zero-mean)",
                       "constant_vs_random": "switches-only: ones vs uniform, same image"}
-"""The rows of :func:`switches_table`: each comparison of :class:`~zfcore.analysis.sanity.NeuronVsSwitches` in words."""
+"""The rows of :func:`switches_table`: each comparison of :class:`~zfcore.analysis.switches.NeuronVsSwitches` in words."""
 __all__ = ["SANITY_MEASURES", "SIGN_FREE_ROW", "SWITCH_COMPARISONS", "attribution_table", "randomization_curves",
            "randomization_panel", "signed_distribution", "similarity_table", "switches_table"]
 
@@ -46,7 +48,7 @@ def randomization_curves(result: "RandomizationSimilarity") -> Figure:
     Args:
         result: a :class:`~zfcore.analysis.sanity.RandomizationSimilarity`.
     """
-    from zfcore.analysis.sanity import MEASURES
+    from zfcore.analysis.maps import MEASURES
 
     figure, axes = plt.subplots(1, len(MEASURES), figsize=(WIDTH, 3.1), sharey=True, squeeze=False,
                                 layout="constrained")
@@ -84,7 +86,7 @@ def randomization_panel(result: "RandomizationSimilarity", image: np.ndarray, in
     Raises:
         ValueError: ``index`` not among the kept examples.
     """
-    from zfcore.analysis.sanity import heat_map
+    from zfcore.analysis.maps import heat_map
 
     kept = next(iter(result.examples.values())).shape[0]
     if not 0 <= index < kept:
@@ -110,7 +112,7 @@ def signed_distribution(result: "RandomizationSimilarity", method: str = "backpr
     Raises:
         ValueError: ``method`` not in the result.
     """
-    from zfcore.analysis.sanity import sign_free
+    from zfcore.analysis.maps import sign_free
 
     if method not in result.methods:
         raise ValueError(f"method={method!r} is not valid; valid methods: {result.methods}")
@@ -156,7 +158,7 @@ def similarity_table(result: "RandomizationSimilarity", columns: dict[str, str])
     Raises:
         ValueError: a step not in the result.
     """
-    from zfcore.analysis.sanity import MEASURES, sign_free
+    from zfcore.analysis.maps import MEASURES, sign_free
 
     unknown = [step for step in columns if step not in result.steps]
     if unknown:
@@ -181,7 +183,7 @@ def similarity_table(result: "RandomizationSimilarity", columns: dict[str, str])
 def attribution_table(comparison: "AttributionComparison") -> str:
     """Markdown: per method, true vs runner-up class and trained vs classifier-randomised, three measures each
     (mean ± std over the images), then the signed Spearman's mean ``|ρ|`` [95 % interval] and the baseline's."""
-    from zfcore.analysis.sanity import MEASURES, sign_free
+    from zfcore.analysis.maps import MEASURES, sign_free
 
     rows = ["| method | true vs runner-up: Spearman abs / signed / SSIM | its mean \\|ρ\\| (signed) | "
             "trained vs classifier randomised: Spearman abs / signed / SSIM | its mean \\|ρ\\| (signed) | "
@@ -203,7 +205,7 @@ def switches_table(results: dict[str, "NeuronVsSwitches"]) -> str:
     :data:`SWITCH_COMPARISONS` as mean ± std over the pairs for the three measures, the signed Spearman's mean
     ``|ρ|`` with its 95 % bootstrap interval over the images (each image's pairs averaged first), and the pairs
     counted."""
-    from zfcore.analysis.sanity import MEASURES
+    from zfcore.analysis.maps import MEASURES
 
     rows = ["| projection | comparison | Spearman, absolute | Spearman, signed | its mean \\|ρ\\| [95 % over images] | "
             "SSIM | pairs |", "|---|---|---|---|---|---|---|"]
