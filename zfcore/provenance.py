@@ -75,19 +75,18 @@ def refuse_dirty(destination: str | Path, *, allow_dirty: bool, version: str | N
     return version
 
 
-def provenance(*, data_sha256: str | None, device: str, version: str | None = None) -> dict[str, Any]:
+def provenance(*, data_sha256: str | None, device: str) -> dict[str, Any]:
     """The record of what produced a result, to be stored beside it.
 
     Args:
         data_sha256: the digest of the data measured (``None`` where there is none).
         device: the device in words (:func:`zfcore.devices.describe_device`).
-        version: the code version (default :func:`code_version`).
 
     Returns:
         ``code_version``, ``command`` (as one would type it again), ``data_sha256``, ``device``,
         ``recorded`` (UTC, ISO 8601). A writer that stores a dirty result on purpose adds ``allow_dirty: true``.
     """
-    return {"code_version": code_version() if version is None else version, "command": command_line(),
+    return {"code_version": code_version(), "command": command_line(),
             "data_sha256": data_sha256, "device": device,
             "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
