@@ -329,7 +329,7 @@ def null_switch_projections(model: ZFNet, pixels: np.ndarray | torch.Tensor, top
     positions = top.positions[chosen].flatten(0, 1)
     values = top.values[chosen].flatten().double()
     device = model_device(model)
-    first = normalize(torch.from_numpy(np.array(pixels[:1]))).contiguous().to(device)  # a copy: no read-only memmap
+    first = normalize(torch.from_numpy(np.asarray(pixels[:1]).copy())).contiguous().to(device)  # copied: no read-only memmap
     with torch.no_grad():
         shape = model.trace(first, layers=[top.layer]).activations[top.layer].shape[1:]
     outputs = []
