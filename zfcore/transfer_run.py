@@ -148,8 +148,9 @@ def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *
 
     Returns:
         ``{"transfer": ..., "probes": ...}`` (the parts asked for): the dicts of :func:`measure_transfer`
-        and :func:`measure_probes` with ``dataset``, ``network``, ``wall_seconds``, ``cpu_seconds`` and
-        ``torch_threads`` added (and ``features`` for the probes).
+        and :func:`measure_probes` with ``dataset``, ``network``, the provenance (:func:`zfcore.provenance.provenance`:
+        ``code_version``, ``command``, ``data_sha256``, ``device``, ``recorded``), ``wall_seconds``, ``cpu_seconds``
+        and ``torch_threads`` added (and ``features`` for the probes).
 
     Raises:
         ValueError: an unknown ``what``; as the measurements.

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from zfcore.provenance import code_version
 from zfcore.checks import check_positive
 from zfcore.data.caltech import Split, caltech_splits, mean_per_class_accuracy
 from zfcore.stats import Estimate, t_interval
@@ -412,7 +411,6 @@ def measure_probes(features: Mapping[str, torch.Tensor | Mapping[str, torch.Tens
         "probes": {loss: {layer: scores.as_dict() for layer, scores in by_layer.items()} for loss, by_layer in probes.items()},
         "verdict": {loss: deeper_is_better(by_layer) for loss, by_layer in probes.items()},
         "paper": PAPER_TABLE7,
-        "code_version": code_version(),
         "seconds": round(time.perf_counter() - started, 1),
     }
 

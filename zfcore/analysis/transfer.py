@@ -401,7 +401,6 @@ def measure_transfer(model: ZFNet, config: TrainConfig, pixels: np.ndarray, labe
         "finetune": [scores.as_dict() for scores in finetune],
         "scratch": [scores.as_dict() for scores in scratch],
         "paper": PAPER,
-        "code_version": code_version(),
         "seconds": round(time.perf_counter() - started, 1),
     }
 
