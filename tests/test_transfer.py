@@ -14,8 +14,9 @@ import zfcore.analysis.transfer as transfer
 from zfcore.analysis.probes import (DEFAULT_WEIGHT_DECAY, SplitScores, c10_verdict, deeper_is_better, fit_linear,
                                     frozen_transfer, layer_by_cross_validation, layer_probes, paired_split_difference,
                                     select_weight_decay)
-from zfcore.analysis.transfer import (FEATURE_LAYERS, NetworkRecipe, c9_verdict, dataset_pixels, learning_curve,
-                                      network_transfer, pooled_features)
+from zfcore.analysis.generalisation import c9_verdict
+from zfcore.analysis.transfer import (FEATURE_LAYERS, NetworkRecipe, dataset_pixels, learning_curve, network_transfer,
+                                      pooled_features)
 from zfcore.data.caltech import Caltech256, caltech_splits, mean_per_class_accuracy
 from zfcore.data.loader import normalize
 from zfcore.models import zfnet

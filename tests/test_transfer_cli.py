@@ -68,15 +68,19 @@ def transfer_cli(setup, tmp_path, monkeypatch, capsys, *args: str) -> tuple[int,
 
 PROVENANCE = {"command", "data_sha256", "device", "recorded"}
 """Recorded by every new result; committed files made before provenance was recorded lack them."""
+STEP_CHOICE = {"step_choice", "step_grids", "steps"}
+"""Recorded by every new transfer result (each network row's steps, and the steps chosen on held-out training images);
+the committed transfer.json was made before steps were chosen that way."""
 
 
 def same_keys(ours: dict, committed: dict, where: str = "") -> None:
-    assert set(ours) - PROVENANCE == set(committed) - PROVENANCE, f"{where}: {sorted(set(ours) ^ set(committed))}"
+    new = PROVENANCE | STEP_CHOICE
+    assert set(ours) - new == set(committed) - new, f"{where}: {sorted(set(ours) ^ set(committed))}"
 
 
 def test_transfer_writes_both_files_shaped_like_the_committed_ones(setup, tmp_path, monkeypatch, capsys):
     code, out, err = transfer_cli(setup, tmp_path, monkeypatch, capsys, *TINY, "--probe-layers", "conv2,conv5,fc7",
-                                  "--probe-losses", "softmax,svm")
+                                  "--probe-losses", "softmax,svm", "--finetune-steps", "1,2")
     assert code == 0, err
     assert out.split() == [str(tmp_path / "out" / "transfer.json"), str(tmp_path / "out" / "probes.json")]
     transfer = json.loads((tmp_path / "out" / "transfer.json").read_text())
@@ -91,7 +95,10 @@ def test_transfer_writes_both_files_shaped_like_the_committed_ones(setup, tmp_pa
     assert all(row["seeds"] == [0, 1] and len(row["accuracy_percent"]) == 2 for row in transfer["frozen"])
     assert [row["train_per_class"] for row in transfer["finetune"]] == [3]
     assert [row["train_per_class"] for row in transfer["scratch"]] == [2, 3]  # scratch sizes and network sizes
-    assert transfer["config"]["finetune_recipe"]["steps"] == 2 and transfer["config"]["scratch_recipe"]["steps"] == 2
+    assert transfer["config"]["step_grids"] == {"finetune": [1, 2]} and list(transfer["step_choice"]) == ["finetune"]
+    choice = transfer["step_choice"]["finetune"]["3"]  # on held-out training images of the first split
+    assert choice["steps"] == [1, 2] and choice["held_out_per_class"] == 1
+    assert transfer["finetune"][0]["steps"] == choice["chosen"] and [row["steps"] for row in transfer["scratch"]] == [2, 2]
     assert transfer["dataset"].startswith("Caltech-101 (4 classes, 32 images") and transfer["network"].startswith("Reference(")
     assert transfer["paper"] == committed["paper"]
     assert PROVENANCE <= set(transfer) and transfer["command"].startswith("python ")  # this process's command line
@@ -175,8 +182,8 @@ def test_the_default_plan_is_the_committed_results_settings():
     assert list(plan.network_sizes) == transfer["network_sizes"]
     assert sorted(set(plan.network_sizes) | set(plan.scratch_sizes)) == transfer["scratch_sizes"]
     assert list(range(plan.network_seeds)) == transfer["network_seeds"]
-    assert plan.finetune_steps == transfer["finetune_recipe"]["steps"]
-    assert plan.scratch_steps == transfer["scratch_recipe"]["steps"]
+    assert plan.finetune_steps == (transfer["finetune_recipe"]["steps"],)
+    assert plan.scratch_steps == (transfer["scratch_recipe"]["steps"],)
     assert list(plan.probe_layers) == list(probes["dimensions"]) and list(plan.probe_losses) == probes["losses"]
     assert plan.probe_per_class == probes["train_per_class"] and list(range(plan.splits)) == probes["seeds"]
 

@@ -2,8 +2,8 @@
 
 ``python -m zfcore transfer`` calls :func:`run_transfer` and :func:`write_results`: it decodes
 Caltech-101 to the network's input size (:func:`caltech101_pixels`), measures Table 4 and Fig. 9
-(:func:`zfcore.analysis.transfer.measure_transfer`: a new softmax on frozen fc7, fine-tuning, training
-from scratch) and Table 7 (:func:`zfcore.analysis.probes.measure_probes`: a linear classifier on each
+(:func:`zfcore.analysis.generalisation.measure_transfer`: a new softmax on frozen fc7, fine-tuning,
+training from scratch, each network's steps fixed or chosen on held-out training images) and Table 7 (:func:`zfcore.analysis.probes.measure_probes`: a linear classifier on each
 layer), adds what produced the numbers (dataset, network, wall and CPU time, torch threads) and writes
 ``transfer.json`` and ``probes.json``. :class:`TransferPlan`'s defaults are the settings of the committed
 results in ``data/experiments``; the chapter's ``ci`` miniature is a smaller plan.
@@ -25,7 +25,9 @@ from zfcore.analysis.journal import Journal
 from zfcore.analysis.probes import (LOSSES, WEIGHT_DECAYS, frozen_transfer, layer_by_cross_validation,
                                     measure_probes)
 from zfcore.analysis.top9 import content_digest
-from zfcore.analysis.transfer import FEATURE_LAYERS, NetworkRecipe, dataset_pixels, measure_transfer, pooled_features
+from zfcore.analysis.generalisation import measure_transfer
+from zfcore.analysis.step_choice import check_step_grid
+from zfcore.analysis.transfer import FEATURE_LAYERS, NetworkRecipe, dataset_pixels, pooled_features
 from zfcore.data.caltech import Caltech101, caltech_splits, mean_per_class_accuracy
 from zfcore.data.tiny_imagenet import TinyImageNet, cached_split
 from zfcore.devices import describe_device, model_device
@@ -59,7 +61,9 @@ class TransferPlan:
         network_sizes: sizes of the fine-tuning and from-scratch rows of Table 4.
         scratch_sizes: further sizes of the from-scratch curve.
         network_seeds: splits of the fine-tuned and from-scratch networks (each one a training run).
-        finetune_steps, scratch_steps: SGD steps of each network (:class:`NetworkRecipe`).
+        finetune_steps, scratch_steps: SGD steps of each network (:class:`NetworkRecipe`): one count, or an increasing
+            grid to choose from at each size on held-out training images of the first split
+            (:func:`zfcore.analysis.step_choice.choose_steps`).
         probe_layers: the layers of Table 7 (two or more, in order).
         probe_losses: the probes' classifiers, of :data:`zfcore.analysis.probes.LOSSES`.
         probe_per_class: training images per class of the probes (the paper: 30).
@@ -73,8 +77,8 @@ class TransferPlan:
     network_sizes: tuple[int, ...] = (15, 30)
     scratch_sizes: tuple[int, ...] = (15, 30)
     network_seeds: int = 5
-    finetune_steps: int = 150
-    scratch_steps: int = 3000
+    finetune_steps: tuple[int, ...] = (150,)
+    scratch_steps: tuple[int, ...] = (3000,)
     probe_layers: tuple[str, ...] = FEATURE_LAYERS
     probe_losses: tuple[str, ...] = ("softmax",)
     probe_per_class: int = 30
@@ -82,7 +86,9 @@ class TransferPlan:
     probe_poolings: tuple[int, ...] = (2,)
 
     def __post_init__(self) -> None:
-        for name in ("splits", "network_seeds", "finetune_steps", "scratch_steps", "probe_per_class"):
+        for name in ("finetune_steps", "scratch_steps"):
+            check_step_grid(name, getattr(self, name))
+        for name in ("splits", "network_seeds", "probe_per_class"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
                 raise ValueError(f"{name}={value!r} is not valid; give a whole number of at least 1")
@@ -168,8 +174,10 @@ def run_transfer(reference: Reference, pixels: np.ndarray, labels: np.ndarray, *
             model, reference.config, pixels, labels, mean_image=mean_image, frozen_sizes=plan.frozen_sizes,
             frozen_seeds=range(plan.splits), network_sizes=plan.network_sizes, network_seeds=range(plan.network_seeds),
             scratch_sizes=plan.scratch_sizes,
-            finetune_recipe=NetworkRecipe(steps=plan.finetune_steps, lr=0.02, pretrained_lr_scale=0.1),
-            scratch_recipe=NetworkRecipe(steps=plan.scratch_steps, lr=0.02, pretrained_lr_scale=1.0), device=device,
+            finetune_recipe=NetworkRecipe(steps=plan.finetune_steps[0], lr=0.02, pretrained_lr_scale=0.1),
+            scratch_recipe=NetworkRecipe(steps=plan.scratch_steps[0], lr=0.02, pretrained_lr_scale=1.0),
+            finetune_grid=plan.finetune_steps if len(plan.finetune_steps) > 1 else None,
+            scratch_grid=plan.scratch_steps if len(plan.scratch_steps) > 1 else None, device=device,
             journal=None if journal is None else Journal(journal))
         results["transfer"] = {**result, **described, **_timing(wall, cpu)}
     if what in ("probes", "all"):

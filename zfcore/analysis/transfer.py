@@ -22,8 +22,9 @@ on Caltech alone ("non-pretrained"). Here the network is the book's ZF-64 (train
   :func:`zfcore.train.train`, which runs resumable, checkpointed runs of a :class:`TrainConfig`'s
   dataset from a fresh initialisation.
 * **Fig. 9** (:func:`learning_curve`): any of these against the number of training images per class.
-* **C9** (:func:`c9_verdict`): the frozen-fc7 softmax (and the layer chosen by cross-validation) against the
-  network trained from scratch, paired over the splits, with the baseline's convergence checked.
+
+How long each network trains is chosen on held-out training images (:mod:`zfcore.analysis.step_choice`); Table 4
+as one run and the C9 verdict are :mod:`zfcore.analysis.generalisation`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import time
 from dataclasses import asdict, dataclass
 from numbers import Integral
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -43,8 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from zfcore.analysis.journal import Journal, journal_key
-from zfcore.analysis.probes import (SplitScores, frozen_transfer, in_points, paired_split_difference,
-                                    split_train_per_class)
+from zfcore.analysis.probes import SplitScores, split_train_per_class
 from zfcore.analysis.top9 import content_digest, weights_digest
 from zfcore.checkpoints import build_model, read_torch_file
 from zfcore.checks import check_layers, check_pixels, check_positive
@@ -56,13 +56,11 @@ from zfcore.devices import model_device
 from zfcore.models import LAYER_NAMES, ZFNet
 from zfcore.profiles import HOW_RUN_FIELDS, TrainConfig
 from zfcore.provenance import code_version
-from zfcore.stats import t_interval
 from zfcore.store import cached
 from zfcore.training_step import TrainingStep, sgd_optimizer, warmup_cosine
-from zfcore.verdicts import Verdict, pending
 
-__all__ = ["C9_CONVERGED", "C9_WIDE_MARGIN", "FEATURE_LAYERS", "MODES", "PAPER", "NetworkRecipe", "c9_verdict",
-           "dataset_pixels", "learning_curve", "measure_transfer", "network_transfer", "pooled_features"]
+__all__ = ["FEATURE_LAYERS", "MODES", "PAPER", "NetworkRecipe", "dataset_pixels", "learning_curve", "network_transfer",
+           "pooled_features"]
 
 FEATURE_LAYERS = LAYER_NAMES[:-1]
 """conv1 ... fc7: the layers whose features a new classifier can sit on (fc8 is the old classifier)."""
@@ -89,15 +87,6 @@ PAPER = {
                           "single-label softmax 'not ideal' there"),
 }
 """The paper's numbers (accuracy %, mean and std over 5 splits), as printed."""
-C9_WIDE_MARGIN = 0.10
-"""C9: the pretrained features beat training from scratch "widely" when the paired interval of their margin lies
-above 10 points of mean per-class accuracy (the paper's margins on Caltech-101: 61.0 points at 15 and 40.0 at 30
-training images per class)."""
-C9_CONVERGED = 0.02
-"""C9: the from-scratch baseline has converged when doubling its SGD steps changed its accuracy on the first split by
-less than 2 points, at every size compared."""
-
-
 # -- images and features ---------------------------------------------------------------------------
 
 
@@ -351,185 +340,3 @@ def learning_curve(labels: np.ndarray, sizes: Sequence[int], score: Callable[[li
             or list(sizes) != sorted(set(sizes)):
         raise ValueError(f"sizes={tuple(sizes)!r}: give positive integers in increasing order, e.g. (1, 5, 15, 30)")
     return [score(caltech_splits(labels, int(n), test_per_class, seeds)) for n in sizes]
-
-
-
-def measure_transfer(model: ZFNet, config: TrainConfig, pixels: np.ndarray, labels: np.ndarray, *,
-                     mean_image: torch.Tensor | None = None, frozen_sizes: Sequence[int] = (1, 2, 5, 10, 15, 30),
-                     frozen_seeds: Sequence[int] = range(5), network_sizes: Sequence[int] = (15, 30),
-                     network_seeds: Sequence[int] = range(1), scratch_sizes: Sequence[int] = (1, 5, 15, 30),
-                     finetune_recipe: NetworkRecipe = NetworkRecipe(lr=0.02, pretrained_lr_scale=0.1),
-                     scratch_recipe: NetworkRecipe = NetworkRecipe(lr=0.02, pretrained_lr_scale=1.0),
-                     device: torch.device | str = "cpu", journal: Journal | None = None) -> dict[str, Any]:
-    """Table 4 and Fig. 9 in one run: the frozen-fc7 softmax, fine-tuning and training from scratch.
-
-    Args:
-        model: the pretrained network; config: its recipe (the architecture built for ``"scratch"``).
-        pixels, labels: every image of the dataset (:func:`dataset_pixels`).
-        mean_image: the preprocessing's mean image, else ``None``.
-        frozen_sizes, frozen_seeds: training images per class and splits of the frozen softmax (cheap).
-        network_sizes: sizes of the fine-tuning and from-scratch rows; network_seeds: their splits (costly).
-        scratch_sizes: sizes of Fig. 9's from-scratch curve (with ``network_seeds``).
-        finetune_recipe, scratch_recipe: the :class:`NetworkRecipe` of each.
-        device: where the networks train.
-        journal: where each network's finished split is recorded, and read back from when the run is
-            repeated (:func:`network_transfer`).
-
-    Returns:
-        A JSON-ready dict: ``config``, ``frozen``/``finetune``/``scratch`` (lists of
-        :meth:`SplitScores.as_dict`), ``paper``, ``seconds``.
-    """
-    started = time.perf_counter()
-    fc7 = pooled_features(model, pixels, mean_image=mean_image)["fc7"]  # all layers: the cache the probes share
-    finetune = learning_curve(labels, network_sizes, lambda splits: network_transfer(
-        model, pixels, labels, splits, mode="finetune", recipe=finetune_recipe, mean_image=mean_image,
-        device=device, journal=journal), seeds=network_seeds)
-    scratch = learning_curve(labels, sorted(set(network_sizes) | set(scratch_sizes)), lambda splits: network_transfer(
-        config, pixels, labels, splits, mode="scratch", recipe=scratch_recipe, mean_image=mean_image,
-        device=device, journal=journal), seeds=network_seeds)
-    # the frozen softmax last: a run stopped among the networks goes on with them at once (journal)
-    frozen = learning_curve(labels, frozen_sizes, lambda splits: frozen_transfer(
-        fc7, labels, splits, method="frozen layers 1-7 + new softmax"), seeds=frozen_seeds)
-    return {
-        "config": {"images": len(labels), "classes": int(labels.max()) + 1, "input_size": int(pixels.shape[1]),
-                   "test_per_class": 50, "frozen_sizes": list(frozen_sizes), "frozen_seeds": list(frozen_seeds),
-                   "network_sizes": list(network_sizes), "scratch_sizes": sorted(set(network_sizes) | set(scratch_sizes)),
-                   "network_seeds": list(network_seeds), "finetune_recipe": asdict(finetune_recipe),
-                   "scratch_recipe": asdict(scratch_recipe), "features": "fc7 (ReLU output), standardised",
-                   "images_to_input": "shorter side to the input size, centre square (bilinear)"},
-        "frozen": [scores.as_dict() for scores in frozen],
-        "finetune": [scores.as_dict() for scores in finetune],
-        "scratch": [scores.as_dict() for scores in scratch],
-        "paper": PAPER,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-
-
-def _row_at(rows: Sequence[Mapping[str, Any]], size: int) -> Mapping[str, Any] | None:
-    """The row with ``size`` training images per class, or ``None``."""
-    return next((row for row in rows if row["train_per_class"] == size), None)
-
-
-def c9_verdict(transfer: Mapping[str, Any], *, shorter_scratch: Mapping[int, Mapping[str, Any]] | None = None,
-               cv_layer: Sequence[Mapping[str, Any]] | None = None, confidence: float = 0.95) -> Verdict:
-    """C9 (§5.2, Table 4: with layers 1-7 fixed and a new softmax on top the ImageNet features beat the best
-    reported results, while the same network trained on Caltech alone "does terribly") from the transfer results.
-
-    Measure: the frozen-fc7 softmax (the paper's protocol) minus the same architecture trained from scratch on
-    Caltech-101, paired over the splits (the same seeds draw the same images), at every size both were run at;
-    beside it the same margin for the layer chosen by cross-validation on the training images (``cv_layer``) and
-    for the fine-tuned network (details only). The absolute comparison with the paper's earlier methods is not
-    testable at 64 px and is not scored.
-
-    Rule (:data:`C9_WIDE_MARGIN`, :data:`C9_CONVERGED`), the intervals paired t intervals over the splits:
-
-    * ``agree``: fc7's margin lies above the wide margin at every size, and the baseline has converged;
-    * ``partly``: fc7's margin lies above 0 at every size but not above the wide margin, or fc7 does not beat the
-      baseline while the CV-chosen layer's margin lies above the wide margin at every size; the baseline converged;
-    * ``differ``: at some size fc7's interval lies below the wide margin and reaches 0 or below (it does not beat
-      the baseline), and the CV-chosen layer's interval lies below the wide margin at some size (a baseline trained
-      longer only narrows a margin, so convergence is not needed here);
-    * ``inconclusive``: the rest: intervals across a threshold, the CV-chosen layer not measured, or an ``agree``
-      or ``partly`` margin measured against a baseline that was still improving;
-    * ``pending``: no from-scratch rows on the frozen rows' splits.
-
-    Args:
-        transfer: a transfer result (:func:`measure_transfer`, as read from ``transfer.json``).
-        shorter_scratch: shorter from-scratch recipes, steps -> their transfer result (first split), or ``None``.
-        cv_layer: rows of the frozen softmax on the layer chosen by CV (``transfer-cv-layer.json``'s ``rows``).
-        confidence: the intervals' level.
-
-    Raises:
-        ValueError: as :func:`~zfcore.analysis.probes.paired_split_difference`.
-    """
-    pretrained = PAPER["table4_caltech101"]["ImageNet-pretrained convnet"]
-    scratch_paper = PAPER["table4_caltech101"]["Non-pretrained convnet"]
-    sizes = [row["train_per_class"] for row in transfer["frozen"]
-             if (other := _row_at(transfer["scratch"], row["train_per_class"])) is not None
-             and len(set(row["seeds"]) & set(other["seeds"])) >= 2]
-    wide, converged_limit = 100 * C9_WIDE_MARGIN, 100 * C9_CONVERGED
-    measure = ("new softmax on frozen fc7 (layers 1-7 fixed, the paper's protocol) minus the same architecture "
-               "trained from scratch on Caltech-101, points of mean per-class accuracy, paired over the splits")
-    control = "the same network trained from scratch on Caltech-101 alone (pretraining removed)"
-    rule = (f"paired {100 * confidence:.0f} % t intervals of the margin over from scratch. agree: fc7's interval above "
-            f"C9_WIDE_MARGIN = {wide:g} points at every size and the baseline converged (doubling its steps changed its "
-            f"first split by < C9_CONVERGED = {converged_limit:g} points). partly: fc7 above 0 but not above "
-            f"{wide:g} at every size, or fc7 not beating the baseline while the layer chosen by CV on training images "
-            f"is above {wide:g} at every size, with a converged baseline. differ: fc7 does not beat the baseline "
-            f"(interval below {wide:g} and reaching 0) at some size, and the CV-chosen layer is below {wide:g} at some "
-            "size. Otherwise inconclusive")
-    if not sizes:
-        return pending("C9", measure=measure, control=control, rule=rule,
-                       waiting_for="from-scratch rows on the frozen rows' splits")
-    margins = {n: paired_split_difference(_row_at(transfer["frozen"], n), _row_at(transfer["scratch"], n),
-                                          confidence=confidence) for n in sizes}
-    cv_rows = {row["train_per_class"]: row for row in cv_layer or ()}
-    cv_margins = {n: paired_split_difference(cv_rows[n], _row_at(transfer["scratch"], n), confidence=confidence)
-                  for n in sizes if n in cv_rows}
-    finetune_margins = {n: paired_split_difference(row, _row_at(transfer["scratch"], n), confidence=confidence)
-                        for n in sizes if (row := _row_at(transfer.get("finetune", ()), n)) is not None}
-    long_steps = transfer["config"]["scratch_recipe"]["steps"]
-    shorter = [steps for steps in (shorter_scratch or {}) if steps < long_steps]
-    changes = {}
-    if shorter:
-        short_steps = max(shorter)
-        for n in sizes:
-            long_row, short_row = _row_at(transfer["scratch"], n), _row_at(shorter_scratch[short_steps]["scratch"], n)
-            if short_row is not None:
-                seed = short_row["seeds"][0]
-                changes[n] = (long_row["accuracy_percent"][long_row["seeds"].index(seed)]
-                              - short_row["accuracy_percent"][0])
-    converged = bool(changes) and set(changes) == set(sizes) and all(abs(c) < converged_limit for c in changes.values())
-
-    fc7_wide = all(m.low > C9_WIDE_MARGIN for m in margins.values())
-    fc7_beats = all(m.low > 0 for m in margins.values())
-    fc7_fails = [n for n, m in margins.items() if m.high < C9_WIDE_MARGIN and m.low <= 0]
-    cv_complete = set(cv_margins) == set(sizes)
-    cv_wide = cv_complete and all(m.low > C9_WIDE_MARGIN for m in cv_margins.values())
-    cv_narrow = [n for n, m in cv_margins.items() if m.high < C9_WIDE_MARGIN]
-    baseline = (f"doubling the from-scratch steps still changed the first split by "
-                f"{', '.join(f'{c:+.1f}' for c in changes.values())} points" if changes and not converged
-                else "no shorter from-scratch recipe shows whether the baseline converged" if not converged else "")
-    longer = (f"the from-scratch baseline trained until doubling its steps changes its first split by less than "
-              f"{converged_limit:g} points (e.g. {2 * long_steps:,} and {4 * long_steps:,} steps)")
-    settle = ""
-    if fc7_wide or (fc7_beats and not fc7_fails):
-        outcome = ("agree" if fc7_wide else "partly") if converged else "inconclusive"
-        reason = (f"Frozen fc7 beats training from scratch {'widely' if fc7_wide else 'but not widely'} at every size"
-                  + ("." if converged else f"; but {baseline}, so the margin may shrink."))
-        settle = "" if converged else longer
-    elif fc7_fails and cv_wide:
-        outcome = "partly" if converged else "inconclusive"
-        reason = (f"Frozen fc7 does not beat training from scratch at {', '.join(map(str, fc7_fails))} per class, "
-                  f"but the layer chosen by CV ({', '.join(sorted(set(layer for n in sizes for layer in cv_rows[n].get('layers', ()))))}) "
-                  f"beats it by more than {wide:g} points at every size"
-                  + ("." if converged else f"; {baseline}, so that margin may shrink."))
-        settle = "" if converged else (longer + f": if the CV-chosen layer still wins by more than {wide:g} points, "
-                                       "partly; if not, differ")
-    elif fc7_fails and cv_narrow:
-        outcome = "differ"
-        reason = (f"Neither frozen fc7 nor the layer chosen by CV beats training from scratch by {wide:g} points "
-                  f"(fc7 does not beat it at {', '.join(map(str, fc7_fails))} per class); a longer-trained baseline "
-                  "would only narrow the margins.")
-    else:
-        outcome = "inconclusive"
-        reason = ("Frozen fc7 does not beat training from scratch, and the layer chosen by CV is not measured at every "
-                  "size." if fc7_fails and not cv_complete else "An interval spans a threshold of the rule.")
-        settle = ("frozen transfer from the layer chosen by CV on training images, at every size"
-                  if fc7_fails and not cv_complete else "more splits, to narrow the paired intervals")
-    headline = max(sizes)
-    paper = {str(n): {"pretrained": pretrained[str(n)][0], "non_pretrained": scratch_paper[str(n)][0],
-                      "margin": round(pretrained[str(n)][0] - scratch_paper[str(n)][0], 1)}
-             for n in sizes if str(n) in pretrained and str(n) in scratch_paper}
-    details = {"sizes": sizes, "headline_size": headline,
-               "fc7_minus_scratch": {str(n): in_points(m) for n, m in margins.items()},
-               "cv_layer_minus_scratch": {str(n): in_points(m) | {"layers": cv_rows[n].get("layers")}
-                                          for n, m in cv_margins.items()},
-               "finetune_minus_scratch": {str(n): in_points(m) for n, m in finetune_margins.items()},
-               "scratch_steps": long_steps, "scratch_change_on_doubling": {str(n): round(c, 2) for n, c in changes.items()},
-               "converged": converged, "paper": paper}
-    scratch_row = _row_at(transfer["scratch"], headline)
-    return Verdict("C9", measure + f" (estimate at {headline} per class; every size in the details)",
-                   margins[headline], control,
-                   t_interval([a / 100 for a in scratch_row["accuracy_percent"]], confidence=confidence),
-                   rule, outcome, reason, settle=settle, details=details, scale=100, digits=1)
