@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from zfcore.analysis.occlusion import (CONFIDENT, FILL_MATERIAL, INSIDE_OVERLAP, SQUARE_MATERIAL, C6Measurements,
-                                       OcclusionMaps, another_images_box, background_boxes, box_masks,
-                                       box_sensitivity, c6_measurements, c6_table, c6_verdict, confident_examples,
-                                       default_size_and_stride, fill_and_classify, fill_drops, occlude_boxes,
-                                       occluder_baseline, occluder_overlap, occlusion_maps, occlusion_maps_many,
-                                       overlap_grades, pixel_attribution, position_matched_difference)
+from zfcore.analysis.localisation import (CONFIDENT, FILL_MATERIAL, INSIDE_OVERLAP, SQUARE_MATERIAL, C6Measurements,
+                                          another_images_box, background_boxes, c6_measurements, c6_table, c6_verdict,
+                                          confident_examples, fill_drops, occluder_overlap, overlap_grades,
+                                          position_matched_difference)
+from zfcore.analysis.occlusion import (OcclusionMaps, box_masks, box_sensitivity, default_size_and_stride,
+                                       fill_and_classify, occlude_boxes, occluder_baseline, occlusion_maps,
+                                       occlusion_maps_many, pixel_attribution)
 from zfcore.data.loader import normalize
 from zfcore.models import zfnet
 

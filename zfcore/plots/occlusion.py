@@ -14,7 +14,8 @@ from zfcore.plots.images import to_display
 from zfcore.plots.style import WIDTH
 
 if TYPE_CHECKING:
-    from zfcore.analysis.occlusion import OcclusionMaps, OverlapGrade
+    from zfcore.analysis.localisation import OverlapGrade
+    from zfcore.analysis.occlusion import OcclusionMaps
     from zfcore.stats import Estimate
 
 __all__ = ["c6_figure", "occlusion_figure"]
@@ -83,8 +84,8 @@ def c6_figure(grades: Sequence[OverlapGrade], fills: dict[str, Estimate | None])
     (left), and with whole regions filled (right), each with its 95 % interval.
 
     Args:
-        grades: :func:`~zfcore.analysis.occlusion.overlap_grades`.
-        fills: :func:`~zfcore.analysis.occlusion.fill_drops` (``None`` entries are left out).
+        grades: :func:`~zfcore.analysis.localisation.overlap_grades`.
+        fills: :func:`~zfcore.analysis.localisation.fill_drops` (``None`` entries are left out).
     """
     figure, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 2.6), layout="constrained",
                                          gridspec_kw={"width_ratios": (4, 3)})
