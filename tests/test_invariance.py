@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from zfcore.analysis.invariance import (KINDS, LINE_RATIO, LINEAR_RATIO_LIMIT, SQRT_RATIO, STABLE_RETENTION,
-                                        InvarianceSweep, c3_verdict, c4_verdict, matched_retention_difference,
-                                        paper_amounts, pick_examples, resampled_sweep, resampled_views, retention,
-                                        rotation_self_similarity, saturation_fits, transform_sweep, transformed_views,
-                                        typical_distances)
+from zfcore.analysis.invariance import (KINDS, InvarianceSweep, paper_amounts, resampled_sweep, resampled_views,
+                                        transform_sweep, transformed_views, typical_distances)
+from zfcore.analysis.stability import (LINE_RATIO, LINEAR_RATIO_LIMIT, SQRT_RATIO, STABLE_RETENTION, c3_verdict,
+                                       c4_verdict, matched_retention_difference, pick_examples, retention,
+                                       rotation_self_similarity, saturation_fits)
 from zfcore.data.loader import normalize
 from zfcore.models import zfnet
 

@@ -236,7 +236,8 @@ def test_explore_shows_the_explorer_and_returns_a_slider_over_the_grid(monkeypat
 
 
 def _invariance_data():
-    from zfcore.analysis.invariance import InvarianceSweep, paper_amounts, saturation_fits
+    from zfcore.analysis.invariance import InvarianceSweep, paper_amounts
+    from zfcore.analysis.stability import saturation_fits
 
     sweeps = []
     for kind in ("translate", "scale", "rotate"):

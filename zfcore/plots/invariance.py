@@ -10,12 +10,13 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from zfcore.analysis.invariance import LINE_RATIO, SQRT_RATIO
+from zfcore.analysis.stability import LINE_RATIO, SQRT_RATIO
 from zfcore.plots.images import tile_images
 from zfcore.plots.style import WIDTH
 
 if TYPE_CHECKING:
-    from zfcore.analysis.invariance import InvarianceSweep, SaturationFits
+    from zfcore.analysis.invariance import InvarianceSweep
+    from zfcore.analysis.stability import SaturationFits
 
 INVARIANCE_AXES = {"translate": "vertical translation (px)", "scale": "scale (factor)", "rotate": "rotation (degrees)"}
 AMOUNT_LABELS = {"translate": "{:+g} px", "scale": "×{:g}", "rotate": "{:g}°"}
