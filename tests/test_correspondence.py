@@ -16,10 +16,9 @@ from PIL import Image
 
 from zfcore import plots
 from zfcore.data.images import centre_crop
-from zfcore.analysis.correspondence import (
-    MIN_IMAGES_FOR_INTERVAL, PARTS, SignChange, box_masks, c7_verdict, gap, jitter_boxes, load_annotations, measure,
-    random_boxes, score, sign_change, sign_changes, sign_consistency, subset_scores,
-)
+from zfcore.analysis.consistency import MIN_IMAGES_FOR_INTERVAL, c7_verdict, gap, measure, score, subset_scores
+from zfcore.analysis.correspondence import (PARTS, SignChange, box_masks, jitter_boxes, load_annotations, random_boxes,
+                                            sign_change, sign_changes, sign_consistency)
 from zfcore.plots.correspondence import annotation_figure, gap_figure
 from zfcore.data.loader import IMAGENET_MEAN, normalize
 from zfcore.models import zfnet
