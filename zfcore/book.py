@@ -148,6 +148,18 @@ class TransferResults:
     scratch_runs: dict[int, dict[str, Any]]
     committed: CommittedResults | None
 
+    def made(self) -> list[str]:
+        """One line per result: what it holds, the code that made it, its wall time and where it ran."""
+        results = {"Table 4 and Fig. 9 (transfer.json)": self.transfer, "Table 7's probes (probes.json)": self.probes,
+                   "the layer chosen by CV (transfer-cv-layer.json)": self.cv_layer,
+                   "the label-smoothing-0 network's probes": self.probes_ls0,
+                   "probes with pooling and weight decay chosen by CV": self.probes_cv,
+                   "the same, label-smoothing-0 network": self.probes_cv_ls0,
+                   **{f"from scratch, {steps} steps": run for steps, run in sorted(self.scratch_runs.items())}}
+        return [f"{what}: code {result['code_version'][:12]}, {result['wall_seconds']:.0f} s on "
+                f"{result.get('device') or str(result['torch_threads']) + ' CPU thread(s)'}"
+                for what, result in results.items() if result]
+
 
 def transfer_results() -> TransferResults:
     """Chapter 09's results under the active profile (:class:`TransferResults`)."""
@@ -175,6 +187,14 @@ def transfer_results() -> TransferResults:
     return TransferResults(**{field: committed[name] for field, name in files.items()}, scratch_runs=scratch_runs,
                            committed=committed)
 
+
+def duplicate_pairs(confirmed: list[dict[str, Any]]) -> np.ndarray:
+    """``[P, 2, 64, 64, 3]`` in ``[0, 1]``: each confirmed pair of ``caltech-duplicates.json`` as the Caltech-101 image
+    and the Tiny ImageNet training image, side by side."""
+    tiny_index = {f"{path.parent.parent.name}/{path.name}": i for i, path in enumerate(TinyImageNet().files("train")[0])}
+    caltech, tiny = caltech101_pixels(64)[0], cached_split("train").images
+    return np.stack([np.stack([caltech[pair["caltech_index"]], tiny[tiny_index[pair["tiny_imagenet"]]]])
+                     for pair in confirmed]) / 255
 
 def verdict(record: Verdict) -> Verdict:
     """A chapter's verdict, returned for display; under the ``book`` profile also saved as

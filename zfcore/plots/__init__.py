@@ -18,7 +18,9 @@ from zfcore.plots.sanity import (SANITY_MEASURES, attribution_table, randomizati
                                  signed_distribution, similarity_table, switches_table)
 from zfcore.plots.style import drawn, figure_pixels, use_book_style
 from zfcore.plots.training import filter_grid, training_curves
-from zfcore.plots.transfer import layer_probe_figure, learning_curve_figure
+from zfcore.plots.transfer import (c9_margin_table, c10_steps, duplicate_effect, duplicate_table, fig9_figure,
+                                   layer_probe_figure, learning_curve_figure, network_sizes, split_accuracy, table4,
+                                   table5, table7)
 
 __all__ = [
     "INVARIANCE_AXES",
@@ -28,13 +30,18 @@ __all__ = [
     "ablation_figure",
     "annotation_figure",
     "attribution_table",
+    "c10_steps",
     "c6_figure",
+    "c9_margin_table",
     "convergence_plot",
     "correspondence_figure",
     "crop_boxes",
     "drawn",
+    "duplicate_effect",
+    "duplicate_table",
     "evolution_mosaic",
     "fig4_figure",
+    "fig9_figure",
     "figure_pixels",
     "filter_grid",
     "frequency_coverage_plot",
@@ -43,6 +50,7 @@ __all__ = [
     "invariance_figure",
     "layer_probe_figure",
     "learning_curve_figure",
+    "network_sizes",
     "occlusion_figure",
     "projection_comparison",
     "randomization_curves",
@@ -52,7 +60,11 @@ __all__ = [
     "shift_consistency_plot",
     "signed_distribution",
     "similarity_table",
+    "split_accuracy",
     "switches_table",
+    "table4",
+    "table5",
+    "table7",
     "tile_images",
     "to_display",
     "top9_figure",
