@@ -179,3 +179,45 @@ def test_figure_keeps_grey_for_the_seeds_and_gives_every_other_run_its_own_colou
     others = [colour for run, colour in lines.items() if run not in SEEDS]
     assert len(set(others)) == len(others)  # 9 modified runs, 9 colours
     matplotlib.pyplot.close(figure)
+
+
+def test_the_summary_names_the_seeds_the_real_differences_and_each_papers_row() -> None:
+    table = ablation_table(full(no_fc7=0.25, fc_512=0.305), ABLATIONS)
+    lines = table.summary(short_budget_depth(table)).splitlines()
+    assert lines[0] == ("- **Seeds.** 3 seed(s) of the unmodified network: val top-1 30.0 %, 31.0 %, 32.0 %; spread "
+                        "2.0 points, so a difference is real beyond 4.0 points.")
+    assert lines[1] == ("- **Rows.** 9 of 9 modified networks recorded; real differences: "
+                        "`no-fc7` -6.0 points, `no-conv3-conv4-fc6-fc7` -20.0 points.")
+    assert "`fc-512`" not in lines[1]  # -0.5 points: within the seed band
+    assert "- `fc-512`: -0.5 points (within the seed band); the paper's" in table.summary(short_budget_depth(table))
+    assert lines[-1].startswith("- **Scale.**") and "ours: a test budget" in lines[-1] and "120 min (2.0 h)" in lines[-1]
+    one_seed = ablation_table(results({"fig3-seed0": 0.30, "no-fc7": 0.10}), ABLATIONS)
+    assert "real differences: unknown with fewer than two seeds." in one_seed.summary(short_budget_depth(one_seed))
+
+
+def test_the_budget_reading_explains_a_depth_cut_that_helps() -> None:
+    harmful = ablation_table(full(), ABLATIONS)
+    assert len(harmful.budget_reading(short_budget_depth(harmful))) == 1  # the depth cut costs: the rule alone
+    helps = ablation_table(full(no_conv3_conv4_fc6_fc7=0.40), ABLATIONS)
+    depth = short_budget_depth(helps)
+    assert depth.verdict == "differ"
+    rule, budget = helps.budget_reading(depth)
+    assert rule.startswith("**The depth cut at 6 epochs:** **differ**")
+    assert budget.startswith("**What this budget can say.** Here the 4-layer network is *better* than the unmodified "
+                             "one, by +9.0 points. Every network had 2 epochs")
+    assert "train top-1 (measured during training, with augmentation and dropout) is 29.0–31.0 % against 30.0–32.0 %" in budget
+
+
+def test_table2_puts_ours_beside_the_papers_rows_with_the_conv1_conv2_gain() -> None:
+    class Meta:  # a published network's metadata (zfcore.weights)
+        def __init__(self, top1: float) -> None:
+            self.top1, self.top5, self.dataset, self.num_classes = top1, top1 + 0.25, "tiny-imagenet", 200
+            self.input_size, self.epochs, self.hardware, self.train_minutes = 64, 28, "a CPU", 83.1
+
+    table, gain = ablation_table(full(conv3_5_wide=0.33), ABLATIONS).table2({"ZF": Meta(0.409), "AlexNet-style": Meta(0.382)})
+    assert [row[0] for row in table.rows][:len(PAPER_TABLE2)] == [f"Paper: {row[0]}" for row in PAPER_TABLE2]
+    assert table.rows[len(PAPER_TABLE2)] == ("Ours: ZF", "59.1 %", "34.1 %", "40.9 %",
+                                             "tiny-imagenet, 200 classes, 64 px, 28 epochs, a CPU, 83 min")
+    assert table.rows[-1][1:4] == ("67.0 %", "37.0 %", "33.0 %") and "31.0 % top-1" in table.rows[-1][4]
+    assert gain == (f"Fig. 3's changes to conv1 and conv2 gain +2.7 points of val top-1 here, "
+                    f"{PAPER_TABLE2[2][1] - PAPER_TABLE2[3][1]:+.1f} in the paper (replication vs Fig. 3).")

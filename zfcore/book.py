@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zfcore.analysis.ablations import AblationTable, ablation_table
 from zfcore.analysis.duplicates import duplicate_report
 from zfcore.analysis.evolution import Evolution, evolution, load_snapshots
 from zfcore.analysis.probes import WIDE_WEIGHT_DECAYS
@@ -23,14 +25,17 @@ from zfcore.checkpoints import read_torch_file
 from zfcore.data.locate import data_root
 from zfcore.data.tiny_imagenet import TinyImageNet, cached_split
 from zfcore.devices import default_device
+from zfcore.experiments import get_experiment
 from zfcore.profiles import STYLES, Profile, active_profile
 from zfcore.provenance import CommittedResults, read_committed
+from zfcore.runner import run_experiment
 from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_cv_layer, run_transfer
 from zfcore.verdicts import Verdict, save
 from zfcore.weights import REFERENCE_DIR, Reference, ReferenceWeights, load_reference, reference_file
 
-__all__ = ["TransferResults", "device", "evolution_data", "fig6_runs", "probe_boxes", "probe_images", "profile",
-           "recipe_table", "trained", "transfer_results", "verdict"]
+__all__ = ["AblationResults", "TransferResults", "ablation_results", "device", "duplicate_pairs", "evolution_data",
+           "fig6_runs", "probe_boxes", "probe_images", "profile", "recipe_table", "trained", "transfer_results",
+           "verdict"]
 
 CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
@@ -195,6 +200,29 @@ def duplicate_pairs(confirmed: list[dict[str, Any]]) -> np.ndarray:
     caltech, tiny = caltech101_pixels(64)[0], cached_split("train").images
     return np.stack([np.stack([caltech[pair["caltech_index"]], tiny[tiny_index[pair["tiny_imagenet"]]]])
                      for pair in confirmed]) / 255
+
+@dataclass(frozen=True)
+class AblationResults:
+    """Chapter 08's Table 3 (§5.1) at the short budget: a two-run miniature trained here under ``ci``, the committed
+    ``ablations.json`` otherwise.
+
+    Attributes:
+        table: the rows (:func:`zfcore.analysis.ablations.ablation_table`).
+        committed: the file read, with its digest, to display (``None`` under ``ci``).
+    """
+
+    table: AblationTable
+    committed: CommittedResults | None
+
+
+def ablation_results() -> AblationResults:
+    """Chapter 08's ablations under the active profile (:class:`AblationResults`); the book never trains them."""
+    if profile().name == "ci":  # the two-run miniature of the experiment, trained here in seconds
+        scratch = Path(tempfile.mkdtemp())
+        results = run_experiment("ci", results_dir=scratch / "results", runs_dir=scratch / "runs", progress=False)
+        return AblationResults(ablation_table(results, get_experiment("ci")), None)
+    committed = read_committed("ablations.json")
+    return AblationResults(ablation_table(committed["ablations.json"], get_experiment("ablations")), committed)
 
 def verdict(record: Verdict) -> Verdict:
     """A chapter's verdict, returned for display; under the ``book`` profile also saved as

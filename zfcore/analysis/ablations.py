@@ -147,6 +147,88 @@ class AblationTable:
             rows.append((row.run, row.change, f"{row.parameters:,}", *ours, *paper))
         return Table(header, tuple(rows))
 
+    def summary(self, depth: ShortBudgetDepth) -> str:
+        """What the table says, as a markdown list: the seeds and their spread, the real differences, the depth cut at
+        this budget (``depth``, :func:`short_budget_depth`), each row that has a paper's row beside the paper's
+        difference and its train-minus-val gap, and the scale of the runs."""
+        def points(value: float | None) -> str:
+            return "pending" if value is None else f"{100 * value:+.1f} points"
+
+        seeds = [row for row in self.recorded if row.kind == "seed"]
+        modified = [row for row in self.recorded if row.kind != "seed"]
+        paper_base = {network: val for network, name, _, val, _ in reversed(PAPER_TABLE3)}  # each network's first row
+        spread = "" if self.spread is None else (f"; spread {100 * self.spread:.1f} points, so a difference is real "
+                                                 f"beyond {200 * self.spread:.1f} points")
+        real = ", ".join(f"`{row.run}` {points(row.difference)}" for row in modified if row.real)
+        lines = [f"- **Seeds.** {len(seeds)} seed(s) of the unmodified network: val top-1 "
+                 + ", ".join(f"{100 * row.val_top1:.1f} %" for row in seeds) + spread + ".",
+                 f"- **Rows.** {len(modified)} of {len([row for row in self.rows if row.kind != 'seed'])} modified "
+                 "networks recorded; real differences: "
+                 + (real or ("none so far" if self.spread is not None else "unknown with fewer than two seeds")) + ".",
+                 f"- **The depth cut at 6 epochs.** {depth.sentence()}"]
+        for run, index in PAPER_ROWS.items():
+            row = next((row for row in self.recorded if row.run == run), None)
+            if row is not None:
+                network, name, _, val, _ = PAPER_TABLE3[index]
+                state = "real" if row.real else "within the seed band" if row.real is False else "no seed band"
+                lines.append(f"- `{run}`: {points(row.difference)} ({state}); the paper's “{name}”: "
+                             f"{paper_base[network] - val:+.1f} points; train top-1 minus val top-1 "
+                             f"{100 * (row.train_top1 - row.val_top1):+.1f} points (seeds: "
+                             + ", ".join(f"{100 * (seed.train_top1 - seed.val_top1):+.1f}" for seed in seeds) + ").")
+        lines.append(f"- **Scale.** The paper trains every network on ImageNet 2012 at 224 px for 70 epochs on a GPU; "
+                     f"ours: {self.budget}. Total CPU time of the {len(self.recorded)} recorded runs, the sum of their "
+                     f"wall times: {self.total_minutes:.0f} min ({self.total_minutes / 60:.1f} h). Wall times depend on "
+                     "what else the machine ran at the time.")
+        return "\n".join(lines)
+
+    def budget_reading(self, depth: ShortBudgetDepth) -> list[str]:
+        """The depth cut at this budget and its rule, a markdown paragraph; where the 4-layer network comes out
+        *better*, a second one: what that says about the budget (the unmodified network is far from fitting its
+        training images)."""
+        text = (f"**The depth cut at 6 epochs:** {depth.sentence()} The reading: *agree* when the depth cut is a real "
+                "drop (beyond twice the seed spread) and more than twice as large as any other single change, "
+                "*partly* when it is the largest but less than twice the next, *differ* otherwise (a cut that helps "
+                "included); *pending* while a run it needs is not recorded.")
+        row = None if depth.depth_run is None else self.row(depth.depth_run)
+        if depth.verdict != "differ" or row.difference <= 0:
+            return [text]
+        seeds = [seed for seed in self.recorded if seed.kind == "seed"]
+        return [text, (
+            f"**What this budget can say.** Here the 4-layer network is *better* than the unmodified one, by "
+            f"{100 * row.difference:+.1f} points. Every network had {len(row.history)} epochs on the budget's images; "
+            f"the paper's had 70 epochs on ImageNet's 1.3 million. The unmodified network's train top-1 (measured "
+            f"during training, with augmentation and dropout) is {min(100 * seed.train_top1 for seed in seeds):.1f}–"
+            f"{max(100 * seed.train_top1 for seed in seeds):.1f} % against {min(100 * seed.val_top1 for seed in seeds):.1f}–"
+            f"{max(100 * seed.val_top1 for seed in seeds):.1f} % on validation: it is still far from fitting its training "
+            f"images, and a smaller network learns faster in a few epochs. So this budget measures which network "
+            f"learns fastest, not the paper's claim about networks trained to the end: this budget cannot test C8, "
+            f"and the next section tests it at the reference's full budget.")]
+
+    def table2(self, references: Mapping[str, Any]) -> tuple[Table, str]:
+        """Table 2 beside ours: the paper's rows, each of ``references`` (name -> a published network's metadata:
+        ``top1``, ``top5``, ``dataset``, ``num_classes``, ``input_size``, ``epochs``, ``hardware``,
+        ``train_minutes``) and this table's widened network (the paper's row 10); then the gain of Fig. 3's changes
+        to conv1 and conv2 (the first reference over the second) beside the paper's, as a markdown sentence."""
+        rows = [(f"Paper: {name}", f"{top1:.1f} %", f"{top5:.1f} %", f"{100 - top1:.1f} %",
+                 "ImageNet 2012, 224 px, 70 epochs") for name, top1, top5, _ in PAPER_TABLE2]
+        rows += [(f"Ours: {name}", f"{100 - 100 * meta.top1:.1f} %", f"{100 - 100 * meta.top5:.1f} %",
+                  f"{100 * meta.top1:.1f} %", f"{meta.dataset}, {meta.num_classes} classes, {meta.input_size} px, "
+                  f"{meta.epochs} epochs, {meta.hardware}, {meta.train_minutes:.0f} min")
+                 for name, meta in references.items()]
+        wide = next((row for row in self.rows if PAPER_ROWS.get(row.run) == 10), None)
+        if wide is not None:
+            rows.append((f"Ours: ZF-64 with conv3–conv5 at 512, 1024, 512 maps (`{wide.run}`)",
+                         *(("pending",) * 3 if wide.pending else
+                           (f"{100 - 100 * wide.val_top1:.1f} %", f"{100 - 100 * wide.val_top5:.1f} %",
+                            f"{100 * wide.val_top1:.1f} %")),
+                         "this chapter's budget; the seeds' mean there: "
+                         + ("pending" if self.seed_mean is None else f"{100 * self.seed_mean:.1f} % top-1")))
+        table = Table(("network", "val top-1 error", "val top-5 error", "val top-1 accuracy", "setting"), tuple(rows))
+        zf, alexnet = (meta.top1 for meta in list(references.values())[:2])
+        gain = (f"Fig. 3's changes to conv1 and conv2 gain {100 * (zf - alexnet):+.1f} points of val top-1 here, "
+                f"{PAPER_TABLE2[2][1] - PAPER_TABLE2[3][1]:+.1f} in the paper (replication vs Fig. 3).")
+        return table, gain
+
 
 @dataclass(frozen=True)
 class Table:
