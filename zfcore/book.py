@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,25 +18,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from zfcore.analysis.ablations import AblationTable, ablation_table
+from zfcore.analysis.ablations import PAPER_TABLE2, AblationTable, ablation_table
 from zfcore.analysis.duplicates import duplicate_report
 from zfcore.analysis.evolution import Evolution, evolution, load_snapshots
 from zfcore.analysis.probes import WIDE_WEIGHT_DECAYS
 from zfcore.checkpoints import read_torch_file
+from zfcore.data.loader import pixel_batches
 from zfcore.data.locate import data_root
+from zfcore.data.sources import mean_image_for
 from zfcore.data.tiny_imagenet import TinyImageNet, cached_split
 from zfcore.devices import default_device
 from zfcore.experiments import get_experiment
+from zfcore.models import zfnet
+from zfcore.paths import EXPERIMENTS_DIR
 from zfcore.profiles import STYLES, Profile, active_profile
 from zfcore.provenance import CommittedResults, read_committed
 from zfcore.runner import run_experiment
+from zfcore.train import read_metrics
 from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_cv_layer, run_transfer
 from zfcore.verdicts import Verdict, save
 from zfcore.weights import REFERENCE_DIR, Reference, ReferenceWeights, load_reference, reference_file
 
-__all__ = ["AblationResults", "TransferResults", "ablation_results", "device", "duplicate_pairs", "evolution_data",
-           "fig6_runs", "probe_boxes", "probe_images", "profile", "recipe_table", "trained", "transfer_results",
-           "verdict"]
+__all__ = ["AblationResults", "TransferResults", "ablation_results", "accuracy_table", "device", "duplicate_pairs",
+           "evolution_data", "fig6_runs", "initial_output_scale", "paper_init_run", "probe_boxes", "probe_images",
+           "profile", "recipe_table", "trained", "transfer_results", "verdict"]
 
 CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
@@ -234,6 +240,65 @@ def verdict(record: Verdict) -> Verdict:
         save(record)
     return record
 
+
+def accuracy_table(reference: Reference) -> tuple[str, str]:
+    """Chapter 01's comparison with Table 2: the paper's single networks (Krizhevsky et al.'s and Fig. 3's, as
+    accuracies) beside ``reference``, on the single centre view and, where measured, 10 crops.
+
+    Returns:
+        The markdown table, and one line on how long the reference trained ("" where not recorded).
+    """
+    final, last = reference.meta.get("metrics", {}), reference.meta["history"][-1]
+    krizhevsky, fig3 = PAPER_TABLE2[0], PAPER_TABLE2[3]
+    rows = [(f"Krizhevsky et al. (2012), 1 convnet — ImageNet, 224 px (Table 2: {krizhevsky[1]} % / {krizhevsky[2]} % "
+             "error)", f"{100 - krizhevsky[1]:.1f} %", f"{100 - krizhevsky[2]:.1f} %"),
+            (f"Zeiler & Fergus, 1 convnet as Fig. 3 — ImageNet, 224 px (Table 2: {fig3[1]} % / {fig3[2]} % error)",
+             f"{100 - fig3[1]:.1f} %", f"{100 - fig3[2]:.1f} %"),
+            (f"ours, ZF-{reference.config.input_size}, {profile().name} profile — single centre view",
+             f"{100 * final.get('val_top1', last['val_top1']):.1f} %",
+             f"{100 * final.get('val_top5', last['val_top5']):.1f} %")]
+    if "val_top1_10crop" in final:
+        rows.append(("ours — 10-crop (corners + centre, with flips)", f"{100 * final['val_top1_10crop']:.1f} %",
+                     f"{100 * final['val_top5_10crop']:.1f} %"))
+    table = "| network, data | top-1 | top-5 |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    trained_for = (f"trained {final['epochs']} epochs in {final['wall_minutes']:.0f} min, "
+                   f"{final['train_img_per_s_mean']:.0f} img/s on average" if "wall_minutes" in final else "")
+    return table, trained_for
+
+
+@torch.no_grad()
+def initial_output_scale(pixels: np.ndarray) -> str:
+    """Chapter 01: why the book scales its inputs by ImageNet's mean/std. A freshly initialised book network with the
+    paper's weights (N(0, 1e-2), biases 0; seed 0), fed ``pixels`` with the book's inputs and with the paper's
+    per-pixel-mean inputs on the 0-255 scale: the std of each input and of its fc8 output, as a markdown table."""
+    mean_image = mean_image_for(profile().train.replace(preprocessing="pixel-mean"))  # the training images' mean
+    torch.manual_seed(0)
+    fresh = zfnet(200, 64, fc=1024, init="paper").eval()
+    rows = ["| inputs | input std | fc8 output std |", "|---|---|---|"]
+    for name, mean in (("ImageNet mean/std, 0–1 scale (`book`)", None),
+                       ("per-pixel mean, 0–255 scale (the paper)", mean_image)):
+        inputs = next(pixel_batches(pixels, len(pixels), mean_image=mean))
+        rows.append(f"| {name} | {inputs.std():.3g} | {fresh(inputs).std():.2g} |")
+    return f"At initialisation, over {len(pixels)} validation images:\n\n" + "\n".join(rows)
+
+
+def paper_init_run(history: list[dict[str, float]]) -> tuple[list[dict[str, float]], str]:
+    """Chapter 01: the committed run with the paper's initialisation and inputs (``paper-init.csv``), beside the
+    validation loss of ``history`` (the profile's own run) and chance (ln 200).
+
+    Returns:
+        The run's metric rows, and a markdown table per epoch.
+    """
+    paper_init = read_metrics(EXPERIMENTS_DIR / "paper-init.csv")
+    chance = math.log(200)
+    ours = {row["epoch"]: row["val_loss"] for row in history}
+    lines = [f"| epoch | train loss | val loss | val loss − ln 200 | val top-1 | lr | val loss, {profile().name} run |",
+             "|---|---|---|---|---|---|---|"]
+    for row in paper_init:
+        our_loss = f"{ours[row['epoch']]:.4f}" if row["epoch"] in ours else "–"
+        lines.append(f"| {row['epoch']:.0f} | {row['train_loss']:.4f} | {row['val_loss']:.4f} | "
+                     f"{row['val_loss'] - chance:+.4f} | {100 * row['val_top1']:.1f} % | {row['lr']:.4f} | {our_loss} |")
+    return paper_init, "\n".join(lines)
 
 def recipe_table() -> str:
     """The paper's recipe (§3) beside the active profile's, as a Markdown table (deviations with reasons below)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -15,13 +16,17 @@ from zfcore.plots.style import WIDTH
 __all__ = ["filter_grid", "training_curves"]
 
 
-def training_curves(rows: Sequence[dict[str, float]], *, paper_top1: float | None = None) -> Figure:
-    """Loss and accuracy per epoch from a trainer's metric rows."""
+def training_curves(rows: Sequence[dict[str, float]], *, paper_top1: float | None = None,
+                    chance_classes: int | None = None) -> Figure:
+    """Loss and accuracy per epoch from a trainer's metric rows; ``paper_top1`` and, for ``chance_classes`` classes,
+    the loss of a uniform guess (ln of the count) are drawn as dotted grey lines where given."""
     epochs = [row["epoch"] for row in rows]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(WIDTH, 2.6))
     loss_axis.plot(epochs, [r["train_loss"] for r in rows], label="train")
     loss_axis.plot(epochs, [r["val_loss"] for r in rows], label="val")
     loss_axis.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    if chance_classes is not None:
+        loss_axis.axhline(math.log(chance_classes), color="grey", linestyle=":", label=f"ln {chance_classes} (chance)")
     accuracy_axis.plot(epochs, [r["train_top1"] for r in rows], label="train top-1")
     accuracy_axis.plot(epochs, [r["val_top1"] for r in rows], label="val top-1")
     accuracy_axis.plot(epochs, [r["val_top5"] for r in rows], label="val top-5")
@@ -30,7 +35,7 @@ def training_curves(rows: Sequence[dict[str, float]], *, paper_top1: float | Non
     accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
-        axis.legend()
+        axis.legend(fontsize=7 if chance_classes is not None and axis is loss_axis else None)
     figure.tight_layout()
     return figure
 

@@ -1,0 +1,59 @@
+"""Tests of chapter 01's helpers in zfcore.book: the accuracy table, the scale at initialisation, the paper-init run."""
+
+from __future__ import annotations
+
+import math
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from zfcore import book
+from zfcore.analysis.ablations import PAPER_TABLE2
+
+
+@pytest.fixture
+def ci(monkeypatch):
+    monkeypatch.setenv("ZFBOOK_PROFILE", "ci")
+
+
+def _reference(metrics: dict) -> SimpleNamespace:
+    history = [{"epoch": 1, "val_top1": 0.2, "val_top5": 0.4}, {"epoch": 2, "val_top1": 0.25, "val_top5": 0.5}]
+    return SimpleNamespace(meta={"history": history, "metrics": metrics}, config=SimpleNamespace(input_size=64))
+
+
+def test_the_accuracy_table_puts_ours_under_the_papers_table2_rows(ci):
+    table, trained_for = book.accuracy_table(_reference({}))
+    lines = table.splitlines()
+    assert lines[2] == (f"| Krizhevsky et al. (2012), 1 convnet — ImageNet, 224 px (Table 2: {PAPER_TABLE2[0][1]} % / "
+                        f"{PAPER_TABLE2[0][2]} % error) | 59.3 % | 81.8 % |")
+    assert lines[3].endswith("(Table 2: 38.4 % / 16.5 % error) | 61.6 % | 83.5 % |")
+    assert lines[4] == "| ours, ZF-64, ci profile — single centre view | 25.0 % | 50.0 % |"  # the last epoch's
+    assert len(lines) == 5 and trained_for == ""
+    final = {"val_top1": 0.4093, "val_top5": 0.6712, "val_top1_10crop": 0.43, "val_top5_10crop": 0.69, "epochs": 28,
+             "wall_minutes": 83.1, "train_img_per_s_mean": 480.4}
+    table, trained_for = book.accuracy_table(_reference(final))
+    assert table.splitlines()[4].endswith("| 40.9 % | 67.1 % |")
+    assert table.splitlines()[5] == "| ours — 10-crop (corners + centre, with flips) | 43.0 % | 69.0 % |"
+    assert trained_for == "trained 28 epochs in 83 min, 480 img/s on average"
+
+
+def test_the_papers_inputs_are_many_times_larger_at_initialisation(ci):
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
+    lines = book.initial_output_scale(pixels).splitlines()
+    assert lines[0] == "At initialisation, over 16 validation images:"
+    stds = [[float(value) for value in re.findall(r"\| ([0-9.e+-]+) \| ([0-9.e+-]+) \|$", line)[0]] for line in lines[-2:]]
+    (book_input, book_output), (paper_input, paper_output) = stds
+    assert 0.5 < book_input < 2 and paper_input > 30 * book_input  # 0-1 scale / std against 0-255 minus the mean
+    assert paper_output > 10 * book_output
+
+
+def test_the_paper_init_run_is_read_with_chance_and_our_loss_beside_it(ci):
+    rows, table = book.paper_init_run([{"epoch": 1.0, "val_loss": 4.5}])
+    lines = table.splitlines()
+    assert lines[0].endswith("| val loss, ci run |") and len(lines) == 2 + len(rows)
+    first = rows[0]
+    assert lines[2].startswith(f"| {first['epoch']:.0f} | {first['train_loss']:.4f} | {first['val_loss']:.4f} | "
+                               f"{first['val_loss'] - math.log(200):+.4f} |")
+    assert lines[2].endswith("| 4.5000 |") and all(line.endswith("| – |") for line in lines[3:])
