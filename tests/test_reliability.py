@@ -42,7 +42,7 @@ import zfcore.train
 import zfcore.transfer_run
 import zfcore.weights
 from runs import TINY, run_copy, run_dir, synthetic_data, tree  # noqa: F401 (fixtures)
-from zfcore import book, store
+from zfcore import book, locks
 from zfcore.__main__ import run as cli_run
 from zfcore.checkpoints import CheckpointError, load_checkpoint, read_torch_file, save_checkpoint
 from zfcore.data.loader import TensorBatches
@@ -51,8 +51,8 @@ from zfcore.experiments import get_experiment
 from zfcore.export import export_run
 from zfcore.profiles import TrainConfig, get_profile
 from zfcore.runner import experiment_status, run_experiment
-from zfcore.store import (DiskFullError, LockedError, OutputError, StaleLockWarning, ensure_free_space, lock,
-                          lock_holder, probe_output, write_folder_atomic)
+from zfcore.locks import LockedError, StaleLockWarning, lock, lock_holder
+from zfcore.store import DiskFullError, OutputError, ensure_free_space, probe_output, write_folder_atomic
 from zfcore.train import LOCK_FILE, TrainingInterrupted, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +157,7 @@ def reference_copy(tmp_path: Path, monkeypatch) -> Path:
 # ================================================================ 1. locks: run folders and runners
 LOCKER = """
 import sys, time
-from zfcore.store import lock
+from zfcore.locks import lock
 with lock(sys.argv[1] if len(sys.argv) > 1 else {path!r}, "the test's job"):
     print("ready", flush=True)
     time.sleep(120)
@@ -219,7 +219,7 @@ def test_a_lock_whose_process_id_now_belongs_to_a_younger_process_is_stale(tmp_p
     """The pid of a live, unrelated process (this test's parent), recorded as if taken long before it started."""
     path = tmp_path / "job.lock"
     path.write_text(json.dumps({"pid": os.getppid(), "host": HOST, "started": 1000.0}))
-    if store._process_start(os.getppid()) is None:
+    if locks._process_start(os.getppid()) is None:
         pytest.skip("process start times are not readable here (/proc)")
     with pytest.warns(StaleLockWarning, match=rf"process {os.getppid()} started after the lock was taken, so it is "
                                               r"another process that got the same id"):

@@ -27,14 +27,15 @@ from zfcore.evaluation import evaluate_checkpoint
 from zfcore.experiments import RESULTS_DIR, RUNS_DIR, Experiment, get_experiment, parameter_count
 from zfcore.profiles import TrainConfig
 from zfcore.provenance import DIRTY, code_version, refuse_dirty
-from zfcore.store import atomic_write, command_line, lock, lock_holder, pack_flags, probe_output, sha256, write_json_atomic
+from zfcore.locks import lock, lock_holder
+from zfcore.store import atomic_write, command_line, pack_flags, probe_output, sha256, write_json_atomic
 from zfcore.train import read_metrics, train
 from zfcore.weights import ReferenceWeights, export_reference
 
 __all__ = ["RunStatus", "Status", "experiment_status", "run_experiment"]
 
 RUNNER_LOCK = "runner.pid"
-"""The lock file (:func:`zfcore.store.lock`: process id, host, start) of the runner working on an experiment."""
+"""The lock file (:func:`zfcore.locks.lock`: process id, host, start) of the runner working on an experiment."""
 
 def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir: str | Path | None = None,
                    progress: bool = True, allow_dirty: bool = False, commit: bool = False) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
     Raises:
         ValueError: an unknown experiment; a results file of another version, with runs the definition
             does not have, or with a record that is not one (nothing is run); another live runner on the
-            same experiment (:class:`~zfcore.store.LockedError`); results that would go into the repository
+            same experiment (:class:`~zfcore.locks.LockedError`); results that would go into the repository
             from a tree with uncommitted changes in ``zfcore`` (without ``allow_dirty``); a results or
             runs folder that cannot be written (:class:`~zfcore.store.OutputError`).
         TrainingInterrupted: Ctrl-C during a run (it names the checkpoint the next start resumes from).

@@ -71,7 +71,8 @@ from zfcore.evaluation import evaluate
 from zfcore.profiles import HOW_RUN_FIELDS, TrainConfig
 from zfcore.provenance import code_version
 from zfcore.checks import check_labels
-from zfcore.store import atomic_write, lock
+from zfcore.locks import lock
+from zfcore.store import atomic_write
 from zfcore.training_step import TrainingStep, sgd_optimizer, warmup_cosine
 
 __all__ = ["LOCK_FILE", "METRIC_FIELDS", "DivergedError", "StepCallback", "TrainingInterrupted", "read_metrics",
@@ -84,7 +85,7 @@ StepCallback = Callable[[int, int, float], None]
 CHECK_EVERY = 20
 """Steps between two looks at the loss (each look waits for the device; the progress bar looks as often)."""
 LOCK_FILE = "train.lock"
-"""The lock file in a run folder while a training process writes it (:func:`zfcore.store.lock`)."""
+"""The lock file in a run folder while a training process writes it (:func:`zfcore.locks.lock`)."""
 
 
 class DivergedError(FloatingPointError):
@@ -134,9 +135,9 @@ def train(
     Resuming continues one run: the checkpoint must be of this run and the recipe its own (see "Resuming" in
     the module's docstring). Nothing is written when a resume is refused.
 
-    One process at a time trains into ``out_dir``: it holds ``out_dir/train.lock`` (:func:`zfcore.store.lock`,
+    One process at a time trains into ``out_dir``: it holds ``out_dir/train.lock`` (:func:`zfcore.locks.lock`,
     taken before the existing-checkpoint check, released when training ends however it ends); a second
-    process is refused at once (:class:`~zfcore.store.LockedError` naming the first). Under ``torchrun``
+    process is refused at once (:class:`~zfcore.locks.LockedError` naming the first). Under ``torchrun``
     rank 0 holds it.
 
     Raises:
