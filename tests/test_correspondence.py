@@ -19,7 +19,7 @@ from zfcore.data.images import centre_crop
 from zfcore.analysis.consistency import MIN_IMAGES_FOR_INTERVAL, c7_verdict, gap, measure, score, subset_scores
 from zfcore.analysis.correspondence import (PARTS, SignChange, box_masks, jitter_boxes, load_annotations, random_boxes,
                                             sign_change, sign_changes, sign_consistency)
-from zfcore.plots.correspondence import annotation_figure, gap_figure
+from zfcore.plots.correspondence import annotation_figure, gap_figure, predictions_table
 from zfcore.data.loader import IMAGENET_MEAN, normalize
 from zfcore.models import zfnet
 
@@ -408,3 +408,11 @@ def test_correspondence_tables_gaps_and_verdict_of_a_measurement() -> None:
     assert "delta gap % under jitter (min, max)" in verdict.details and "delta gap % (layer 7)" in verdict.details
     with pytest.raises(ValueError, match="conv1"):
         result.layer("conv1")
+
+
+def test_predictions_table_names_each_images_class_whether_known_and_the_networks_top_class() -> None:
+    probabilities = torch.tensor([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])
+    table = predictions_table(["pug", "tabby"], ["n1", "n9"], probabilities, ["n1", "n2", "n3"], ["pug", "cat", "cow"])
+    assert table.splitlines()[2:] == ["| pug | n1 | yes | cat (0.70) |", "| tabby | n9 | no | pug (0.60) |"]
+    with pytest.raises(ValueError, match=r"probabilities has shape \(2, 3\); expected \[2 images, 4 classes\]"):
+        predictions_table(["pug", "tabby"], ["n1", "n9"], probabilities, ["n1", "n2", "n3", "n4"], ["a", "b", "c", "d"])

@@ -10,9 +10,11 @@ import torch
 
 from zfcore.analysis.gradient_check import (
     CHECKED_VARIANTS, autograd_projection, differences_table, implementation_check, projection_differences,
+    strongest_units, variant_projections,
 )
 from zfcore.analysis.top9 import top_activations
 from zfcore.data.loader import pixel_batches
+from zfcore.deconv import project, receptive_field
 from zfcore.models import CONV_LAYERS, zfnet
 
 WIDTHS = (8, 12, 16, 16, 12)
@@ -98,6 +100,29 @@ def test_implementation_check_reports_a_difference():
     check = implementation_check(model, image)
     check.errors["conv3"]["guided"] = 0.5
     assert "| conv3 | equal | equal | equal | DIFFERENT (5.0e-01) |" in check.markdown()
+
+
+def test_strongest_units_are_each_layers_largest_activation_and_project_by_every_variant():
+    model = _model(lrn=True)
+    image = next(pixel_batches(_pixels(1), 1))
+    units = strongest_units(model, image)
+    with torch.no_grad():
+        trace = model.trace(image, CONV_LAYERS)
+    assert list(units) == list(CONV_LAYERS)
+    for layer, (channel, (row, column)) in units.items():
+        activation = trace.activations[layer][0]
+        assert float(activation[channel, row, column]) == float(activation.max()) > 0
+    shown = variant_projections(model, image, ("conv2", "conv4"))
+    assert list(shown.projections) == ["conv2", "conv4"] and shown.labels == [f"{layer}, map {units[layer][0]}"
+                                                                             for layer in ("conv2", "conv4")]
+    channel, position = units["conv4"]
+    assert shown.boxes["conv4"] == receptive_field(model, "conv4", position)
+    assert shown.projections["conv4"].shape == (len(CHECKED_VARIANTS), 3, 64, 64)
+    for row, (mode, through_norm) in enumerate(CHECKED_VARIANTS.values()):
+        expected = project(model, image, "conv4", channel, [position], mode=mode, through_norm=through_norm)[0]
+        assert torch.equal(shown.projections["conv4"][row], expected)
+    with pytest.raises(ValueError, match=r"expected one image"):
+        strongest_units(model, torch.cat([image, image]))
 
 
 def test_autograd_backprop_through_the_norm_is_the_plain_gradient():

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from zfcore.devices import default_device
 from zfcore.experiments import get_experiment
 from zfcore.models import zfnet
 from zfcore.paths import EXPERIMENTS_DIR
+from zfcore.plots.style import use_book_style
 from zfcore.profiles import STYLES, Profile, active_profile
 from zfcore.provenance import CommittedResults, read_committed
 from zfcore.runner import run_experiment
@@ -41,7 +43,7 @@ from zfcore.weights import REFERENCE_DIR, Reference, ReferenceWeights, load_refe
 
 __all__ = ["AblationResults", "TransferResults", "ablation_results", "accuracy_table", "device", "duplicate_pairs",
            "evolution_data", "fig6_runs", "initial_output_scale", "paper_init_run", "probe_boxes", "probe_images",
-           "profile", "recipe_table", "trained", "transfer_results", "verdict"]
+           "profile", "recipe_table", "start", "trained", "transfer_results", "verdict"]
 
 CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
@@ -49,6 +51,22 @@ CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 def profile() -> Profile:
     """The active profile (``$ZFBOOK_PROFILE``, default ``book``)."""
     return active_profile()
+
+
+def start() -> Profile:
+    """Begin a chapter: figures in the book's style (:func:`zfcore.plots.style.use_book_style`; call it after
+    ``%matplotlib inline``), no warning from progress bars in a kernel without widgets, and the active profile,
+    printed with its description.
+
+    Returns:
+        the active profile: ``$ZFBOOK_PROFILE``, ``ci`` for a seconds-long run or ``book`` (default) for the
+        reference run.
+    """
+    use_book_style()
+    warnings.filterwarnings("ignore", category=UserWarning, module="tqdm")
+    active = active_profile()
+    print(f"profile: {active.name} — {active.description}")
+    return active
 
 
 def _ci_run(style: str = "zf") -> Path:

@@ -28,11 +28,12 @@ from torch import nn
 from zfcore.analysis.top9 import TopActivations
 from zfcore.checks import check_pixels, check_positive
 from zfcore.data.loader import pixel_batches
-from zfcore.deconv import MODES, project
+from zfcore.deconv import MODES, project, receptive_field
 from zfcore.models import CONV_LAYERS, ContrastNorm, ZFNet
 
-__all__ = ["CHECKED_VARIANTS", "ImplementationCheck", "LayerDifference", "autograd_projection", "differences_table",
-           "implementation_check", "projection_differences"]
+__all__ = ["CHECKED_VARIANTS", "ImplementationCheck", "LayerDifference", "VariantProjections", "autograd_projection",
+           "differences_table", "implementation_check", "projection_differences", "strongest_units",
+           "variant_projections"]
 
 # column name -> (mode, through_norm) of the projections compared with autograd
 CHECKED_VARIANTS: dict[str, tuple[str, bool]] = {
@@ -106,6 +107,76 @@ def autograd_projection(model: ZFNet, image: torch.Tensor, layer: str, channel: 
     return gradient * value.detach()
 
 
+def strongest_units(model: ZFNet, image: torch.Tensor,
+                    layers: str | Sequence[str] = CONV_LAYERS) -> dict[str, tuple[int, tuple[int, int]]]:
+    """Each layer's strongest activation of one image: its channel with the largest maximum, at that maximum.
+
+    Args:
+        model: the network.
+        image: one normalised image ``[1, 3, S, S]``.
+        layers: a layer or layers (default conv1-conv5).
+
+    Returns:
+        layer -> ``(channel, (row, column))`` in the layer's map, in the order of ``layers``.
+
+    Raises:
+        ValueError: ``image`` not one finite float image ``[1, 3, S, S]``; an unknown layer.
+    """
+    image = _one_image(model, image)
+    layers = (layers,) if isinstance(layers, str) else tuple(layers)
+    with torch.no_grad():
+        trace = model.trace(image, layers=layers)
+    units = {}
+    for layer in layers:
+        activation = trace.activations[layer][0]
+        channel = int(activation.flatten(1).max(1).values.argmax())
+        units[layer] = (channel, divmod(int(activation[channel].argmax()), activation.shape[-1]))
+    return units
+
+
+@dataclass(frozen=True)
+class VariantProjections:
+    """One image's strongest unit per layer, projected by each variant of :data:`CHECKED_VARIANTS` (chapter 02's
+    side-by-side view of the deconvnet and the gradients).
+
+    Attributes:
+        projections: layer -> ``[len(CHECKED_VARIANTS), 3, S, S]``, one projection per variant in its order.
+        boxes: layer -> the unit's receptive field in the image (:func:`zfcore.deconv.receptive_field`).
+        labels: one ``"layer, map C"`` per layer.
+    """
+
+    projections: dict[str, torch.Tensor]
+    boxes: dict[str, tuple[int, int, int, int]]
+    labels: list[str]
+
+
+def variant_projections(model: ZFNet, image: torch.Tensor, layers: str | Sequence[str] = CONV_LAYERS) -> VariantProjections:
+    """Project the strongest activation of each layer (:func:`strongest_units`) of ``image`` with every variant of
+    :data:`CHECKED_VARIANTS`: the paper's deconvnet, backprop with the norm as identity, the true gradient and
+    guided backprop.
+
+    Args:
+        model: the network.
+        image: one normalised image ``[1, 3, S, S]``.
+        layers: a layer or layers (default conv1-conv5).
+
+    Returns:
+        A :class:`VariantProjections`.
+
+    Raises:
+        ValueError: as :func:`strongest_units`.
+    """
+    image = _one_image(model, image)
+    projections, boxes, labels = {}, {}, []
+    for layer, (channel, position) in strongest_units(model, image, layers).items():
+        projections[layer] = torch.cat([project(model, image, layer, channel, [position], mode=mode,
+                                                through_norm=through_norm)
+                                        for mode, through_norm in CHECKED_VARIANTS.values()])
+        boxes[layer] = receptive_field(model, layer, position)
+        labels.append(f"{layer}, map {channel}")
+    return VariantProjections(projections, boxes, labels)
+
+
 @dataclass(frozen=True)
 class ImplementationCheck:
     """How far :func:`zfcore.deconv.project` is from :func:`autograd_projection`, per layer and variant.
@@ -134,8 +205,8 @@ class ImplementationCheck:
 def implementation_check(model: ZFNet, image: torch.Tensor, layers: Sequence[str] = CONV_LAYERS) -> ImplementationCheck:
     """Compare our explicit deconvnet layers with autograd, for the strongest activation of each layer.
 
-    For each layer the activation kept is the largest one of ``image`` (its channel with the largest
-    maximum, at that maximum), projected with every variant of :data:`CHECKED_VARIANTS` by both
+    For each layer the activation kept is the largest one of ``image`` (:func:`strongest_units`), projected
+    with every variant of :data:`CHECKED_VARIANTS` by both
     :func:`zfcore.deconv.project` and :func:`autograd_projection`.
 
     Args:
@@ -150,14 +221,8 @@ def implementation_check(model: ZFNet, image: torch.Tensor, layers: Sequence[str
         ValueError: ``image`` not one finite float image ``[1, 3, S, S]``; an unknown layer.
     """
     image = _one_image(model, image)
-    layers = (layers,) if isinstance(layers, str) else tuple(layers)
-    with torch.no_grad():
-        trace = model.trace(image, layers=layers)
     errors: dict[str, dict[str, float]] = {}
-    for layer in layers:
-        activation = trace.activations[layer][0]
-        channel = int(activation.flatten(1).max(1).values.argmax())
-        position = divmod(int(activation[channel].argmax()), activation.shape[-1])
+    for layer, (channel, position) in strongest_units(model, image, layers).items():
         errors[layer] = {}
         for variant, (mode, through_norm) in CHECKED_VARIANTS.items():
             ours = project(model, image, layer, channel, [position], mode=mode, through_norm=through_norm)

@@ -7,8 +7,10 @@ book draws them (their width, fonts and resolution; :func:`use_book_style`, call
 """
 
 from zfcore.plots.ablations import ablation_figure
-from zfcore.plots.architecture import frequency_coverage_plot, shift_consistency_plot
-from zfcore.plots.correspondence import PART_COLOURS, annotation_figure, correspondence_figure, gap_figure
+from zfcore.plots.architecture import (fig6_accuracy_table, frequency_coverage_plot, lattice_table,
+                                      shift_consistency_plot, shift_table, spectrum_table, structure_table)
+from zfcore.plots.correspondence import (PART_COLOURS, annotation_figure, correspondence_figure, gap_figure,
+                                        predictions_table)
 from zfcore.plots.deconvnet import VIEWS, projection_comparison, top9_figure, top9_mosaic
 from zfcore.plots.evolution import convergence_plot, evolution_mosaic, fig4_figure
 from zfcore.plots.images import crop_boxes, image_grid, tile_images, to_display
@@ -41,6 +43,7 @@ __all__ = [
     "duplicate_table",
     "evolution_mosaic",
     "fig4_figure",
+    "fig6_accuracy_table",
     "fig9_figure",
     "figure_pixels",
     "filter_grid",
@@ -48,19 +51,24 @@ __all__ = [
     "gap_figure",
     "image_grid",
     "invariance_figure",
+    "lattice_table",
     "layer_probe_figure",
     "learning_curve_figure",
     "network_sizes",
     "occlusion_figure",
+    "predictions_table",
     "projection_comparison",
     "randomization_curves",
     "randomization_panel",
     "saturation_figure",
     "scale_control_figure",
     "shift_consistency_plot",
+    "shift_table",
     "signed_distribution",
     "similarity_table",
+    "spectrum_table",
     "split_accuracy",
+    "structure_table",
     "switches_table",
     "table4",
     "table5",

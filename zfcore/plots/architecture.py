@@ -3,18 +3,21 @@ much each network changes under shifts smaller than its stride."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from zfcore.plots.style import WIDTH
 
 if TYPE_CHECKING:
     from zfcore.analysis.architecture import FilterSpectra, ShiftConsistency
+    from zfcore.weights import WeightsMeta
 
-__all__ = ["frequency_coverage_plot", "shift_consistency_plot"]
+__all__ = ["FIG6_TITLES", "fig6_accuracy_table", "frequency_coverage_plot", "lattice_table", "shift_consistency_plot",
+           "shift_table", "spectrum_table", "structure_table"]
 
 
 def frequency_coverage_plot(spectra: Mapping[str, "FilterSpectra"], strides: Mapping[str, int]) -> Figure:
@@ -83,3 +86,145 @@ def shift_consistency_plot(results: Mapping[str, "ShiftConsistency"]) -> Figure:
         axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def spectrum_table(spectra: Mapping[str, "FilterSpectra"], strides: Mapping[str, int],
+                   conv1: Mapping[str, torch.Tensor]) -> str:
+    """Fig. 6(b)-(c) in numbers, one row per first layer: the share of its filters peaking in the low / mid / high
+    band, the mean share of energy above its stride's Nyquist frequency, above 0.125 and above 0.25 cycles per
+    pixel, and its largest filter RMS over the median (:func:`zfcore.analysis.architecture.dominance`).
+
+    Args:
+        spectra: name -> the filters' spectra (:func:`zfcore.analysis.architecture.filter_spectra`).
+        strides: name -> the first layer's stride.
+        conv1: name -> the first layer's weights ``[filters, 3, k, k]``.
+
+    Returns:
+        A markdown table.
+    """
+    from zfcore.analysis.architecture import dominance
+
+    rows = ["| conv1 of | peaks low / mid / high | energy above its stride's Nyquist | above 0.125 | above 0.25 "
+            "| largest RMS / median |", "|---|---|---|---|---|---|"]
+    for name, spectrum in spectra.items():
+        bands = " / ".join(f"{100 * value:.0f} %" for value in spectrum.band_fractions().values())
+        above = [100 * float(spectrum.share_above(cutoff).mean()) for cutoff in (0.5 / strides[name], 0.125, 0.25)]
+        rows.append(f"| {name} (stride {strides[name]}) | {bands} | " + " | ".join(f"{value:.0f} %" for value in above)
+                    + f" | {dominance(conv1[name]):.2f} |")
+    return "\n".join(rows)
+
+
+def structure_table(conv1: Mapping[str, torch.Tensor], unstructured: Mapping[str, torch.Tensor],
+                    mid: Mapping[str, torch.Tensor]) -> str:
+    """C5's "fewer dead features" as the paper meant it (unstructured filters), one row per first layer: each
+    filter's concentration (median and minimum) beside that of noise filters of the same shape (median and the
+    :data:`~zfcore.analysis.architecture.STRUCTURE_QUANTILE` quantile), the share of unstructured filters and the
+    share peaking in the mid band, with bootstrap 95 % intervals over filters.
+
+    Args:
+        conv1: name -> the first layer's weights ``[filters, 3, k, k]``.
+        unstructured, mid: name -> per filter, whether it is unstructured
+            (:func:`zfcore.analysis.architecture.unstructured`) and whether it peaks in the mid band
+            (:func:`zfcore.analysis.architecture.mid_band`).
+
+    Returns:
+        A line naming the number of filters, then a markdown table.
+    """
+    from zfcore.analysis import architecture as arch
+    from zfcore.stats import bootstrap
+
+    rows = ["| conv1 of | concentration: median (min) | noise filters: median / 95th pct. | unstructured "
+            "| peaks in the mid band |", "|---|---|---|---|---|"]
+    for name, weights in conv1.items():
+        score, noise = arch.filter_concentration(weights), arch.random_concentration(tuple(weights.shape[1:]))
+        shares = [bootstrap(flags[name].double()).format(scale=100, digits=0, unit=" %") for flags in (unstructured, mid)]
+        rows.append(f"| {name} | {float(score.median()):.2f} ({float(score.min()):.2f}) | {float(noise.median()):.2f} / "
+                    f"{float(noise.quantile(arch.STRUCTURE_QUANTILE)):.2f} | {shares[0]} | {shares[1]} |")
+    return (f"Per filter (n = {len(conv1[arch.STRIDE2])} per network; bootstrap 95 % intervals over filters):\n\n"
+            + "\n".join(rows))
+
+
+def lattice_table(lattice: Mapping[str, Mapping[str, Any]]) -> str:
+    """C5's aliasing control: per network, the share of its conv2 projections' energy on the unpooling lattice
+    with the image's own switches and with another image's, and the paired difference (bootstrap 95 % intervals).
+
+    Args:
+        lattice: name -> ``{"own": shares, "null": shares, "period": px}``, the shares of
+            :func:`zfcore.analysis.architecture.box_lattice_shares` per projection.
+
+    Returns:
+        A markdown table.
+    """
+    from zfcore.stats import bootstrap, paired_difference
+
+    def shown(estimate) -> str:
+        return estimate.format(scale=100, digits=2, unit=" %")
+
+    rows = [f"| {name} | {value['period']} px | {shown(bootstrap(value['own']))} | {shown(bootstrap(value['null']))} | "
+            f"{shown(paired_difference(value['own'], value['null']))} | {len(value['own'])} |"
+            for name, value in lattice.items()]
+    return ("| conv2 projections of | lattice | own switches | another image's switches | own − other (paired) | n |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+def shift_table(shifts: Mapping[str, "ShiftConsistency"], images: int) -> str:
+    """C5's forward control: per network, how often top-1 flips after a shift of 1, 2, 3 px, the mean flip rate and
+    the pooled maps' mean change (bootstrap 95 % intervals over images), and the AlexNet-style − ZF difference in
+    flip rate, paired over images.
+
+    Args:
+        shifts: name -> :func:`zfcore.analysis.architecture.shift_consistency` of that network, with both
+            :data:`~zfcore.analysis.architecture.STRIDE4` and :data:`~zfcore.analysis.architecture.STRIDE2`.
+        images: how many images were shifted.
+
+    Returns:
+        A line, a markdown table and the paired difference.
+    """
+    from zfcore.analysis.architecture import SHIFT_LAYERS, STRIDE2, STRIDE4
+    from zfcore.stats import bootstrap, paired_difference
+
+    rows = [f"| {name} | " + " / ".join(f"{100 * rate:.1f} %" for rate in result.flip_rate_by_shift().values())
+            + f" | {bootstrap(result.flip_rate()).format(scale=100, digits=1, unit=' %')} | "
+            + " | ".join(bootstrap(result.map_change[layer].mean(1)).format(digits=3) for layer in SHIFT_LAYERS) + " |"
+            for name, result in shifts.items()]
+    difference = paired_difference(shifts[STRIDE4].flip_rate(), shifts[STRIDE2].flip_rate())
+    return (f"On {images:,} validation images:\n\n| network | top-1 flips at 1 / 2 / 3 px | mean flips | "
+            "pool1 change | pool2 change |\n|---|---|---|---|---|\n" + "\n".join(rows)
+            + f"\n\nAlexNet-style − ZF, paired over images: {difference.format(scale=100, digits=2, unit=' points')}.")
+
+
+FIG6_TITLES = {"alexnet": "AlexNet-style ZF-64", "zf": "ZF-64, the same recipe",
+               "no-renorm": "ZF-64 without renormalisation"}
+"""The Fig. 6 runs of ``data/experiments/fig6/summary.json`` in the order and with the names chapter 05 shows."""
+
+
+def fig6_accuracy_table(summary: Mapping[str, Any], reference: "WeightsMeta") -> str:
+    """Table 2's single networks (as accuracies: 100 % − its error) beside ours: the book's reference run and the
+    Fig. 6 runs (AlexNet-style, ZF-64 with the same recipe, ZF-64 without renormalisation), with 10-crop accuracy.
+
+    Args:
+        summary: the Fig. 6 runs' summary: ``hardware`` (its first part names the device) and ``runs`` -> name ->
+            ``val_top1``, ``val_top5``, their ``_10crop`` versions and ``wall_minutes``.
+        reference: the reference run's metadata (:class:`zfcore.weights.WeightsMeta`).
+
+    Returns:
+        A markdown table.
+    """
+    from zfcore.analysis.ablations import PAPER_TABLE2
+
+    paper = [("Krizhevsky et al., 1 convnet", PAPER_TABLE2[0]),
+             ("Zeiler & Fergus' replication of Krizhevsky et al., 1 convnet", PAPER_TABLE2[2]),
+             ("1 convnet as per Fig. 3", PAPER_TABLE2[3])]
+    rows = ["| network | top-1 | top-5 | top-1, 10 crops | top-5, 10 crops |", "|---|---|---|---|---|"]
+    rows += [f"| Paper (ImageNet, 224 px, 70 epochs; accuracy = 100 % − Table 2's error): {name} | {100 - top1:.1f} % "
+             f"| {100 - top5:.1f} % | – | – |" for name, (_, top1, top5, _) in paper]
+    device = summary["hardware"].split(",")[0]  # e.g. "one NVIDIA H100 GPU"
+    ours = [(f"ZF-64, the book's reference run ({reference.hardware}, {reference.train_minutes:.0f} min)",
+             reference.top1, reference.top5, reference.top1_10crop, reference.top5_10crop)]
+    for key, title in FIG6_TITLES.items():
+        run = summary["runs"][key]
+        ours.append((f"{title} ({device}, {run['wall_minutes']:.0f} min)", run["val_top1"], run["val_top5"],
+                     run["val_top1_10crop"], run["val_top5_10crop"]))
+    rows += [f"| Ours (Tiny ImageNet, 64 px, 28 epochs): {name} | " + " | ".join(f"{100 * value:.1f} %" for value in values)
+             + " |" for name, *values in ours]
+    return "\n".join(rows)

@@ -13,7 +13,7 @@ from zfcore.plots.images import image_grid
 from zfcore.plots.style import WIDTH
 
 PART_COLOURS = {"right eye": "tab:red", "left eye": "tab:blue", "nose": "tab:green"}
-__all__ = ["PART_COLOURS", "annotation_figure", "correspondence_figure", "gap_figure"]
+__all__ = ["PART_COLOURS", "annotation_figure", "correspondence_figure", "gap_figure", "predictions_table"]
 
 
 def correspondence_figure(pixels: np.ndarray, part_boxes: Mapping[str, torch.Tensor],
@@ -137,3 +137,30 @@ def gap_figure(gaps: Mapping[str, Mapping[str, tuple[float, float, float]]], *, 
         axis.set_ylim(len(parts) - 0.5, -0.5)
     figure.supxlabel(xlabel, fontsize=8, y=0.02)
     return figure
+
+
+def predictions_table(class_names: Sequence[str], wnids: Sequence[str], probabilities: torch.Tensor,
+                      classes: Sequence[str], known: Sequence[str]) -> str:
+    """Chapter 07's images as the network sees them: each image's class and WordNet id, whether the network was
+    trained on that class, and the network's top class with its probability.
+
+    Args:
+        class_names, wnids: per image (:class:`zfcore.analysis.correspondence.PartAnnotations`).
+        probabilities: ``[N, C]`` the network's softmax per image.
+        classes, known: the network's classes as WordNet ids and as names, in its output order.
+
+    Returns:
+        A markdown table.
+
+    Raises:
+        ValueError: ``probabilities`` not ``[len(wnids), len(classes)]``.
+    """
+    if tuple(probabilities.shape) != (len(wnids), len(classes)):
+        raise ValueError(f"probabilities has shape {tuple(probabilities.shape)}; expected [{len(wnids)} images, "
+                         f"{len(classes)} classes]")
+    rows = ["| image | wnid | among the network's classes | network's top class (p) |", "|---|---|---|---|"]
+    for index, (name, wnid) in enumerate(zip(class_names, wnids)):
+        top = int(probabilities[index].argmax())
+        rows.append(f"| {name} | {wnid} | {'yes' if wnid in classes else 'no'} "
+                    f"| {known[top]} ({probabilities[index, top]:.2f}) |")
+    return "\n".join(rows)

@@ -1,0 +1,80 @@
+"""zfcore.plots.architecture's tables (chapter 05): each row shows the numbers of the measures it names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from zfcore.analysis.ablations import PAPER_TABLE2
+from zfcore.analysis.architecture import STRIDE2, STRIDE4, ShiftConsistency, filter_spectra, mid_band, unstructured
+from zfcore.plots.architecture import fig6_accuracy_table, lattice_table, shift_table, spectrum_table, structure_table
+from zfcore.weights import WeightsMeta
+
+
+def _rows(table: str) -> list[list[str]]:
+    """The body rows of the markdown table in ``table``, as cells."""
+    lines = [line for line in table.splitlines() if line.startswith("|")][2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_spectrum_table_shows_each_first_layers_bands_and_energy_above_its_nyquist() -> None:
+    flat, checker = torch.ones(2, 3, 7, 7), (torch.arange(7) % 2 * 2 - 1.0).expand(2, 3, 7, 7).clone()
+    conv1 = {"flat": flat, "checker": checker}
+    spectra = {name: filter_spectra(weights) for name, weights in conv1.items()}
+    rows = _rows(spectrum_table(spectra, {"flat": 2, "checker": 4}, conv1))
+    assert [row[0] for row in rows] == ["flat (stride 2)", "checker (stride 4)"]
+    assert rows[0][1] == "100 % / 0 % / 0 %" and rows[1][1] == "0 % / 0 % / 100 %"
+    assert int(rows[0][2].rstrip(" %")) < 10 < 90 < int(rows[1][2].rstrip(" %"))  # above 1/4 and 1/8 cycles/px
+    assert rows[0][5] == rows[1][5] == "1.00"  # every filter as strong as the median
+
+
+def test_structure_table_counts_filters_and_tells_noise_from_structure() -> None:
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(32, 3, 7, 7, generator=generator)
+    xs = torch.arange(7) - 3.0
+    blob = torch.exp(-(xs[:, None] ** 2 + xs[None, :] ** 2) / 4).expand(32, 3, 7, 7).clone()
+    conv1 = {STRIDE4: noise, STRIDE2: blob}
+    table = structure_table(conv1, {name: unstructured(weights) for name, weights in conv1.items()},
+                            {name: mid_band(weights) for name, weights in conv1.items()})
+    assert table.startswith("Per filter (n = 32 per network;")
+    (_, *noise_row), (_, *blob_row) = _rows(table)
+    shares = [float(row[2].split(" %")[0]) for row in (noise_row, blob_row)]
+    assert shares[0] > 50 > shares[1] == 0  # noise filters are unstructured, smooth blobs are not
+
+
+def test_lattice_table_gives_the_paired_difference_of_own_and_other_switches() -> None:
+    own, other = torch.full((40,), 0.3), torch.full((40,), 0.1)
+    (row,) = _rows(lattice_table({"net": {"own": own, "null": other, "period": 4}}))
+    assert row[:2] == ["net", "4 px"] and row[5] == "40"
+    assert row[2].startswith("30.00 %") and row[3].startswith("10.00 %") and row[4].startswith("20.00 %")
+    with pytest.raises(KeyError):
+        lattice_table({"net": {"own": own, "period": 4}})
+
+
+def test_shift_table_shows_flip_rates_per_shift_and_the_paired_difference() -> None:
+    def result(flipped: float) -> ShiftConsistency:
+        flips = torch.zeros(10, 6, dtype=torch.bool)  # right and down per shift
+        flips[: int(10 * flipped)] = True
+        return ShiftConsistency(shifts=(1, 2, 3), flips=flips, map_change={"pool1": torch.zeros(10, 6),
+                                                                           "pool2": torch.ones(10, 6)})
+    table = shift_table({STRIDE4: result(0.5), STRIDE2: result(0.2)}, 10)
+    rows = _rows(table)
+    assert table.startswith("On 10 validation images:") and rows[0][1] == "50.0 % / 50.0 % / 50.0 %"
+    assert rows[1][2].startswith("20.0 %") and rows[1][4].startswith("1.000")
+    assert "paired over images: 30.00 points" in table
+
+
+def test_fig6_accuracy_table_quotes_table2_as_accuracies_beside_our_runs() -> None:
+    run = {"val_top1": 0.40, "val_top5": 0.65, "val_top1_10crop": 0.42, "val_top5_10crop": 0.67, "wall_minutes": 33.6}
+    summary = {"hardware": "one NVIDIA H100 GPU, 5 CPU threads per run", "runs": {"alexnet": run, "zf": run,
+                                                                                  "no-renorm": run}}
+    meta = WeightsMeta("tiny-imagenet", 200, 64, "book", "mean-std", 28, 80.0, 0.409, 0.66, 0.43, 0.68, 10000, 1,
+                       hardware="a CPU")
+    rows = _rows(fig6_accuracy_table(summary, meta))
+    paper = [f"{100 - PAPER_TABLE2[i][1]:.1f} %" for i in (0, 2, 3)]
+    assert [row[1] for row in rows[:3]] == paper == ["59.3 %", "59.5 %", "61.6 %"]
+    assert rows[3][0].endswith("reference run (a CPU, 80 min)")
+    assert rows[3][1:] == ["40.9 %", "66.0 %", "43.0 %", "68.0 %"]
+    assert [row[0].split(": ")[1] for row in rows[4:]] == [
+        "AlexNet-style ZF-64 (one NVIDIA H100 GPU, 34 min)", "ZF-64, the same recipe (one NVIDIA H100 GPU, 34 min)",
+        "ZF-64 without renormalisation (one NVIDIA H100 GPU, 34 min)"]
