@@ -17,7 +17,7 @@ from zfcore.analysis.sanity import (KEPT_SIMILARITY, RandomizationSimilarity, ad
 from zfcore.analysis.switches import MAHENDRAN_MARGIN, NeuronVsSwitches, mahendran_verdict, neuron_vs_switches
 from zfcore.deconv import project, project_signal
 from zfcore.models import zfnet
-from zfcore.plots import randomization_curves, randomization_panel, style
+from zfcore.plots import randomization_curves, randomization_examples, randomization_panel, style
 from zfcore.plots.sanity import (SIGN_FREE_ROW, SWITCH_COMPARISONS, attribution_table, signed_distribution,
                                  similarity_table, switches_table)
 
@@ -216,6 +216,16 @@ def test_plots(cascading):
     assert len(panel.axes) == len(cascading.methods) * (1 + len(cascading.steps))
     with pytest.raises(ValueError, match="index=2 is not valid"):
         randomization_panel(cascading, np.zeros((64, 64, 3), dtype=np.uint8), index=2)
+    pixels = np.zeros((8, 64, 64, 3), dtype=np.uint8)
+    examples = randomization_examples(cascading, pixels, "guided", "conv5")
+    rho = cascading.similarity["guided"]["spearman_abs"][:2, cascading.steps.index("conv5")]
+    assert len(examples.axes) == 2 * 5 and examples.axes[0].get_ylabel() == f"Spearman |.| {float(rho[0]):.2f}"
+    with pytest.raises(ValueError, match=r"randomised='pool5' is not valid; valid steps: \('original', 'fc8'"):
+        randomization_examples(cascading, pixels, "guided", "pool5")
+    with pytest.raises(ValueError, match=r"method='gradcam' is not valid"):
+        randomization_examples(cascading, pixels, "gradcam")
+    with pytest.raises(ValueError, match=r"1 images in pixels for 2 kept examples"):
+        randomization_examples(cascading, pixels[:1])
 
 
 STEPS = ("original", "fc8", "fc7", "fc6", "conv5")

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from zfcore.plots.images import image_grid
+from zfcore.plots.images import image_grid, to_display
 from zfcore.plots.style import WIDTH
 from zfcore.stats import bootstrap, format_mean_std
 
@@ -35,7 +35,7 @@ SWITCH_COMPARISONS = {"different_channels": "same image, two different units",
                       "constant_vs_random": "switches-only: ones vs uniform, same image"}
 """The rows of :func:`switches_table`: each comparison of :class:`~zfcore.analysis.switches.NeuronVsSwitches` in words."""
 __all__ = ["SANITY_MEASURES", "SIGN_FREE_ROW", "SWITCH_COMPARISONS", "attribution_table", "randomization_curves",
-           "randomization_panel", "signed_distribution", "similarity_table", "switches_table"]
+           "randomization_examples", "randomization_panel", "signed_distribution", "similarity_table", "switches_table"]
 
 
 def randomization_curves(result: "RandomizationSimilarity") -> Figure:
@@ -96,6 +96,42 @@ def randomization_panel(result: "RandomizationSimilarity", image: np.ndarray, in
         heat = heat_map(result.examples[method][index]).numpy()[..., None].repeat(3, -1)  # [steps, S, S, 3]
         rows.append(np.concatenate([np.asarray(image, dtype=np.float64)[None] / 255.0, heat]))
     return image_grid(np.stack(rows), titles=["input", *result.steps], row_labels=list(result.methods), cell=1.0)
+
+
+def randomization_examples(result: "RandomizationSimilarity", pixels: np.ndarray, method: str = "guided",
+                           randomised: str = "conv5") -> Figure:
+    """The kept example images of a cascading randomisation (Adebayo et al., 2018): each one's trained map and its
+    map once the layers from the top down to ``randomised`` are re-initialised, signed and as absolute heat maps,
+    with their Spearman correlation (absolute maps).
+
+    Args:
+        result: a cascading :class:`~zfcore.analysis.sanity.RandomizationSimilarity` that kept examples.
+        pixels: uint8 ``[N, S, S, 3]``, the inputs in the result's order (at least its examples).
+        method: one of ``result.methods``.
+        randomised: one of ``result.steps``, the lowest re-initialised layer.
+
+    Raises:
+        ValueError: an unknown ``method`` or ``randomised``; fewer ``pixels`` than kept examples.
+    """
+    from zfcore.analysis.maps import heat_map
+
+    if method not in result.methods:
+        raise ValueError(f"method={method!r} is not valid; valid methods: {tuple(result.methods)}")
+    if randomised not in result.steps:
+        raise ValueError(f"randomised={randomised!r} is not valid; valid steps: {tuple(result.steps)}")
+    step = result.steps.index(randomised)
+    maps = result.examples[method]  # [E, steps, 3, S, S]
+    if len(pixels) < len(maps):
+        raise ValueError(f"{len(pixels)} images in pixels for {len(maps)} kept examples: give the result's inputs")
+    rows = []
+    for example in range(len(maps)):
+        heat = heat_map(maps[example, [0, step]]).numpy()[..., None].repeat(3, -1)
+        rows.append([pixels[example] / 255.0, *to_display(maps[example, [0, step]], percentile=99.0), *heat])
+    rho = result.similarity[method]["spearman_abs"][: len(maps), step]
+    return image_grid(np.stack(rows), cell=1.3,
+                      titles=["input", "trained", f"random to {randomised}", "|trained|", f"|random to {randomised}|"],
+                      row_labels=[f"Spearman |.| {float(r):.2f}" for r in rho],
+                      title=f"{method}: cascading randomisation down to {randomised}")
 
 
 def signed_distribution(result: "RandomizationSimilarity", method: str = "backprop") -> Figure:
