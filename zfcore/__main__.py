@@ -181,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
                               help="training images per class of the probes (default: 30)")
     transfer_cmd.add_argument("--probe-weight-decays", type=_numbers, default=None, metavar="X,X,...",
                               help="the grid each probe's weight decay is chosen from by CV on the training images "
-                                   "(default: 1e-4,1e-3,1e-2,0.1; wide: 1e-6,1e-5,1e-4,1e-3,1e-2,0.1,1)")
+                                   "(default: 1e-4,1e-3,1e-2,0.1; wide: 1e-7,1e-6,...,100,1000, powers of 10)")
     transfer_cmd.add_argument("--probe-poolings", type=_sizes, default=None, metavar="G,G,...",
                               help="max-pool each conv map to G x G cells; with several, each conv probe reads out the "
                                    "one chosen by CV on the training images (default: 2)")

@@ -199,7 +199,7 @@ def transfer_results() -> TransferResults:
         plan = TransferPlan(frozen_sizes=(5, 15), splits=2, network_sizes=(15,), scratch_sizes=(15,),
                             finetune_steps=(10, 20), scratch_steps=(10, 20), probe_layers=("conv3", "fc7"), probe_per_class=15,
                             network_seeds=2, probe_losses=("softmax", "svm"), probe_poolings=(1, 2),
-                            probe_weight_decays=WIDE_WEIGHT_DECAYS[::3])  # 1e-6, 1e-3, 1: the ends and the middle
+                            probe_weight_decays=WIDE_WEIGHT_DECAYS[::5])  # 1e-7, 1e-2, 1000: the ends and the middle
         results = run_transfer(reference, pixels, labels, dataset=dataset, plan=plan)
         cv_layer = run_cv_layer(reference, pixels, labels, dataset=dataset, sizes=(15,), splits=2,
                                 layers=plan.probe_layers)["cv_layer"]

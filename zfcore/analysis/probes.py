@@ -41,8 +41,9 @@ __all__ = ["C10_TOLERANCE", "DEFAULT_WEIGHT_DECAY", "LOSSES", "PAPER_TABLE7", "W
 
 LOSSES = ("softmax", "svm")
 WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
-WIDE_WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-"""A grid whose edges the choice does not reach (:data:`WEIGHT_DECAYS` is hit at its lower edge by conv4)."""
+WIDE_WEIGHT_DECAYS = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+"""A grid wide enough that the choice does not sit at its edges (:data:`WEIGHT_DECAYS` is hit at its lower edge by
+conv4, and 1e-6 ... 1 at its upper edge by the SVM on conv3-conv5)."""
 """The weight-decay grid searched on the training images (for standardised features)."""
 DEFAULT_WEIGHT_DECAY = 1e-2
 """Used when a class has a single training image, so no cross-validation fold can be held out."""
