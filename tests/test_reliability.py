@@ -81,10 +81,16 @@ def one_line_code(capsys, argv: list[str], *fragments: str) -> str:
     return one_line(capsys, 2, *fragments)
 
 
+def interruptible() -> None:
+    """In a child before it starts: SIGINT back to its default, so that Python turns it into KeyboardInterrupt even
+    when the tests run in a background job (started with SIGINT ignored, which a child would inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def child(code: str) -> subprocess.Popen:
     """A Python process running ``code`` that prints ``ready`` once it holds what it takes."""
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=interruptible)
 
 
 def wait_ready(process: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -279,7 +285,7 @@ except KeyboardInterrupt as error:
 def test_two_trainings_into_one_folder_the_second_is_refused_at_once(tmp_path, capsys):
     out = tmp_path / "run"
     first = subprocess.Popen([sys.executable, "-c", TRAINER, str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         wait_ready(first)  # it holds the folder and is training its first step
         before = tree(out)
@@ -323,7 +329,7 @@ runner.run_experiment("ci", results_dir=sys.argv[1], runs_dir=sys.argv[2], progr
 def test_a_second_runner_is_refused_and_status_names_the_live_one(tmp_path, monkeypatch):
     results, runs = tmp_path / "results", tmp_path / "runs"
     first = subprocess.Popen([sys.executable, "-c", RUNNER, str(results), str(runs)], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         wait_ready(first)
         status = experiment_status("ci", results_dir=results, runs_dir=runs)
@@ -839,7 +845,8 @@ def test_ctrl_c_during_an_experiment_says_where_to_resume(tmp_path, monkeypatch,
 def test_ctrl_c_in_a_real_training_process_is_one_line_exit_130(tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "zfcore", "train", "--profile", "ci", "--out", str(out)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     while not (out / LOCK_FILE).exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
