@@ -14,7 +14,7 @@ import zfcore.analysis.transfer as transfer
 from zfcore.analysis.probes import (DEFAULT_WEIGHT_DECAY, SplitScores, c10_verdict, deeper_is_better, fit_linear,
                                     frozen_transfer, layer_by_cross_validation, layer_probes, paired_split_difference,
                                     select_weight_decay)
-from zfcore.analysis.generalisation import c9_verdict
+from zfcore.analysis.generalisation import c9_verdict, control_minus_reference
 from zfcore.analysis.transfer import (FEATURE_LAYERS, NetworkRecipe, dataset_pixels, learning_curve, network_transfer,
                                       pooled_features)
 from zfcore.data.caltech import Caltech256, caltech_splits, mean_per_class_accuracy
@@ -311,6 +311,17 @@ def test_paired_split_differences_pair_by_seed():
         paired_split_difference(first, _row(15, [1, 2, 3]))
     with pytest.raises(ValueError, match="share 1 split"):
         paired_split_difference(first, _row(30, [1, 2], seeds=[2, 7]))
+
+
+def test_the_controls_difference_is_paired_per_size_and_skips_sizes_the_reference_lacks():
+    reference = [_row(15, [50, 52, 54]), _row(30, [60, 61, 62])]
+    control = [_row(30, [59, 60.5, 61]), _row(15, [51, 53, 55]), _row(5, [20, 21, 22])]
+    difference = control_minus_reference(reference, control)
+    assert list(difference) == [15, 30]  # 5 per class: no reference row
+    assert difference[15]["points"] == pytest.approx(1.0) and difference[15]["splits"] == 3
+    assert difference[30]["points"] == pytest.approx(-2.5 / 3, abs=0.01) and difference[30]["low"] < difference[30]["high"]
+    with pytest.raises(ValueError, match="share 1 split"):
+        control_minus_reference(reference, [_row(15, [1, 2], seeds=[2, 7])])
 
 
 def _probes(means, jitter=(0.0, 0.4, -0.3, 0.2, -0.1), grid=(1e-4, 1e-3, 1e-2, 1e-1), decays=None):

@@ -182,8 +182,9 @@ def test_the_default_plan_is_the_committed_results_settings():
     assert list(plan.network_sizes) == transfer["network_sizes"]
     assert sorted(set(plan.network_sizes) | set(plan.scratch_sizes)) == transfer["scratch_sizes"]
     assert list(range(plan.network_seeds)) == transfer["network_seeds"]
-    assert plan.finetune_steps == (transfer["finetune_recipe"]["steps"],)
-    assert plan.scratch_steps == (transfer["scratch_recipe"]["steps"],)
+    for arm in ("finetune", "scratch"):  # a grid to choose from where the committed run chose, else one count
+        committed = transfer.get("step_grids", {}).get(arm, [transfer[f"{arm}_recipe"]["steps"]])
+        assert getattr(plan, f"{arm}_steps") == tuple(committed), arm
     assert list(plan.probe_layers) == list(probes["dimensions"]) and list(plan.probe_losses) == probes["losses"]
     assert plan.probe_per_class == probes["train_per_class"] and list(range(plan.splits)) == probes["seeds"]
 

@@ -55,6 +55,11 @@ def test_the_committed_results_tables_hold_every_layer_size_and_pair():
         _read("probes-cv-no-label-smoothing/probes.json")
     table = plots.table4(transfer, _read("transfer-cv-layer.json")["rows"], {})
     assert table.count("| Paper: ") == 4 and table.count("| Ours ") == 4
+    control_rows = _read("transfer-cv-no-label-smoothing/transfer-cv-layer.json")["rows"]
+    with_control = plots.table4(transfer, _read("transfer-cv-layer.json")["rows"], {}, control_cv_rows=control_rows)
+    row = next(line for line in with_control.splitlines() if "without label smoothing (control)" in line)
+    assert with_control.count("| Ours ") == 5 and row.endswith(
+        " | ".join(plots.split_accuracy(control_rows, size) for size in plots.network_sizes(transfer, {})) + " |")
     table = plots.table7(probes, control)
     rows = [line for line in table.splitlines() if line.startswith("| conv") or line.startswith("| fc")]
     assert [row.split(" | ")[0][2:] for row in rows] == list(probes["config"]["dimensions"])
@@ -97,10 +102,11 @@ def test_the_chapters_results_say_what_made_each_of_them():
     from zfcore.book import TransferResults
 
     made = {"code_version": "0123456789abcdef", "wall_seconds": 12.4, "device": "one H100 GPU"}
-    results = TransferResults(made, made | {"device": None, "torch_threads": 2}, made, {}, None, made, None,
+    results = TransferResults(made, made | {"device": None, "torch_threads": 2}, made, {}, None, made, made, None,
                               {1500: made}, None)
     assert results.made() == ["Table 4 and Fig. 9 (transfer.json): code 0123456789ab, 12 s on one H100 GPU",
                               "Table 7's probes (probes.json): code 0123456789ab, 12 s on 2 CPU thread(s)",
                               "the layer chosen by CV (transfer-cv-layer.json): code 0123456789ab, 12 s on one H100 GPU",
+                              "the same network's layer chosen by CV: code 0123456789ab, 12 s on one H100 GPU",
                               "probes with pooling and weight decay chosen by CV: code 0123456789ab, 12 s on one H100 GPU",
                               "from scratch, 1500 steps: code 0123456789ab, 12 s on one H100 GPU"]

@@ -166,10 +166,10 @@ def _parser() -> argparse.ArgumentParser:
                               help="random splits of the frozen softmax and the probes (default: 5)")
     transfer_cmd.add_argument("--network-seeds", type=_positive_int, default=5, metavar="K",
                               help="splits of the fine-tuned and from-scratch networks (default: 5)")
-    transfer_cmd.add_argument("--finetune-steps", type=_sizes, default=(150,), metavar="N,N,...",
+    transfer_cmd.add_argument("--finetune-steps", type=_sizes, default=(75, 150, 300, 600, 1200), metavar="N,N,...",
                               help="SGD steps of fine-tuning; several: each size trains for the one with the best "
                                    "accuracy on held-out training images of the first split, tried in order until a "
-                                   "step count changes it by less than 2 points (default: 150)")
+                                   "step count changes it by less than 2 points (default: 75,150,300,600,1200)")
     transfer_cmd.add_argument("--scratch-steps", type=_sizes, default=(3000,), metavar="N,N,...",
                               help="SGD steps of training from scratch, one or several as --finetune-steps "
                                    "(default: 3000)")

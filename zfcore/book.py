@@ -161,6 +161,7 @@ class TransferResults:
         transfer, probes, cv_layer, duplicates: as ``transfer.json``, ``probes.json``, ``transfer-cv-layer.json``
             and ``caltech-duplicates.json`` (``python -m zfcore transfer``).
         probes_ls0: the label-smoothing-0 network's probes (``None`` under ``ci``).
+        cv_layer_ls0: the label-smoothing-0 network's ``transfer-cv-layer.json`` (``None`` under ``ci``).
         probes_cv, probes_cv_ls0: softmax and SVM probes with the weight decay and the conv maps' pooling chosen
             by CV, of both networks (under ``ci`` the miniature's probes, measured that way; no control).
         scratch_runs: shorter from-scratch recipes on the first split, steps -> result (none under ``ci``).
@@ -172,6 +173,7 @@ class TransferResults:
     cv_layer: dict[str, Any]
     duplicates: dict[str, Any]
     probes_ls0: dict[str, Any] | None
+    cv_layer_ls0: dict[str, Any] | None
     probes_cv: dict[str, Any]
     probes_cv_ls0: dict[str, Any] | None
     scratch_runs: dict[int, dict[str, Any]]
@@ -182,6 +184,7 @@ class TransferResults:
         results = {"Table 4 and Fig. 9 (transfer.json)": self.transfer, "Table 7's probes (probes.json)": self.probes,
                    "the layer chosen by CV (transfer-cv-layer.json)": self.cv_layer,
                    "the label-smoothing-0 network's probes": self.probes_ls0,
+                   "the same network's layer chosen by CV": self.cv_layer_ls0,
                    "probes with pooling and weight decay chosen by CV": self.probes_cv,
                    "the same, label-smoothing-0 network": self.probes_cv_ls0,
                    **{f"from scratch, {steps} steps": run for steps, run in sorted(self.scratch_runs.items())}}
@@ -205,10 +208,11 @@ def transfer_results() -> TransferResults:
                                 layers=plan.probe_layers)["cv_layer"]
         duplicates = duplicate_report(pixels[::10], {"train (ci subset)": cached_split("train", classes=10,
                                                                                       per_class=32).images})
-        return TransferResults(results["transfer"], results["probes"], cv_layer, duplicates, None, results["probes"],
-                               None, {}, None)
+        return TransferResults(results["transfer"], results["probes"], cv_layer, duplicates, None, None,
+                               results["probes"], None, {}, None)
     files = {"transfer": "transfer.json", "probes": "probes.json", "cv_layer": "transfer-cv-layer.json",
              "duplicates": "caltech-duplicates.json", "probes_ls0": "probes-no-label-smoothing/probes.json",
+             "cv_layer_ls0": "transfer-cv-no-label-smoothing/transfer-cv-layer.json",
              "probes_cv": "probes-cv/probes.json", "probes_cv_ls0": "probes-cv-no-label-smoothing/probes.json"}
     committed = read_committed(*files.values(), "transfer-scratch-*/transfer.json")
     scratch_runs = {run["config"]["scratch_recipe"]["steps"]: run

@@ -77,7 +77,7 @@ class TransferPlan:
     network_sizes: tuple[int, ...] = (15, 30)
     scratch_sizes: tuple[int, ...] = (15, 30)
     network_seeds: int = 5
-    finetune_steps: tuple[int, ...] = (150,)
+    finetune_steps: tuple[int, ...] = (75, 150, 300, 600, 1200)
     scratch_steps: tuple[int, ...] = (3000,)
     probe_layers: tuple[str, ...] = FEATURE_LAYERS
     probe_losses: tuple[str, ...] = ("softmax",)

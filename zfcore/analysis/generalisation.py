@@ -26,7 +26,7 @@ from zfcore.profiles import TrainConfig
 from zfcore.stats import t_interval
 from zfcore.verdicts import Verdict, pending
 
-__all__ = ["C9_WIDE_MARGIN", "c9_verdict", "measure_transfer"]
+__all__ = ["C9_WIDE_MARGIN", "c9_verdict", "control_minus_reference", "measure_transfer"]
 
 C9_WIDE_MARGIN = 0.10
 """C9: the pretrained features beat training from scratch "widely" when the paired interval of their margin lies
@@ -247,6 +247,24 @@ def c9_verdict(transfer: Mapping[str, Any], *, shorter_scratch: Mapping[int, Map
                    margins[headline], control,
                    t_interval([a / 100 for a in scratch_row["accuracy_percent"]], confidence=confidence),
                    rule, outcome, reason, settle=settle, details=details, scale=100, digits=1)
+
+
+def control_minus_reference(reference: Sequence[Mapping[str, Any]], control: Sequence[Mapping[str, Any]], *,
+                            confidence: float = 0.95) -> dict[int, dict[str, float]]:
+    """The control network's accuracy minus the reference's, paired over the splits, at every size both were measured
+    at: e.g. the network trained without label smoothing against the reference, both read out from the layer chosen by
+    CV (``transfer-cv-layer.json``'s ``rows`` of each), the test of whether label smoothing explains C9's margins.
+
+    Returns:
+        images per class -> :func:`~zfcore.analysis.probes.in_points` (points with the paired t interval).
+
+    Raises:
+        ValueError: as :func:`~zfcore.analysis.probes.paired_split_difference` (fewer than 2 shared splits).
+    """
+    by_size = {row["train_per_class"]: row for row in reference}
+    return {row["train_per_class"]: in_points(paired_split_difference(row, by_size[row["train_per_class"]],
+                                                                      confidence=confidence))
+            for row in sorted(control, key=lambda row: row["train_per_class"]) if row["train_per_class"] in by_size}
 
 
 def _baseline_changes(transfer: Mapping[str, Any], sizes: Sequence[int],

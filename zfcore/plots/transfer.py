@@ -108,17 +108,23 @@ def network_sizes(transfer: Mapping[str, Any], scratch_runs: Mapping[int, Mappin
 
 
 def table4(transfer: Mapping[str, Any], cv_rows: Sequence[Mapping[str, Any]],
-           scratch_runs: Mapping[int, Mapping[str, Any]]) -> str:
-    """Table 4 in Markdown: the paper's rows, then ours (frozen fc7, the layer chosen by CV, fine-tuned, from scratch
-    and its shorter recipes), each cell :func:`split_accuracy`.
+           scratch_runs: Mapping[int, Mapping[str, Any]], *,
+           control_cv_rows: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """Table 4 in Markdown: the paper's rows, then ours (frozen fc7, the layer chosen by CV — also of the network
+    trained without label smoothing, where measured — fine-tuned, from scratch and its shorter recipes), each cell
+    :func:`split_accuracy`.
 
     Args:
         transfer: ``transfer.json``; cv_rows: ``transfer-cv-layer.json``'s ``rows``.
         scratch_runs: shorter from-scratch recipes, steps -> their ``transfer.json`` (first split).
+        control_cv_rows: the same as ``cv_rows`` for the network trained without label smoothing (the control),
+            or ``None`` (no row).
     """
     sizes, config = network_sizes(transfer, scratch_runs), transfer["config"]
     ours = {"frozen layers 1–7 + new softmax": transfer["frozen"],
             "frozen, layer chosen by CV on training images + new softmax": cv_rows,
+            **({"the same, network trained without label smoothing (control)": control_cv_rows}
+               if control_cv_rows is not None else {}),
             f"fine-tuned ({_steps(transfer['finetune'], config['finetune_recipe']['steps'])})": transfer["finetune"]}
     ours |= {f"from scratch ({steps:,} steps, a shorter recipe)": run["scratch"] for steps, run in sorted(scratch_runs.items())}
     ours[f"from scratch ({_steps(transfer['scratch'], config['scratch_recipe']['steps'])})"] = transfer["scratch"]
