@@ -1,4 +1,5 @@
-"""Tests of chapter 01's helpers in zfcore.book: the accuracy table, the scale at initialisation, the paper-init run."""
+"""Tests of zfcore.book's chapter helpers: chapter 01's accuracy table, scale at initialisation and paper-init run;
+the ImageNet samples of chapters 04 and 06."""
 
 from __future__ import annotations
 
@@ -57,3 +58,44 @@ def test_the_paper_init_run_is_read_with_chance_and_our_loss_beside_it(ci):
     assert lines[2].startswith(f"| {first['epoch']:.0f} | {first['train_loss']:.4f} | {first['val_loss']:.4f} | "
                                f"{first['val_loss'] - math.log(200):+.4f} |")
     assert lines[2].endswith("| 4.5000 |") and all(line.endswith("| – |") for line in lines[3:])
+
+
+def test_occlusion_candidates_are_val_images_under_ci_and_one_imagenet_sample_per_class_otherwise(ci, monkeypatch):
+    from PIL import Image
+
+    reference = SimpleNamespace(meta={"class_names": ["cat", "dog"], "classes": ["n2", "n1"]},
+                                model=SimpleNamespace(input_size=64))
+    val = np.zeros((3, 64, 64, 3), np.uint8)
+    monkeypatch.setattr(book, "probe_images", lambda: (val, np.array([1, 0, 1]), ["cat", "dog"]))
+    pixels, labels, titles = book.occlusion_candidates(reference)
+    assert pixels is val and labels.tolist() == [1, 0, 1] and titles[0] == "dog (val image)"
+    monkeypatch.setenv("ZFBOOK_PROFILE", "book")
+    sources = {"n1": np.full((80, 100, 3), 10, np.uint8), "n2": np.full((70, 70, 3), 20, np.uint8)}
+
+    class Samples:  # one sample per class, in a different order from the network's classes
+        wnids = ["n1", "n2"]
+
+        def __getitem__(self, index: int) -> SimpleNamespace:
+            return SimpleNamespace(image=Image.fromarray(sources[self.wnids[index]]))
+
+    monkeypatch.setattr(book, "imagenet_samples", Samples)
+    pixels, labels, titles = book.occlusion_candidates(reference)
+    assert pixels.shape == (2, 64, 64, 3) and pixels.dtype == np.uint8
+    assert pixels[0].max() == 20 and pixels[1].max() == 10  # in the network's class order: n2 (cat), then n1
+    assert labels.tolist() == [0, 1] and titles == ["cat (ImageNet sample)", "dog (ImageNet sample)"]
+
+
+def test_known_samples_are_the_samples_of_the_networks_classes_labelled_by_its_class_order(monkeypatch):
+    from PIL import Image
+
+    images = {name: Image.new("RGB", (8, 8), (value, 0, 0)) for value, name in enumerate(["ant", "bee", "cow"])}
+
+    class Samples:  # the sample set's order: ant, bee, cow; the network knows cow and ant
+        class_names = ["ant", "bee", "cow"]
+
+        def __getitem__(self, index: int) -> SimpleNamespace:
+            return SimpleNamespace(image=images[self.class_names[index]])
+
+    monkeypatch.setattr(book, "imagenet_samples", Samples)
+    samples, labels = book.known_samples(["cow", "ant"])
+    assert samples == [images["ant"], images["cow"]] and labels == [1, 0]

@@ -10,12 +10,13 @@ import torch
 
 from zfcore.analysis.localisation import (CONFIDENT, FILL_MATERIAL, INSIDE_OVERLAP, SQUARE_MATERIAL, C6Measurements,
                                           another_images_box, background_boxes, c6_measurements, c6_table, c6_verdict,
-                                          confident_examples, fill_drops, occluder_overlap, overlap_grades,
-                                          position_matched_difference)
+                                          confident_examples, correct_spread, fig7_examples, fill_drops,
+                                          occluder_overlap, overlap_grades, position_matched_difference)
 from zfcore.analysis.occlusion import (OcclusionMaps, box_masks, box_sensitivity, default_size_and_stride,
                                        fill_and_classify, occlude_boxes, occluder_baseline, occlusion_maps,
                                        occlusion_maps_many, pixel_attribution)
 from zfcore.data.loader import normalize
+from zfcore.deconv import project
 from zfcore.models import zfnet
 
 
@@ -255,6 +256,42 @@ def test_confident_examples_keep_correct_and_confident_images_most_confident_fir
         confident_examples(probability, predicted, labels, 3, minimum=1.5)
     with pytest.raises(ValueError, match="give one each per image"):
         confident_examples(probability, predicted[:2], labels, 3)
+
+
+def test_fig7_examples_are_the_most_confident_correct_images_with_their_maps_and_projection(model):
+    torch.manual_seed(2)
+    images = torch.randn(6, 3, 64, 64)
+    with torch.no_grad():
+        probability = model(images).softmax(1)
+    labels = probability.argmax(1)
+    labels[3] = (labels[3] + 1) % 10  # one image wrong: never an example
+    examples = fig7_examples(model, images, labels, count=2, minimum=0.0)
+    truth = probability[torch.arange(6), labels]
+    expected = [index for index in truth.argsort(descending=True).tolist() if index != 3][:2]
+    assert examples.picked.tolist() == expected
+    assert (examples.candidates, examples.correct, examples.confident) == (6, 5, 5)
+    for index, maps, projection in zip(expected, examples.maps, examples.projections):
+        single = occlusion_maps(model, images[index], int(labels[index]))
+        torch.testing.assert_close(maps.true_probability, single.true_probability)
+        torch.testing.assert_close(projection, project(model, images[index : index + 1], "conv5", int(single.feature_map))[0])
+    lines = examples.summary([f"image {i}" for i in range(6)]).splitlines()
+    assert lines[0].startswith(f"image {expected[0]}: unoccluded p(true) = ") and len(lines) == 3
+    assert lines[-1] == "5 of 6 candidates correct, 5 of them with p(true) >= 0.0"
+    strict = fig7_examples(model, images, labels, count=3, minimum=1.0)  # nothing is that confident
+    assert strict.picked.numel() == 0 and strict.maps == [] and strict.confident == 0
+
+
+def test_correct_spread_picks_evenly_among_the_correct_images_only(model):
+    torch.manual_seed(3)
+    images = torch.randn(9, 3, 64, 64)
+    with torch.no_grad():
+        labels = model(images).argmax(1)
+    labels[[1, 4]] = (labels[[1, 4]] + 1) % 10
+    picked, correct = correct_spread(model, images, labels, 3)
+    assert correct == 7 and picked.tolist() == [0, 5, 8]  # of 0, 2, 3, 5, 6, 7, 8: the first, middle and last
+    assert correct_spread(model, images, labels, 50)[0].tolist() == [0, 2, 3, 5, 6, 7, 8]
+    with pytest.raises(ValueError, match="count=0"):
+        correct_spread(model, images, labels, 0)
 
 
 def _synthetic(count: int, *, square: float, fill: float, noise: float, seed: int = 0,

@@ -18,12 +18,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from zfcore.analysis.ablations import PAPER_TABLE2, AblationTable, ablation_table
 from zfcore.analysis.duplicates import duplicate_report
 from zfcore.analysis.evolution import Evolution, evolution, load_snapshots
 from zfcore.analysis.probes import WIDE_WEIGHT_DECAYS
 from zfcore.checkpoints import read_torch_file
+from zfcore.data.imagenet import imagenet_samples
+from zfcore.data.images import centre_crop
 from zfcore.data.loader import pixel_batches
 from zfcore.data.locate import data_root
 from zfcore.data.sources import mean_image_for
@@ -140,6 +143,33 @@ def probe_boxes() -> np.ndarray:
     if profile().name == "ci":
         return np.asarray(TinyImageNet().val_boxes(classes=profile().train.classes_limit, per_class=CI_PROBE_PER_CLASS))
     return np.asarray(TinyImageNet().val_boxes())
+
+
+def known_samples(class_names: list[str]) -> tuple[list[Image.Image], list[int]]:
+    """The ImageNet sample images (one per ImageNet class, up to 160 px) of the classes in ``class_names``, in the
+    sample set's order, with each one's index in ``class_names`` as its label."""
+    samples = imagenet_samples()
+    known = [index for index, name in enumerate(samples.class_names) if name in class_names]
+    return [samples[index].image for index in known], [class_names.index(samples.class_names[index]) for index in known]
+
+
+def occlusion_candidates(reference: Reference) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The images Fig. 7's examples are chosen from: under ``ci`` the ``ci`` network's validation images
+    (:func:`probe_images`); otherwise one ImageNet sample image per class of the network, its central
+    ``input_size`` pixels.
+
+    Returns:
+        ``(pixels, labels, titles)``: uint8 ``[N, S, S, 3]``, int64 ``[N]``, and a title per image (its class and
+        where it comes from).
+    """
+    class_names = reference.meta["class_names"]
+    if profile().name == "ci":
+        pixels, labels, _ = probe_images()
+        return pixels, np.asarray(labels), [f"{class_names[label]} (val image)" for label in labels]
+    samples = imagenet_samples()
+    pixels = np.stack([centre_crop(samples[samples.wnids.index(wnid)].image, reference.model.input_size)
+                       for wnid in reference.meta["classes"]])
+    return pixels, np.arange(len(pixels)), [f"{name} (ImageNet sample)" for name in class_names]
 
 
 def evolution_data() -> Evolution:

@@ -7,7 +7,9 @@ on the occlusion maps of many images (:func:`zfcore.analysis.occlusion.occlusion
   and the whole box filled against an area-matched background rectangle (:func:`background_boxes`);
 * :func:`overlap_grades` and :func:`position_matched_difference`: the relative drop of p(true) by how much of
   the square lies on the object, compared at the same position across images;
-* :func:`fill_drops`, :func:`c6_table` and :func:`c6_verdict`: the area-matched fill control, the table, the rule.
+* :func:`fill_drops`, :func:`c6_table` and :func:`c6_verdict`: the area-matched fill control, the table, the rule;
+* :func:`fig7_examples` and :func:`correct_spread`: which images Fig. 7 shows and which the measurement uses, by
+  rules fixed before looking.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from zfcore.analysis.occlusion import OcclusionMaps, box_masks, fill_and_classify
+from zfcore.analysis.occlusion import OcclusionMaps, box_masks, fill_and_classify, occlusion_maps
 from zfcore.checks import check_boxes, check_labels, check_positive
+from zfcore.deconv import project
+from zfcore.devices import model_device
 from zfcore.models import ZFNet
 from zfcore.stats import Estimate, bootstrap, paired_difference
 from zfcore.verdicts import Verdict
 
 __all__ = ["CONFIDENT", "CONTROL_SHARE", "FILL_MATERIAL", "FILL_MAX_OVERLAP", "INSIDE_OVERLAP", "OVERLAP_GRADES",
-           "SQUARE_MATERIAL", "C6Measurements", "OverlapGrade", "another_images_box", "background_boxes",
-           "c6_measurements", "c6_table", "c6_verdict", "confident_examples", "fill_drops", "occluder_overlap",
-           "overlap_grades", "position_matched_difference"]
+           "SQUARE_MATERIAL", "C6Measurements", "Fig7Examples", "OverlapGrade", "another_images_box",
+           "background_boxes", "c6_measurements", "c6_table", "c6_verdict", "confident_examples", "correct_spread",
+           "fig7_examples", "fill_drops", "occluder_overlap", "overlap_grades", "position_matched_difference"]
 
 INSIDE_OVERLAP = 0.75
 """An occluder position is *on the object* when at least this fraction of its pixels lies in the box (our choice)."""
@@ -146,6 +150,81 @@ def confident_examples(true_probability: torch.Tensor, predicted: torch.Tensor, 
     passing = torch.nonzero((predicted == labels) & (true_probability >= minimum))[:, 0]
     order = true_probability[passing].argsort(descending=True, stable=True)
     return passing[order][:count]
+
+
+@dataclass(frozen=True)
+class Fig7Examples:
+    """Fig. 7's examples (:func:`fig7_examples`).
+
+    Attributes:
+        picked: ``[k]`` int64 indices into the candidates, the most confident first.
+        maps: each picked image's occlusion maps (:func:`~zfcore.analysis.occlusion.occlusion_maps`, the default
+            occluder).
+        projections: each picked image's ``[3, S, S]`` deconvnet projection of its strongest conv5 feature map at
+            its strongest position (Fig. 7 (c)).
+        candidates, correct, confident: how many candidates there were, how many were classified correctly, and
+            how many of those with p(true) of at least ``minimum``.
+        minimum: the least p(true) an example needs.
+    """
+
+    picked: torch.Tensor
+    maps: list[OcclusionMaps]
+    projections: list[torch.Tensor]
+    candidates: int
+    correct: int
+    confident: int
+    minimum: float
+
+    def summary(self, titles: list[str]) -> str:
+        """One line per example (its title, unoccluded p(true), strongest conv5 map), then the counts."""
+        lines = [f"{titles[index]}: unoccluded p(true) = {float(maps.unoccluded_probability):.2f}; strongest conv5 "
+                 f"map {int(maps.feature_map)}" for index, maps in zip(self.picked.tolist(), self.maps)]
+        return "\n".join(lines + [f"{self.correct} of {self.candidates} candidates correct, {self.confident} of them "
+                                  f"with p(true) >= {self.minimum}"])
+
+
+def fig7_examples(model: ZFNet, images: torch.Tensor, labels: torch.Tensor | np.ndarray, *, count: int = 3,
+                  minimum: float = CONFIDENT, mean_image: torch.Tensor | None = None) -> Fig7Examples:
+    """Fig. 7's examples among candidate images: the ``count`` most confident correct ones
+    (:func:`confident_examples`), each with its occlusion maps and the deconvnet projection of its strongest conv5
+    feature map (Zeiler & Fergus 2014, Fig. 7 (a)-(e)).
+
+    Args:
+        model: the network; images: ``[N, 3, S, S]`` network inputs of the candidates; labels: ``[N]`` classes.
+        count, minimum: as for :func:`confident_examples`.
+        mean_image: as for :func:`~zfcore.analysis.occlusion.occlusion_maps`.
+
+    Raises:
+        ValueError: as :func:`~zfcore.analysis.occlusion.fill_and_classify` and :func:`confident_examples`.
+    """
+    true_probability, predicted = fill_and_classify(model, images, labels, mean_image=mean_image)
+    labels = torch.as_tensor(labels)
+    picked = confident_examples(true_probability, predicted, labels, count, minimum)
+    device = model_device(model)
+    maps = [occlusion_maps(model, images[index].to(device), int(labels[index]), mean_image=mean_image)
+            for index in picked.tolist()]
+    projections = [project(model, images[index : index + 1].to(device), "conv5", int(image_maps.feature_map))[0]
+                   for index, image_maps in zip(picked.tolist(), maps)]
+    correct = predicted == labels
+    return Fig7Examples(picked, maps, projections, len(labels), int(correct.sum()),
+                        int((correct & (true_probability >= minimum)).sum()), minimum)
+
+
+def correct_spread(model: ZFNet, images: torch.Tensor, labels: torch.Tensor | np.ndarray, count: int, *,
+                   mean_image: torch.Tensor | None = None) -> tuple[np.ndarray, int]:
+    """The images C6 is measured on: up to ``count`` of the correctly classified ``images``, spread evenly over
+    them (in the given order, so over the classes where the candidates are spread over the classes).
+
+    Returns:
+        ``(picked, correct)``: int64 indices into ``images``, and how many were classified correctly.
+
+    Raises:
+        ValueError: a bad ``count``; as :func:`~zfcore.analysis.occlusion.fill_and_classify`.
+    """
+    check_positive("count", count)
+    _, predicted = fill_and_classify(model, images, labels, mean_image=mean_image)
+    correct = np.flatnonzero((predicted == torch.as_tensor(labels)).numpy())
+    return correct[np.linspace(0, len(correct) - 1, min(count, len(correct))).round().astype(int)], len(correct)
 
 
 @dataclass
@@ -459,8 +538,3 @@ def c6_verdict(measurements: C6Measurements, *, seed: int = 0) -> Verdict:
                     "the list away): the same sizes and places, not the object, so it should give 0")
     return Verdict("C6", measure, square, control_text, control, rule, outcome, reason, settle=settle,
                    details=details, scale=100, digits=1, unit=" %")
-
-__all__ = ["CONFIDENT", "CONTROL_SHARE", "FILL_MATERIAL", "FILL_MAX_OVERLAP", "INSIDE_OVERLAP", "OVERLAP_GRADES",
-           "SQUARE_MATERIAL", "C6Measurements", "OverlapGrade", "another_images_box", "background_boxes",
-           "c6_measurements", "c6_table", "c6_verdict", "confident_examples", "fill_drops", "occluder_overlap",
-           "overlap_grades", "position_matched_difference"]
