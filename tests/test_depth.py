@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zfcore.analysis.depth import BOTH, CONTROLS, SECTIONS_CUT, SEEDS, c8_verdict, depth_table
+from zfcore.analysis.depth import BOTH, CONTROLS, SECTIONS_CUT, SEEDS, c8_verdict, depth_table, seed_band_table
 from zfcore.store import pack_flags
 
 pytestmark = pytest.mark.static  # needs no dataset
@@ -80,3 +80,19 @@ def test_bad_results_are_refused_with_the_fix() -> None:
     del runs["runs"]["no-fc6-fc7"]["val_correct"]
     with pytest.raises(ValueError, match=r"runs\['no-fc6-fc7'\] has no per-image record"):
         c8_verdict(runs)
+
+
+def test_the_seed_band_table_gives_every_accuracy_of_the_three_seeds_and_waits_for_a_missing_one() -> None:
+    runs = results()
+    for index, seed in enumerate(SEEDS):
+        runs["runs"][seed] |= {"val_top5": 0.66 + 0.01 * index, "val_top5_10crop": 0.68}
+    lines = seed_band_table(runs).splitlines()
+    assert lines[0] == "| accuracy | `book-seed0` | `book-seed1` | `book-seed2` | mean ± std | range (points) |"
+    assert len(lines) == 7 and lines[3] == "| val top-5, centre view | 66.00 % | 67.00 % | 68.00 % | 67.00 ± 1.00 % | 2.00 |"
+    assert lines[5].endswith("| 68.00 % | 68.00 % | 68.00 % | 68.00 ± 0.00 % | 0.00 |")
+    top1 = [runs["runs"][seed]["val_top1"] for seed in SEEDS]
+    assert lines[2].endswith(f"| {100 * (max(top1) - min(top1)):.2f} |")
+    del runs["runs"]["book-seed2"]
+    assert seed_band_table(runs).splitlines()[3] == "| val top-5, centre view | 66.00 % | 67.00 % | pending | pending | pending |"
+    with pytest.raises(ValueError, match="give the content of verdict-runs.json"):
+        seed_band_table({"book-seed0": {}})

@@ -13,7 +13,8 @@ compared with the seeds image by image: its difference to the seeds' mean is a p
 images (:func:`zfcore.stats.paired_difference`), and it is *real* only when that interval excludes 0 **and**
 the difference is larger than the seeds' own range (:data:`SEEDS`: the reference and its two reseeded runs).
 
-:func:`depth_table` gives the rows; :func:`c8_verdict` the verdict, by the rule of :data:`C8_RULE`.
+:func:`depth_table` gives the rows; :func:`c8_verdict` the verdict, by the rule of :data:`C8_RULE`;
+:func:`seed_band_table` the seed band of every accuracy the runs record.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from zfcore.stats import Estimate, SeedBand, paired_difference, seed_band
 from zfcore.store import unpack_flags
 from zfcore.verdicts import Verdict, pending
 
-__all__ = ["AGREE_RATIO", "BOTH", "C8_RULE", "CHANGES", "CONTROLS", "SECTIONS_CUT", "SEEDS", "DepthRow", "c8_verdict",
-           "depth_table", "shown_table"]
+__all__ = ["AGREE_RATIO", "BAND_ACCURACIES", "BOTH", "C8_RULE", "CHANGES", "CONTROLS", "SECTIONS_CUT", "SEEDS",
+           "DepthRow", "c8_verdict", "depth_table", "seed_band_table", "shown_table"]
 
 SEEDS = ("book-seed0", "book-seed1", "book-seed2")
 """The reference recipe at three seeds: the seed band every other run is read against."""
@@ -53,6 +54,12 @@ C8_RULE = ("A run's difference is its val top-1 minus the 3 seeds' mean, with a 
            f"{AGREE_RATIO:g} of it; **partly**: removing both is a real drop, but a single section costs "
            f"{AGREE_RATIO:g} of it or more; **differ**: removing both is not a real drop. **pending** while a seed or "
            "one of the three cuts is not recorded. Fixed on 2026-12-02, before any cut at this budget was trained.")
+
+
+BAND_ACCURACIES = {"val_top1": "val top-1, centre view", "val_top5": "val top-5, centre view",
+                   "val_top1_10crop": "val top-1, 10 crops", "val_top5_10crop": "val top-5, 10 crops",
+                   "train_top1_eval": "train top-1, eval mode"}
+"""The accuracies a verdict run records, each with its name in the seed-band table."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,40 @@ def _seeds(runs: Mapping[str, Any]) -> tuple[np.ndarray | None, SeedBand | None]
     return correct.mean(0), seed_band(correct.mean(1))
 
 
+def seed_band_table(results: Mapping[str, Any]) -> str:
+    """The 28-epoch recipe's seed band (:data:`SEEDS`) for each accuracy of :data:`BAND_ACCURACIES`, in Markdown:
+    each seed's value, the mean ± sample std and the range (max − min), in %; a seed not yet recorded shows as
+    *pending*, and so do its row's mean and range.
+
+    Args:
+        results: the content of ``data/experiments/verdict-runs.json``.
+
+    Raises:
+        ValueError: ``results`` without ``runs``.
+    """
+    runs = _runs(results)
+    rows = ["| accuracy | " + " | ".join(f"`{seed}`" for seed in SEEDS) + " | mean ± std | range (points) |",
+            "|---" * (len(SEEDS) + 3) + "|"]
+    for key, name in BAND_ACCURACIES.items():
+        values = [runs[seed].get(key) if seed in runs else None for seed in SEEDS]
+        cells = ["pending" if value is None else f"{100 * value:.2f} %" for value in values]
+        if None in values:
+            cells += ["pending", "pending"]
+        else:
+            band = seed_band(values)
+            cells += [f"{100 * band.mean:.2f} ± {100 * band.std:.2f} %", f"{100 * band.spread:.2f}"]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _runs(results: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``results["runs"]``; ``ValueError`` with the fix when ``results`` is not a verdict-runs result."""
+    if not isinstance(results, Mapping) or not isinstance(results.get("runs"), Mapping):
+        raise ValueError(f"results={type(results).__name__} is not valid; give the content of verdict-runs.json, a "
+                         f"mapping with 'runs' (run name -> record)")
+    return results["runs"]
+
+
 def depth_table(results: Mapping[str, Any], *, seed: int = 0) -> tuple[tuple[DepthRow, ...], SeedBand | None]:
     """The seeds, the three cuts and the two controls of ``verdict-runs``, each against the seeds' mean.
 
@@ -113,10 +154,7 @@ def depth_table(results: Mapping[str, Any], *, seed: int = 0) -> tuple[tuple[Dep
     Raises:
         ValueError: ``results`` without ``runs``, or a recorded run without its per-image record.
     """
-    if not isinstance(results, Mapping) or not isinstance(results.get("runs"), Mapping):
-        raise ValueError(f"results={type(results).__name__} is not valid; give the content of verdict-runs.json, a "
-                         f"mapping with 'runs' (run name -> record)")
-    runs = results["runs"]
+    runs = _runs(results)
     seed_mean, band = _seeds(runs)
     rows = []
     for run in (*SEEDS, *SECTIONS_CUT, BOTH, *CONTROLS):
