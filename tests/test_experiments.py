@@ -139,6 +139,25 @@ def test_runner_resumes_records_each_run_at_once_and_skips_finished_ones(tmp_pat
     assert "val top-1" in str(status)
 
 
+def test_the_time_left_follows_the_median_epoch_so_a_paused_run_does_not_inflate_it(tmp_path) -> None:
+    where = places(tmp_path)
+    experiment = get_experiment("ci")
+    (name, config), (_, other) = experiment.runs
+    history = [{"epoch": 1, "epoch_seconds": 60.0}, {"epoch": 2, "epoch_seconds": 60.0}]
+    record = {"config": asdict(config), "epochs": 2, "val_top1": 0.1, "wall_minutes": 122.0,  # stopped 2 h between
+              "history": history}
+    where["results_dir"].mkdir()
+    (where["results_dir"] / "ci.json").write_text(json.dumps(
+        {"experiment": "ci", "version": experiment.version, "runs": {name: record}}))
+    status = experiment_status("ci", **where)
+    assert status.minutes_left == pytest.approx(1.0 * other.epochs)  # 1 min an epoch, not 122 / 2
+    assert "from the finished runs' median time per epoch" in str(status)
+    del record["history"]  # no per-epoch times: the run's mean epoch
+    (where["results_dir"] / "ci.json").write_text(json.dumps(
+        {"experiment": "ci", "version": experiment.version, "runs": {name: record}}))
+    assert experiment_status("ci", **where).minutes_left == pytest.approx(122.0 / 2 * other.epochs)
+
+
 def test_status_names_the_live_runner_and_a_second_runner_is_refused(tmp_path, monkeypatch) -> None:
     where = places(tmp_path)
     folder = where["runs_dir"] / "ci"

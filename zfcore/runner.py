@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import statistics
 import subprocess
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -230,7 +231,7 @@ class Status:
         left = ("none" if self.count("done") == len(self.runs)
                 else "unknown until a run has finished" if self.minutes_left is None
                 else f"about {self.minutes_left / 60:.1f} h ({self.minutes_left:.0f} min, from the finished runs' "
-                     f"mean time per epoch)")
+                     f"median time per epoch)")
         lines = [f"experiment {self.experiment.name!r} version {self.experiment.version}: {self.count('done')} done, "
                  f"{self.count('running')} running, {self.count('interrupted')} interrupted, {self.count('left')} "
                  f"left of {len(self.runs)} runs; time left: {left}",
@@ -255,7 +256,7 @@ def experiment_status(name: str, *, results_dir: str | Path | None = None,
 
     A run is ``done`` when recorded, ``running`` when it is the unrecorded run that a live runner works
     on, ``interrupted`` when it has finished epochs but no runner, and ``left`` otherwise. The time left
-    is the finished runs' mean wall time per epoch times the epochs still to train.
+    is the finished runs' median time per epoch (:func:`_minutes_per_epoch`) times the epochs still to train.
 
     Raises:
         ValueError: an unknown experiment, or a results file that :func:`run_experiment` would refuse.
@@ -284,11 +285,19 @@ def experiment_status(name: str, *, results_dir: str | Path | None = None,
         wall = history[-1]["wall_seconds"] / 60 if history else 0.0
         runs.append(RunStatus(run, state, len(history), config.epochs, wall, None,
                               optional=run in experiment.optional))
-    finished = [run for run in runs if run.state == "done" and not run.reference]
-    per_epoch = (sum(run.wall_minutes for run in finished) / sum(run.epochs for run in finished)) if finished else None
+    per_epoch = _minutes_per_epoch([results[run.name] for run in runs if run.state == "done" and not run.reference])
     minutes_left = (None if per_epoch is None
                     else per_epoch * sum(run.epochs - run.epochs_done for run in runs if run.state != "done"))
     return Status(experiment, tuple(runs), runner, minutes_left)
+
+
+def _minutes_per_epoch(records: list[dict[str, Any]]) -> float | None:
+    """The median minutes an epoch took in the finished runs' histories, so that epochs slowed by a pause or by a
+    shared CPU do not inflate the estimate; a record without per-epoch times counts its mean epoch. ``None``: no
+    finished run."""
+    minutes = [epoch["epoch_seconds"] / 60 if "epoch_seconds" in epoch else record["wall_minutes"] / record["epochs"]
+               for record in records for epoch in record.get("history") or [{}] * record["epochs"]]
+    return statistics.median(minutes) if minutes else None
 
 
 def _record(config: TrainConfig, history: list[dict[str, float]], state: dict[str, Any]) -> dict[str, Any]:
