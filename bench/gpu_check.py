@@ -66,6 +66,8 @@ from zfcore.data.transforms import eval_transform, train_transform
 from zfcore.devices import default_device
 from zfcore.models import ContrastNorm, zfnet
 from zfcore.profiles import TrainConfig
+from zfcore.provenance import provenance
+from zfcore.store import write_text_atomic
 from zfcore.train import train
 from zfcore.training_step import TrainingStep, sgd_optimizer
 
@@ -485,9 +487,10 @@ def main() -> None:
             results[name]["ratio_to_model_step"] = results[name]["img_per_s"] / eager_step["img_per_s"]
     results["total_seconds"] = round(time.perf_counter() - STARTED, 1)
     print("\n".join(_summary(results)), flush=True)
-    if args.out:
+    if args.out:  # what produced it (code version, command line, device) first; the data are generated here
+        record = {**provenance(data_sha256=None, device=results["device"]), **results}
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1, default=str))
+        write_text_atomic(args.out, json.dumps(record, indent=1, default=str))
         print(f"wrote {args.out}", flush=True)
 
 

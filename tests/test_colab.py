@@ -1,4 +1,5 @@
-"""Colab: one setup cell, safe after a runtime restart; one repository URL; paths through zfcore; the widgets check."""
+"""Colab: one setup cell, safe after a runtime restart; one repository URL; paths through zfcore; short code cells;
+the widgets check."""
 
 from __future__ import annotations
 
@@ -90,6 +91,17 @@ def test_notebooks_find_data_through_zfcore() -> None:
              for line in cell.splitlines() if relative.search(line)]
     assert not found, f"relative data paths in notebooks (use zfcore.paths): {found}"
     assert (paths.ANNOTATIONS_DIR / "dog_parts.json").is_file() and (paths.EXPERIMENTS_DIR / "paper-init.csv").is_file()
+
+
+MAX_CELL_LINES = 10
+"""The longest code cell a chapter may have: anything longer is logic, and belongs in zfcore with its tests."""
+
+
+def test_code_cells_are_short_and_the_logic_is_in_zfcore() -> None:
+    lengths = {f"{notebook.name} code cell {index + 1}": len(cell.splitlines())
+               for notebook in NOTEBOOKS for index, cell in enumerate(_cells(notebook))}
+    long = {cell: lines for cell, lines in lengths.items() if lines > MAX_CELL_LINES}
+    assert not long, f"code cells over {MAX_CELL_LINES} lines (move the logic into zfcore, or split at a step): {long}"
 
 
 class _Colab:

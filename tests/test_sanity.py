@@ -14,7 +14,8 @@ from zfcore.analysis.attribution import ATTRIBUTIONS, attribution, attribution_c
 from zfcore.analysis.maps import MEASURES, map_similarity, sign_free
 from zfcore.analysis.sanity import (KEPT_SIMILARITY, RandomizationSimilarity, adebayo_verdict, kept_through,
                                     randomization_similarity, randomization_steps, randomized_copy)
-from zfcore.analysis.switches import MAHENDRAN_MARGIN, NeuronVsSwitches, mahendran_verdict, neuron_vs_switches
+from zfcore.analysis.switches import (MAHENDRAN_MARGIN, SIGNALS, NeuronVsSwitches, mahendran_verdict, neuron_vs_switches,
+                                     switch_example, switches_only_signals)
 from zfcore.deconv import project, project_signal
 from zfcore.models import zfnet
 from zfcore.plots import randomization_curves, randomization_examples, randomization_panel, style
@@ -173,6 +174,41 @@ def test_neuron_vs_switches_shapes(model, images):
     summary = result.summary()
     assert set(summary) == set(result.COMPARISONS)
     assert all(-1.0 <= mean <= 1.0 for row in summary.values() for mean, _, _ in row.values())
+
+
+def test_switches_only_signals_are_seeded_and_of_their_kind():
+    signals = switches_only_signals((3, 32, 4, 4), seed=5)
+    assert tuple(signals) == SIGNALS == ("ones", "uniform", "zero-mean")
+    assert all(tuple(signal.shape) == (3, 32, 4, 4) and signal.dtype == torch.float32 for signal in signals.values())
+    assert bool((signals["ones"] == 1).all())
+    assert 0 <= float(signals["uniform"].min()) and float(signals["uniform"].max()) < 1
+    assert float(signals["zero-mean"].min()) < 0 < float(signals["zero-mean"].max())
+    assert abs(float(signals["zero-mean"].mean())) < 0.1  # 1536 standard normals
+    again, other = switches_only_signals((3, 32, 4, 4), seed=5), switches_only_signals((3, 32, 4, 4), seed=6)
+    for name in SIGNALS:
+        torch.testing.assert_close(again[name], signals[name], atol=0, rtol=0)
+    assert not torch.equal(other["uniform"], signals["uniform"])
+    assert switches_only_signals((1, 4), dtype=torch.float64)["zero-mean"].dtype == torch.float64
+    with pytest.raises(ValueError, match="seed=-1 is not valid"):
+        switches_only_signals((1, 4), seed=-1)
+
+
+def test_switch_example_is_the_units_then_the_switches_only_maps(model, images):
+    one, channels = images[:1], torch.tensor([3, 0, 7])
+    maps = switch_example(model, one, "conv5", channels, seed=2)
+    assert list(maps) == ["unit 3", "unit 0", "unit 7", *SIGNALS]
+    for c in channels.tolist():
+        torch.testing.assert_close(maps[f"unit {c}"], project(model, one, "conv5", c)[0], atol=1e-6, rtol=1e-5)
+    signals = switches_only_signals((1, 32, 4, 4), seed=2)
+    for name in SIGNALS:
+        torch.testing.assert_close(maps[name], project_signal(model, one, "conv5", signals[name])[0], atol=0, rtol=0)
+    assert not torch.allclose(maps["zero-mean"], maps["ones"])
+    guided = switch_example(model, one, "fc6", [1, 2], mode="guided")
+    torch.testing.assert_close(guided["unit 2"], project(model, one, "fc6", 2, mode="guided")[0], atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="2 images: switch_example takes one image"):
+        switch_example(model, images[:2], "conv5", channels)
+    with pytest.raises(ValueError, match="mode='bad' is not valid"):
+        switch_example(model, one, "conv5", channels, mode="bad")
 
 
 @pytest.mark.parametrize("arguments, message", [

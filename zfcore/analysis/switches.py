@@ -29,7 +29,8 @@ from zfcore.models import ZFNet
 from zfcore.stats import Estimate, paired_difference
 from zfcore.verdicts import Verdict
 
-__all__ = ["MAHENDRAN_LAYER", "MAHENDRAN_MARGIN", "NeuronVsSwitches", "mahendran_verdict", "neuron_vs_switches"]
+__all__ = ["MAHENDRAN_LAYER", "MAHENDRAN_MARGIN", "NeuronVsSwitches", "mahendran_verdict", "neuron_vs_switches",
+           "switch_example", "switches_only_signals"]
 
 MAHENDRAN_LAYER = "conv5"
 """The layer :func:`mahendran_verdict` scores (the last conv layer, whose units Fig. 2 projects)."""
@@ -95,6 +96,63 @@ class NeuronVsSwitches:
         return values if values.dim() == 1 else values.nanmean(1)
 
 
+SIGNALS = ("ones", "uniform", "zero-mean")
+"""The switches-only signals of :func:`switches_only_signals`, in the order they are drawn."""
+
+
+def switches_only_signals(shape: Sequence[int], *, seed: int = 0,
+                          dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """The signals that no unit made, for switches-only projections (:func:`~zfcore.deconv.project_signal`).
+
+    Args:
+        shape: ``[N, *activation]``: one signal per image, of the layer's activation shape for one image.
+        seed: seeds the two random signals (one generator, uniform drawn first).
+        dtype: the signals' dtype (the images').
+
+    Returns:
+        :data:`SIGNALS` -> a tensor of ``shape``: ``"ones"`` (constant), ``"uniform"`` (non-negative, in [0, 1))
+        and ``"zero-mean"`` (standard normal, so no unit's contribution is summed into its projection).
+    """
+    check_whole("seed", seed, minimum=0)
+    generator = torch.Generator().manual_seed(seed)
+    uniform = torch.rand(tuple(shape), generator=generator, dtype=dtype)
+    zero_mean = torch.randn(tuple(shape), generator=generator, dtype=dtype)
+    return dict(zip(SIGNALS, (torch.ones_like(uniform), uniform, zero_mean)))
+
+
+def switch_example(model: ZFNet, image: torch.Tensor, layer: str, channels: Sequence[int] | torch.Tensor, *,
+                   mode: str = "deconvnet", seed: int = 0) -> dict[str, torch.Tensor]:
+    """One image's maps as :func:`neuron_vs_switches` compares them, for a figure: each channel's projection
+    (at its maximum), then the image's switches-only projections of :func:`switches_only_signals`.
+
+    Args:
+        model: a :class:`~zfcore.models.ZFNet` (not modified).
+        image: float ``[1, 3, S, S]``, one network input.
+        layer: one of ``model.layer_names``.
+        channels: the channels to project (e.g. :attr:`NeuronVsSwitches.channels`).
+        mode: the projection's mode (default the paper's deconvnet).
+        seed: seeds the random signals.
+
+    Returns:
+        ``"unit C"`` for each channel, then :data:`SIGNALS` -> ``[3, S, S]`` maps, in that order.
+
+    Raises:
+        ValueError: not one image, a bad layer, mode or seed.
+    """
+    model.check_images(image)
+    if len(image) != 1:
+        raise ValueError(f"{len(image)} images: switch_example takes one image, e.g. images[:1]")
+    model.check_layer(layer)
+    check_choice("mode", mode, MODES, "modes")
+    with torch.no_grad():
+        shape = model.trace(model.prepare_images(image), [layer]).activations[layer].shape[1:]
+    channels = [int(c) for c in channels]
+    units = project(model, image, layer, channels, mode=mode)
+    signals = switches_only_signals((1, *shape), seed=seed, dtype=image.dtype)
+    return {**{f"unit {c}": unit for c, unit in zip(channels, units)},
+            **{name: project_signal(model, image, layer, signal, mode)[0] for name, signal in signals.items()}}
+
+
 def neuron_vs_switches(model: ZFNet, images: torch.Tensor, layer: str, *, units: int = 8, mode: str = "deconvnet",
                        seed: int = 0, batch_size: int = 64) -> NeuronVsSwitches:
     """Mahendran & Vedaldi's question for one layer: does a projection show the unit, or the image's switches?
@@ -139,15 +197,12 @@ def neuron_vs_switches(model: ZFNet, images: torch.Tensor, layer: str, *, units:
     channels = peaks.mean(0).topk(units).indices
     projections = torch.stack([batched_maps(lambda part, rows: project(model, part, layer, int(c), mode=mode),
                                         images, batch_size) for c in channels], 1)  # [N, K, 3, S, S]
-    generator = torch.Generator().manual_seed(seed)
-    random_top = torch.rand((len(images), *activation_shape), generator=generator, dtype=images.dtype)
-    zero_mean_top = torch.randn((len(images), *activation_shape), generator=generator, dtype=images.dtype)
+    signals = switches_only_signals((len(images), *activation_shape), seed=seed, dtype=images.dtype)
 
     def switches_only(top: torch.Tensor) -> torch.Tensor:
         return batched_maps(lambda part, rows: project_signal(model, part, layer, top[rows], mode), images, batch_size)
 
-    constant_maps, random_maps = switches_only(torch.ones_like(random_top)), switches_only(random_top)
-    zero_mean_maps = switches_only(zero_mean_top)
+    constant_maps, random_maps, zero_mean_maps = (switches_only(signals[name]) for name in SIGNALS)
     partner = derangement(len(images), seed)
     count = len(images)
     first, second = torch.triu_indices(units, units, offset=1)
