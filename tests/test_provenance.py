@@ -44,10 +44,6 @@ LACKING_WHAT_PRODUCED_IT = {
         "experiment's budget names the 2-core CPU; superseded for C8 by the 28-epoch verdict runs",
     "data/experiments/fig6/summary.json":
         "Fig. 6's GPU runs, with hardware and software in words; only a retrain at a clean commit replaces them",
-    "data/experiments/transfer-scratch-750/transfer.json":
-        "a shorter from-scratch recipe (first split) from before the command, data digest and device were recorded",
-    "data/experiments/transfer-scratch-1500/transfer.json":
-        "a shorter from-scratch recipe (first split) from before the command, data digest and device were recorded",
     "data/benchmarks/gpu_check-h100.json":
         "the last GPU check, run before bench/gpu_check.py recorded the code version and command; the next GPU "
         "check replaces it",
