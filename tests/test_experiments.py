@@ -219,7 +219,8 @@ def test_verdict_runs_change_one_thing_each_from_the_reference_recipe() -> None:
     assert runs["paper-inputs-no-renorm"].renorm_rms == 0 and runs["paper-inputs-renorm"].renorm_rms == book.renorm_rms
     assert experiment.references == (("book-seed0", "ZF64_TINY_IMAGENET"), ("alexnet-seed0", "ALEXNET64_TINY_IMAGENET"))
     assert experiment.final_evaluation and experiment.optional == tuple(expected)[8:]
-    assert experiment.keep_weights == ("no-label-smoothing", "book-seed1", "alexnet-seed1", "paper-inputs-no-renorm")
+    assert experiment.keep_weights == ("no-label-smoothing", "book-seed1", "alexnet-seed1", "paper-inputs-renorm",
+                                       "paper-inputs-no-renorm", "random-labels")
     with pytest.raises(ValueError, match=r"keep_weights/optional=\['nope'\] are not valid"):
         experiments.Experiment("x", 1, "", "", experiment.runs[:1], keep_weights=("nope",))
     with pytest.raises(ValueError, match=r"references=\['NOPE'\] are not valid"):

@@ -234,8 +234,10 @@ def verdict_runs() -> Experiment:
     12. ``random-labels``: the training labels permuted once (Adebayo et al. 2018's data randomisation).
     13. ``alexnet-seed2``: the third AlexNet-style seed (C5).
 
-    The weights of runs 1, 2, 8 and 11 are kept beside the results (bf16, about 12 MB each) for the
-    chapters to probe, mine and transfer from.
+    The weights of runs 1, 2, 8, 10, 11 and 12 are kept beside the results (bf16, about 12 MB each) for the
+    chapters to probe, mine and transfer from: Fig. 6(a) at the paper's input scale shows the first layers of
+    runs 10 and 11 side by side, and Adebayo et al.'s data randomisation compares run 12's maps with the
+    reference's.
     """
     book = get_profile("book").train
     alexnet = get_profile("book-alexnet").train
@@ -264,7 +266,8 @@ def verdict_runs() -> Experiment:
         "val), 28 epochs (warm-up 2, cosine), one change per run",
         runs, references=(("book-seed0", "ZF64_TINY_IMAGENET"), ("alexnet-seed0", "ALEXNET64_TINY_IMAGENET")),
         final_evaluation=True,
-        keep_weights=("no-label-smoothing", "book-seed1", "alexnet-seed1", "paper-inputs-no-renorm"),
+        keep_weights=("no-label-smoothing", "book-seed1", "alexnet-seed1", "paper-inputs-renorm",
+                      "paper-inputs-no-renorm", "random-labels"),
         optional=tuple(name for name, _ in runs[8:]))
 
 
