@@ -99,3 +99,23 @@ def test_known_samples_are_the_samples_of_the_networks_classes_labelled_by_its_c
     monkeypatch.setattr(book, "imagenet_samples", Samples)
     samples, labels = book.known_samples(["cow", "ant"])
     assert samples == [images["ant"], images["cow"]] and labels == [1, 0]
+
+
+def test_the_random_labels_network_is_the_kept_run_12_or_none_and_a_ci_stand_in_under_ci(ci, monkeypatch, tmp_path):
+    trained_with = []
+
+    def ci_run(style: str = "zf", *, random_labels: bool = False):
+        trained_with.append((style, random_labels))
+        return tmp_path
+
+    network = SimpleNamespace(model=SimpleNamespace(to=lambda device: None))
+    monkeypatch.setattr(book, "_ci_run", ci_run)
+    monkeypatch.setattr(book, "load_reference", lambda path: network if path == tmp_path / "checkpoint.pt" else None)
+    assert book.random_labels_network() is network and trained_with == [("zf", True)]
+    monkeypatch.setenv("ZFBOOK_PROFILE", "book")
+    monkeypatch.setattr(book, "EXPERIMENT_WEIGHTS_SHA256", {})
+    assert book.random_labels_network() is None  # not recorded yet: the chapter shows the test as pending
+    monkeypatch.setattr(book, "EXPERIMENT_WEIGHTS_SHA256", {book.RANDOM_LABELS_RUN: "0" * 64})
+    kept = []
+    monkeypatch.setattr(book, "experiment_weights", lambda experiment, run: kept.append((experiment, run)) or network)
+    assert book.random_labels_network() is network and kept == [("verdict-runs", "random-labels")]

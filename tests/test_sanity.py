@@ -12,10 +12,11 @@ import torch.nn.functional as F
 
 from zfcore.analysis.attribution import ATTRIBUTIONS, attribution, attribution_comparison
 from zfcore.analysis.maps import MEASURES, map_similarity, sign_free
-from zfcore.analysis.sanity import (KEPT_SIMILARITY, RandomizationSimilarity, adebayo_verdict, kept_through,
+from zfcore.analysis.sanity import (KEPT_SIMILARITY, DataRandomization, RandomizationSimilarity, adebayo_verdict,
+                                    data_randomization_similarity, kept_through,
                                     randomization_similarity, randomization_steps, randomized_copy)
-from zfcore.analysis.switches import (MAHENDRAN_MARGIN, SIGNALS, NeuronVsSwitches, mahendran_verdict, neuron_vs_switches,
-                                     switch_example, switches_only_signals)
+from zfcore.analysis.switches import (MAHENDRAN_MARGIN, SIGNALS, NeuronVsSwitches, mahendran_verdict,
+                                     neuron_vs_switches, switch_example, switches_only_signals)
 from zfcore.deconv import project, project_signal
 from zfcore.models import zfnet
 from zfcore.plots import randomization_curves, randomization_examples, randomization_panel, style
@@ -283,6 +284,16 @@ def synthetic_randomization(means: dict[str, float], *, spread: float = 0.01, co
                                    {})
 
 
+def synthetic_data_randomization(means: dict[str, float], *, count: int = 40) -> DataRandomization:
+    """A data-randomisation result whose maps keep ``means[method]`` (± 0.01 per image); baseline 0.2."""
+    generator = torch.Generator().manual_seed(7)
+    similarity = {method: {measure: mean + 0.01 * torch.randn(count, generator=generator, dtype=torch.float64)
+                           for measure in MEASURES} for method, mean in means.items()}
+    baseline = {method: {measure: torch.full((count,), 0.2, dtype=torch.float64) for measure in MEASURES}
+                for method in means}
+    return DataRandomization(tuple(means), torch.arange(count), similarity, baseline)
+
+
 def synthetic_switches(own: float, unit: float, other: float, *, mode: str = "deconvnet", layer: str = "conv5",
                        count: int = 40, units: int = 4) -> NeuronVsSwitches:
     """A result in which a unit's projection is ``own``-like its image's switches-only maps, ``unit``-like itself on
@@ -347,6 +358,53 @@ def test_adebayo_verdict_follows_its_rule(guided, gradient, outcome):
     assert "KEPT_SIMILARITY = 0.9" in verdict.rule and "pending" in verdict.details["data_randomisation"]
     assert "did not test" in verdict.reason and verdict.details["methods"]["deconvnet"]["fate"] == "passes"
     assert bool(verdict.settle) == (outcome == "inconclusive")
+
+
+@pytest.mark.parametrize("model_test, data_test, outcome", [
+    ((0.97, 0.50), (0.97, 0.50), "agree"),          # both tests as Adebayo et al. found
+    ((0.50, 0.97), (0.50, 0.97), "differ"),
+    ((0.97, 0.50), (0.50, 0.50), "partly"),         # model test agrees, data test partly
+    ((0.97, 0.50), (0.50, 0.97), "partly"),         # one agrees, one differs
+    ((0.97, 0.50), (KEPT_SIMILARITY, 0.50), "inconclusive"),  # the data test cannot tell
+])
+def test_adebayo_verdict_with_the_data_test_follows_its_rule(model_test, data_test, outcome):
+    (guided, gradient), (data_guided, data_gradient) = model_test, data_test
+    cascading = synthetic_randomization({"deconvnet": 0.7, "backprop": gradient, "guided": guided})
+    data = synthetic_data_randomization({"backprop": data_gradient, "guided": data_guided})
+    verdict = adebayo_verdict(cascading, data)
+    assert verdict.outcome == outcome
+    assert abs(verdict.estimate.value - guided) < 0.01  # the headline stays the model test's
+    recorded = verdict.details["data_randomisation"]
+    assert abs(recorded["methods"]["guided"]["value"] - data_guided) < 0.01
+    assert recorded["methods"]["guided"]["baseline"] == 0.2 and recorded["outcome"] in ("agree", "partly", "differ",
+                                                                                        "inconclusive")
+    assert "permuted labels" in verdict.reason and "pending" not in verdict.reason and "pending" not in verdict.measure
+    assert verdict.details["model_randomisation"] == adebayo_verdict(cascading).outcome
+    with pytest.raises(ValueError, match="data holds other images or labels than cascading"):
+        adebayo_verdict(cascading, synthetic_data_randomization({"backprop": 0.5, "guided": 0.9}, count=39))
+    with pytest.raises(ValueError, match="data has methods \\('guided',\\); adebayo_verdict needs"):
+        adebayo_verdict(cascading, synthetic_data_randomization({"guided": 0.9}))
+
+
+def test_data_randomization_compares_the_same_class_in_both_networks(model, images):
+    same = data_randomization_similarity(model, model, images, LABELS, methods=("backprop", "guided"))
+    assert same.methods == ("backprop", "guided") and same.labels.tolist() == LABELS
+    for method in same.methods:
+        for measure in MEASURES:
+            assert tuple(same.similarity[method][measure].shape) == (8,)
+        live = ~same.similarity[method]["spearman_abs"].isnan()
+        torch.testing.assert_close(same.similarity[method]["spearman_abs"][live],
+                                   torch.ones(int(live.sum()), dtype=torch.float64), atol=1e-9, rtol=0)
+    torch.manual_seed(3)
+    other = zfnet(10, 64, widths=(12, 32, 48, 48, 32), fc=64, init="he").eval()
+    changed = data_randomization_similarity(model, other, images, LABELS, methods=("backprop",))
+    assert float(changed.similarity["backprop"]["spearman_abs"].nanmean()) < 0.9
+    torch.testing.assert_close(changed.baseline["backprop"]["ssim"], same.baseline["backprop"]["ssim"])
+    wider_classes = zfnet(20, 64, widths=(12, 32, 48, 48, 32), fc=64, init="he").eval()
+    with pytest.raises(ValueError, match="random_labels_model has layers, classes and input size"):
+        data_randomization_similarity(model, wider_classes, images, LABELS)
+    with pytest.raises(ValueError, match="need at least 2"):
+        data_randomization_similarity(model, model, images[:1], LABELS[:1])
 
 
 def test_adebayo_verdict_refuses_what_it_cannot_score():

@@ -42,12 +42,16 @@ from zfcore.runner import run_experiment
 from zfcore.train import read_metrics
 from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_cv_layer, run_transfer
 from zfcore.verdicts import Verdict, save
-from zfcore.weights import REFERENCE_DIR, Reference, ReferenceWeights, load_reference, reference_file
+from zfcore.weights import (EXPERIMENT_WEIGHTS_SHA256, REFERENCE_DIR, Reference, ReferenceWeights, experiment_weights,
+                            load_reference, reference_file)
 
 __all__ = ["AblationResults", "TransferResults", "ablation_results", "accuracy_table", "device", "duplicate_pairs",
-           "evolution_data", "fig6_runs", "initial_output_scale", "paper_init_run", "probe_boxes", "probe_images",
-           "profile", "recipe_table", "start", "trained", "transfer_results", "verdict"]
+           "evolution_data", "fig6_runs", "initial_output_scale", "known_samples", "occlusion_candidates",
+           "paper_init_run", "probe_boxes", "probe_images", "profile", "random_labels_network", "recipe_table", "start",
+           "trained", "transfer_results", "verdict"]
 
+RANDOM_LABELS_RUN = "verdict-runs/random-labels"
+"""The kept network of Adebayo et al.'s data randomisation (``EXPERIMENT/RUN``, :func:`random_labels_network`)."""
 CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
 
@@ -72,12 +76,12 @@ def start() -> Profile:
     return active
 
 
-def _ci_run(style: str = "zf") -> Path:
-    """Train the ``ci`` profile (with conv1/conv2 of ``style``) once, in seconds, and return its run folder,
-    keyed by the recipe."""
+def _ci_run(style: str = "zf", *, random_labels: bool = False) -> Path:
+    """Train the ``ci`` profile (with conv1/conv2 of ``style``, on permuted labels if ``random_labels``) once, in
+    seconds, and return its run folder, keyed by the recipe."""
     from zfcore.train import train
 
-    config = active_profile().train.replace(style=style)
+    config = active_profile().train.replace(style=style, random_labels=random_labels)
     key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
     folder = data_root() / "runs" / f"ci-notebooks-{key}"
     if not (folder / "checkpoint.pt").exists():
@@ -107,6 +111,20 @@ def trained(style: str = "zf") -> Reference:
         reference = load_reference(_ci_run(style) / "checkpoint.pt")
     else:
         reference = load_reference(ReferenceWeights.DEFAULT if style == "zf" else ReferenceWeights.ALEXNET64_TINY_IMAGENET)
+    reference.model.to(device())
+    return reference
+
+
+def random_labels_network() -> Reference | None:
+    """The network of the book recipe trained on permuted labels (verdict run 12, ``random-labels``), on
+    :func:`device`, for Adebayo et al.'s data randomisation; ``None`` while that run's weights are not committed.
+    Under ``ci``, the ``ci`` recipe trained on permuted labels, in seconds."""
+    if profile().name == "ci":
+        reference = load_reference(_ci_run(random_labels=True) / "checkpoint.pt")
+    elif RANDOM_LABELS_RUN in EXPERIMENT_WEIGHTS_SHA256:
+        reference = experiment_weights(*RANDOM_LABELS_RUN.split("/"))
+    else:
+        return None
     reference.model.to(device())
     return reference
 

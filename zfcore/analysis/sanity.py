@@ -11,6 +11,10 @@ the trained network's map of the same image:
 
 The maps are compared with :func:`zfcore.analysis.maps.map_similarity` against a baseline of another image's map (:mod:`zfcore.analysis.maps`).
 
+Their second test, **data randomisation**, compares each image's map with the map of the same class in a
+network of the same recipe trained on permuted labels (:func:`data_randomization_similarity`): a map that
+explains what the network learned from its labels must change when there was nothing to learn.
+
 **Verdict** (:func:`adebayo_verdict`): the claim scored with the book's rules (:mod:`zfcore.verdicts`), thresholds in the module constants.
 """
 
@@ -33,8 +37,9 @@ from zfcore.models import INITS, ZFNet
 from zfcore.stats import Estimate, bootstrap
 from zfcore.verdicts import Verdict
 
-__all__ = ["ADEBAYO_STEP", "KEPT_SIMILARITY", "ORDERS", "RandomizationSimilarity", "adebayo_verdict", "kept_through",
-           "randomization_similarity", "randomization_steps", "randomized_copy"]
+__all__ = ["ADEBAYO_STEP", "KEPT_SIMILARITY", "ORDERS", "DataRandomization", "RandomizationSimilarity",
+           "adebayo_verdict", "data_randomization_similarity", "kept_through", "randomization_similarity",
+           "randomization_steps", "randomized_copy"]
 
 ORDERS = ("cascading", "independent")
 """How :func:`randomization_similarity` re-initialises layers (Adebayo et al. 2018: cascading and independent randomisation)."""
@@ -87,6 +92,23 @@ class RandomizationSimilarity:
                 above = values[both, step] > self.baseline[method][measure][both]
                 shares[method][measure] = float(above.double().mean()) if bool(both.any()) else float("nan")
         return shares
+
+
+@dataclass(frozen=True)
+class DataRandomization:
+    """Similarity of each image's map in the trained network to its map in a network trained on permuted labels.
+
+    Attributes:
+        methods: the projection modes compared (:data:`zfcore.deconv.MODES`).
+        labels: ``[N]`` the classes whose logit was projected, in both networks.
+        similarity: method -> measure -> ``[N]`` float64 (NaN where a map is constant).
+        baseline: method -> measure -> ``[N]``: the trained map of each image against that of another image.
+    """
+
+    methods: tuple[str, ...]
+    labels: torch.Tensor
+    similarity: dict[str, dict[str, torch.Tensor]]
+    baseline: dict[str, dict[str, torch.Tensor]]
 
 
 def randomization_steps(model: ZFNet, order: str = "cascading") -> tuple[tuple[str, ...], ...]:
@@ -151,10 +173,9 @@ def randomization_similarity(model: ZFNet, images: torch.Tensor, labels: torch.T
     check_positive("batch_size", batch_size)
     donor = _initialized(model, init, seed)
     partner = derangement(len(images), seed)
-    top = F.one_hot(labels, model.num_classes).to(images.dtype)
 
     def maps(network: ZFNet, method: str) -> torch.Tensor:
-        return batched_maps(lambda part, rows: project_signal(network, part, "fc8", top[rows], method), images, batch_size)
+        return _class_maps(network, images, labels, method, batch_size)
 
     original = {method: maps(model, method) for method in methods}
     similarity = {method: {measure: [] for measure in MEASURES} for method in methods}
@@ -174,6 +195,46 @@ def randomization_similarity(model: ZFNet, images: torch.Tensor, labels: torch.T
         baseline={method: map_similarity(original[method], original[method][partner]) for method in methods},
         examples={method: torch.stack(values, 1) for method, values in kept.items()},
     )
+
+
+def data_randomization_similarity(model: ZFNet, random_labels_model: ZFNet, images: torch.Tensor,
+                                  labels: torch.Tensor | Sequence[int], methods: Sequence[str] = MODES, *,
+                                  seed: int = 0, batch_size: int = 64) -> DataRandomization:
+    """Adebayo et al.'s data randomisation test for the projections of :mod:`zfcore.deconv`.
+
+    Args:
+        model: the trained :class:`~zfcore.models.ZFNet` (not modified).
+        random_labels_model: the same architecture trained with the same recipe on permuted training labels
+            (verdict run ``random-labels``; not modified).
+        images: float ``[N, 3, S, S]`` network inputs, ``N >= 2``.
+        labels: ``[N]`` true classes; in both networks the map of image ``n`` is that of its class's logit.
+        methods: modes of :func:`~zfcore.deconv.project_signal`, any of :data:`~zfcore.deconv.MODES`.
+        seed: seeds the pairing of the baseline (each image with another).
+        batch_size: images per projection pass.
+
+    Returns:
+        A :class:`DataRandomization`, on the CPU.
+
+    Raises:
+        ValueError: bad images, labels, methods, seed or ``batch_size``; two networks of different layers,
+            classes or input size.
+    """
+    labels = check_images_and_methods(model, images, labels, methods, MODES, "modes")
+    check_positive("batch_size", batch_size)
+    check_whole("seed", seed, minimum=0)
+    shape = (model.layer_names, model.num_classes, model.input_size)
+    other = (random_labels_model.layer_names, random_labels_model.num_classes, random_labels_model.input_size)
+    if other != shape:
+        raise ValueError(f"random_labels_model has layers, classes and input size {other}; the trained model {shape}: "
+                         "give a network of the same recipe trained on permuted labels")
+    partner = derangement(len(images), seed)
+    similarity, baseline = {}, {}
+    for method in methods:
+        original = _class_maps(model, images, labels, method, batch_size)
+        similarity[method] = map_similarity(original, _class_maps(random_labels_model, images, labels, method,
+                                                                  batch_size))
+        baseline[method] = map_similarity(original, original[partner])
+    return DataRandomization(methods=tuple(methods), labels=labels, similarity=similarity, baseline=baseline)
 
 
 def kept_through(result: RandomizationSimilarity, method: str, measure: str = "spearman_abs",
@@ -202,22 +263,27 @@ def kept_through(result: RandomizationSimilarity, method: str, measure: str = "s
     return result.steps[last]
 
 
-def adebayo_verdict(cascading: RandomizationSimilarity, *, step: str = ADEBAYO_STEP,
-                    threshold: float = KEPT_SIMILARITY, seed: int = 0) -> Verdict:
-    """Adebayo et al.'s model-randomisation claim scored on a cascading randomisation (claim ``"Adebayo"``).
+def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization | None = None, *,
+                    step: str = ADEBAYO_STEP, threshold: float = KEPT_SIMILARITY, seed: int = 0) -> Verdict:
+    """Adebayo et al.'s claim scored on their two tests (claim ``"Adebayo"``): model and data randomisation.
 
     **Measure**: guided back-propagation's mean Spearman correlation (absolute maps; a sign flip cannot move it)
     between each image's trained map and its map after cascading re-initialisation down to ``step``, with a
-    bootstrap interval over the images. **Control**: the same for the gradient, the method Adebayo et al. find
-    passes, so that the test is shown able to change a map on this network. **Rule**: a method *fails* (its
-    map does not depend on the re-initialised layers) when the interval lies at or above ``threshold``
-    (:data:`KEPT_SIMILARITY`) and *passes* when it lies below; ``agree``: guided fails and the gradient passes;
-    ``differ``: guided passes and the gradient fails; ``partly``: one of the two as Adebayo et al. found;
-    ``inconclusive``: an interval straddles ``threshold``. The deconvnet (which Adebayo et al. did not test)
-    and the baselines are in ``details``; the data-randomisation half of the claim is recorded as pending.
+    bootstrap interval over the images; with ``data``, also between its map in the trained network and in the
+    network trained on permuted labels. **Control**: the same for the gradient, the method Adebayo et al. find
+    passes both tests, so that each test is shown able to change a map on this network. **Rule**, per test: a
+    method *fails* (its map does not depend on what was destroyed) when the interval lies at or above
+    ``threshold`` (:data:`KEPT_SIMILARITY`) and *passes* when it lies below; the test *agrees* when guided fails
+    and the gradient passes, *differs* when guided passes and the gradient fails, agrees *partly* when one of
+    the two does as Adebayo et al. found, and is *inconclusive* when an interval straddles ``threshold``. The
+    outcome is the model test's while the data test is pending (``data=None``); with both, it is theirs when
+    they have the same outcome, ``inconclusive`` when either is, and ``partly`` otherwise. The deconvnet (which
+    Adebayo et al. did not test) and the baselines are in ``details``.
 
     Args:
         cascading: a cascading :func:`randomization_similarity` holding ``"guided"`` and ``"backprop"``.
+        data: a :func:`data_randomization_similarity` of the same images holding both methods, or ``None``
+            while the network trained on permuted labels is missing (default).
         step: the step scored, one of ``cascading.steps`` after ``"original"``.
         threshold: the similarity at which a map counts as kept, in (0, 1).
         seed: seeds the bootstrap.
@@ -226,55 +292,95 @@ def adebayo_verdict(cascading: RandomizationSimilarity, *, step: str = ADEBAYO_S
         A :class:`~zfcore.verdicts.Verdict` on ``"Adebayo"``.
 
     Raises:
-        ValueError: not a cascading result, a method missing, an unknown step, ``threshold`` not in (0, 1).
+        ValueError: not a cascading result, a method missing, ``data`` of other images, an unknown step,
+            ``threshold`` not in (0, 1).
     """
     if not isinstance(cascading, RandomizationSimilarity) or cascading.order != "cascading":
         raise ValueError(f"cascading={getattr(cascading, 'order', type(cascading).__name__)!r} is not valid; "
                          "give a cascading randomization_similarity result")
-    missing = [method for method in ("guided", "backprop") if method not in cascading.methods]
-    if missing:
-        raise ValueError(f"the result has methods {cascading.methods}; adebayo_verdict needs 'guided' and 'backprop'")
+    for result, name in ((cascading, "cascading"), (data, "data")):
+        missing = [method for method in ("guided", "backprop") if result is not None and method not in result.methods]
+        if missing:
+            raise ValueError(f"{name} has methods {result.methods}; adebayo_verdict needs 'guided' and 'backprop'")
+    if data is not None and not torch.equal(data.labels, cascading.labels):
+        raise ValueError("data holds other images or labels than cascading: give both tests the same images")
     check_choice("step", step, cascading.steps[1:], "steps")
     threshold = check_number("threshold", threshold, "in (0, 1)", lambda value: 0 < value < 1)
     index = cascading.steps.index(step)
-    scored = {method: bootstrap(finite_values(method, cascading.similarity[method]["spearman_abs"][:, index]), seed=seed)
-              for method in cascading.methods}
-
-    def fate(estimate: Estimate) -> str:
-        return "fails" if estimate.low >= threshold else "passes" if estimate.high < threshold else "unclear"
-
-    guided, gradient = fate(scored["guided"]), fate(scored["backprop"])
-    if "unclear" in (guided, gradient):
-        outcome = "inconclusive"
-    else:
-        outcome = {2: "agree", 1: "partly", 0: "differ"}[(guided == "fails") + (gradient == "passes")]
+    model_test = _scored_test({method: values["spearman_abs"][:, index]
+                               for method, values in cascading.similarity.items()}, threshold, seed)
+    data_test = None if data is None else _scored_test(
+        {method: values["spearman_abs"] for method, values in data.similarity.items()}, threshold, seed)
     layers = f"fc8 … {step}" if step != "fc8" else "fc8"
-    details = {"step": step, "threshold": threshold, "images": int(cascading.labels.numel()),
-               "methods": {method: {"value": e.value, "low": e.low, "high": e.high, "n": e.n, "fate": fate(e),
-                                    "baseline": float(cascading.baseline[method]["spearman_abs"].nanmean())}
-                           for method, e in scored.items()},
-               "data_randomisation": "pending: waiting for verdict run 12 (random-labels)"}
+    model_part = _test_sentence(model_test, f"With {layers} re-initialised")
+    if data_test is None:
+        outcome = model_test["outcome"]
+        data_part = "Adebayo et al.'s data-randomisation test is pending (verdict run 12, random-labels)."
+    else:
+        outcomes = {model_test["outcome"], data_test["outcome"]}
+        outcome = ("inconclusive" if "inconclusive" in outcomes else outcomes.pop() if len(outcomes) == 1
+                   else "partly")
+        data_part = _test_sentence(data_test, "In the network trained on permuted labels")
+    scored = model_test["estimates"]
     deconvnet = "" if "deconvnet" not in scored else (
         f" The deconvnet, which Adebayo et al. did not test, keeps {scored['deconvnet'].value:.2f}: it "
-        f"{fate(scored['deconvnet'])} (a new result).")
-    reason = (f"With {layers} re-initialised, guided backpropagation keeps {scored['guided'].value:.2f} of its map "
-              f"({guided}) and the gradient {scored['backprop'].value:.2f} ({gradient}).{deconvnet} "
-              "Adebayo et al.'s data-randomisation test is pending (verdict run 12, random-labels).")
+        f"{model_test['fates']['deconvnet']} (a new result).")
+
+    def recorded(test: dict, baseline: dict[str, dict[str, torch.Tensor]]) -> dict:
+        return {method: {"value": e.value, "low": e.low, "high": e.high, "n": e.n, "fate": test["fates"][method],
+                         "baseline": float(baseline[method]["spearman_abs"].nanmean())}
+                for method, e in test["estimates"].items()}
+
+    details = {"step": step, "threshold": threshold, "images": int(cascading.labels.numel()),
+               "methods": recorded(model_test, cascading.baseline), "model_randomisation": model_test["outcome"],
+               "data_randomisation": ("pending: waiting for verdict run 12 (random-labels)" if data_test is None
+                                      else {"outcome": data_test["outcome"],
+                                            "methods": recorded(data_test, data.baseline)})}
+    tests = (f"cascading re-initialisation of {layers} (model randomisation; the data-randomisation half is pending)"
+             if data_test is None else f"cascading re-initialisation of {layers} (model randomisation), and in the "
+             "network trained on permuted labels (data randomisation)")
     return Verdict(
         claim="Adebayo",
         measure=(f"guided backpropagation's mean Spearman correlation (absolute maps) between each image's map of "
-                 f"its true class in the trained network and after cascading re-initialisation of {layers} (model "
-                 "randomisation; the data-randomisation half is pending)"),
+                 f"its true class in the trained network and after {tests}"),
         estimate=scored["guided"],
         control="the same for the gradient, which Adebayo et al. find passes (a map the test can change)",
         control_estimate=scored["backprop"],
-        rule=(f"a method fails when the interval lies at or above KEPT_SIMILARITY = {threshold:g}, passes when it "
-              "lies below; agree if guided backpropagation fails and the gradient passes, differ if the reverse, "
-              "partly if one of the two, inconclusive if an interval straddles the threshold"),
-        outcome=outcome, reason=reason,
+        rule=(f"a method fails a test when the interval lies at or above KEPT_SIMILARITY = {threshold:g}, passes "
+              "when it lies below; a test agrees if guided backpropagation fails and the gradient passes, differs "
+              "if the reverse, agrees partly if one of the two, is inconclusive if an interval straddles the "
+              "threshold; with both tests: their outcome if the same, inconclusive if either is, partly otherwise"),
+        outcome=outcome, reason=f"{model_part}{deconvnet} {data_part}",
         settle=("" if outcome != "inconclusive"
                 else "more images, or the step's similarity measured on a larger network"),
         details=details, digits=2)
+
+
+def _scored_test(similarity: dict[str, torch.Tensor], threshold: float, seed: int) -> dict:
+    """One test of :func:`adebayo_verdict`: per method the bootstrap estimate of the mean similarity and its fate
+    (``fails``, ``passes`` or ``unclear`` against ``threshold``), and the test's outcome."""
+    estimates = {method: bootstrap(finite_values(method, values), seed=seed) for method, values in similarity.items()}
+    fates = {method: "fails" if e.low >= threshold else "passes" if e.high < threshold else "unclear"
+             for method, e in estimates.items()}
+    if "unclear" in (fates["guided"], fates["backprop"]):
+        outcome = "inconclusive"
+    else:
+        outcome = {2: "agree", 1: "partly", 0: "differ"}[(fates["guided"] == "fails") + (fates["backprop"] == "passes")]
+    return {"estimates": estimates, "fates": fates, "outcome": outcome}
+
+
+def _test_sentence(test: dict, condition: str) -> str:
+    """``"<condition>, guided backpropagation keeps 0.98 of its map (fails) and the gradient 0.51 (passes)."``"""
+    estimates, fates = test["estimates"], test["fates"]
+    return (f"{condition}, guided backpropagation keeps {estimates['guided'].value:.2f} of its map "
+            f"({fates['guided']}) and the gradient {estimates['backprop'].value:.2f} ({fates['backprop']}).")
+
+
+def _class_maps(network: ZFNet, images: torch.Tensor, labels: torch.Tensor, method: str,
+                batch_size: int) -> torch.Tensor:
+    """Each image's map of its class's logit (``fc8``) in ``network``, ``[N, 3, S, S]`` on the CPU."""
+    top = F.one_hot(labels, network.num_classes).to(images.dtype)
+    return batched_maps(lambda part, rows: project_signal(network, part, "fc8", top[rows], method), images, batch_size)
 
 
 def _initialized(model: ZFNet, init: str, seed: int) -> ZFNet:
