@@ -34,7 +34,7 @@ from zfcore.checks import check_choice, check_layers, check_number, check_positi
 from zfcore.deconv import MODES, project_signal
 from zfcore.devices import model_device
 from zfcore.models import INITS, ZFNet
-from zfcore.stats import Estimate, bootstrap
+from zfcore.stats import bootstrap
 from zfcore.verdicts import Verdict
 
 __all__ = ["ADEBAYO_STEP", "KEPT_SIMILARITY", "ORDERS", "DataRandomization", "RandomizationSimilarity",
