@@ -116,7 +116,7 @@ def trained(style: str = "zf") -> Reference:
 
 
 def random_labels_network() -> Reference | None:
-    """The network of the book recipe trained on permuted labels (verdict run 12, ``random-labels``), on
+    """The network of the book recipe trained on permuted labels (the verdict run ``random-labels``), on
     :func:`device`, for Adebayo et al.'s data randomisation; ``None`` while that run's weights are not committed.
     Under ``ci``, the ``ci`` recipe trained on permuted labels, in seconds."""
     if profile().name == "ci":

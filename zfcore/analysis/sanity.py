@@ -315,7 +315,7 @@ def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization 
     model_part = _test_sentence(model_test, f"With {layers} re-initialised")
     if data_test is None:
         outcome = model_test["outcome"]
-        data_part = "Adebayo et al.'s data-randomisation test is pending (verdict run 12, random-labels)."
+        data_part = "Adebayo et al.'s data-randomisation test is pending (the verdict run random-labels)."
     else:
         outcomes = {model_test["outcome"], data_test["outcome"]}
         outcome = ("inconclusive" if "inconclusive" in outcomes else outcomes.pop() if len(outcomes) == 1
@@ -333,7 +333,7 @@ def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization 
 
     details = {"step": step, "threshold": threshold, "images": int(cascading.labels.numel()),
                "methods": recorded(model_test, cascading.baseline), "model_randomisation": model_test["outcome"],
-               "data_randomisation": ("pending: waiting for verdict run 12 (random-labels)" if data_test is None
+               "data_randomisation": ("pending: waiting for the verdict run random-labels" if data_test is None
                                       else {"outcome": data_test["outcome"],
                                             "methods": recorded(data_test, data.baseline)})}
     tests = (f"cascading re-initialisation of {layers} (model randomisation; the data-randomisation half is pending)"
