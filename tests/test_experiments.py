@@ -349,3 +349,57 @@ def test_experiment_definitions_load_no_trainer() -> None:
     code = "import sys, zfcore.analysis.ablations, zfcore.experiments; print('zfcore.train' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# -- another machine's runs: --only, then --merge -----------------------------------------------------------------
+
+
+def test_another_machine_trains_chosen_runs_and_its_records_and_weights_are_merged(tmp_path, monkeypatch) -> None:
+    ci = get_experiment("ci")
+    (first, _), (second, _) = ci.runs
+    monkeypatch.setitem(experiments._DEFINITIONS, "kept", lambda: experiments.Experiment(
+        "kept", 1, "a test", "ci", ci.runs, keep_weights=(second,)))
+    here, there = places(tmp_path / "here"), places(tmp_path / "there")
+    assert list(run_experiment("kept", progress=False, only=[first], **here)["runs"]) == [first]
+    assert list(run_experiment("kept", progress=False, only=(second,), **there)["runs"]) == [second]
+    ours, theirs = here["results_dir"] / "kept.json", there["results_dir"] / "kept.json"
+    kept = there["results_dir"] / "kept" / f"{second}.pt"
+    assert kept.is_file() and not (here["results_dir"] / "kept").exists()
+
+    broken = tmp_path / "broken"  # the results without the weights beside them: refused, nothing written
+    broken.mkdir()
+    (broken / "kept.json").write_text(theirs.read_text())
+    before = ours.read_text()
+    with pytest.raises(ValueError, match=rf"kept/{second}.pt is missing or not the weights .* for '{second}'"):
+        runner.merge_results("kept", broken / "kept.json", results_dir=here["results_dir"])
+    assert ours.read_text() == before
+
+    assert runner.merge_results("kept", theirs, results_dir=here["results_dir"]) == [second]
+    merged = json.loads(ours.read_text())
+    assert list(merged["runs"]) == [first, second]  # the experiment's order
+    assert merged["runs"][second] == json.loads(theirs.read_text())["runs"][second]
+    assert (here["results_dir"] / "kept" / f"{second}.pt").read_bytes() == kept.read_bytes()
+    assert runner.merge_results("kept", theirs, results_dir=here["results_dir"]) == []  # nothing new
+    assert experiment_status("kept", **here).count("done") == 2
+
+    record = json.loads(theirs.read_text())
+    record["runs"][second]["val_top1"] = 0.99  # the same run with another record: refused
+    theirs.write_text(json.dumps(record))
+    before = ours.read_text()
+    with pytest.raises(ValueError, match=rf"runs \['{second}'\] are recorded in both .* with different records"):
+        runner.merge_results("kept", theirs, results_dir=here["results_dir"])
+    assert ours.read_text() == before
+    with pytest.raises(ValueError, match=r"other='.*kept.json' is not valid; give another copy of kept.json"):
+        runner.merge_results("kept", ours, results_dir=here["results_dir"])
+
+
+def test_only_names_runs_the_experiment_trains(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "train", lambda *args, **kwargs: pytest.fail("trained despite a bad --only"))
+    with pytest.raises(ValueError, match=r"only=\['nope'\] are not runs that 'ci' trains; valid: \('fig3', "):
+        run_experiment("ci", progress=False, only=["fig3", "nope"], **places(tmp_path))
+    with pytest.raises(ValueError, match=r"only='fig3' is not valid; give a list of runs"):
+        run_experiment("ci", progress=False, only="fig3", **places(tmp_path))
+    result = cli("experiment", "ci", "--only", "nope", "--results", str(tmp_path / "r"), "--runs", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "only=['nope']" in result.stderr
+    result = cli("experiment", "ci", "--merge", str(tmp_path / "none.json"), "--results", str(tmp_path / "r"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "none.json' is not valid" in result.stderr

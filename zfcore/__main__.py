@@ -136,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
                                      "'+dirty'; refused by default)")
     experiment_cmd.add_argument("--commit", action="store_true",
                                 help="git-commit the results file (and kept weights) after each finished run")
+    experiment_cmd.add_argument("--only", type=_names, metavar="RUN,...",
+                                help="train only these runs (another machine, e.g. a GPU, takes runs from the end of "
+                                     "the list into a copy of the results: --results elsewhere, then --merge)")
+    experiment_cmd.add_argument("--merge", type=Path, metavar="FILE",
+                                help="add the runs recorded in another copy of NAME.json (and the kept weights beside "
+                                     "it, checked by SHA-256); train nothing")
     _data_options(experiment_cmd)
 
     transfer_cmd = commands.add_parser(
@@ -250,12 +256,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(history[-1] if history else {}, indent=1))
         return 0
     if args.command == "experiment":
-        from zfcore.runner import experiment_status, run_experiment
+        from zfcore.runner import experiment_status, merge_results, run_experiment
 
         places = {"results_dir": args.results, "runs_dir": args.runs}
-        if not args.status:
+        if args.merge is not None:
+            added = merge_results(args.name, args.merge, results_dir=args.results, commit=args.commit)
+            print(f"merged from {args.merge}: {', '.join(added) if added else 'no new runs'}")
+        elif not args.status:
             try:
-                run_experiment(args.name, allow_dirty=args.allow_dirty, commit=args.commit, **places)
+                run_experiment(args.name, allow_dirty=args.allow_dirty, commit=args.commit, only=args.only, **places)
             except KeyboardInterrupt as error:
                 checkpoint = getattr(error, "checkpoint", None)
                 where = ("" if not hasattr(error, "checkpoint")

@@ -7,7 +7,8 @@ device, final metrics, parameter count and wall time (``commit=True`` also commi
 runner skips the recorded runs and resumes the unfinished one; :func:`experiment_status` says what is
 done, running and left. The tracked results record where they came from: a runner that writes into the
 repository refuses a tree whose ``zfcore`` differs from its commit (``allow_dirty=True`` records the run
-as dirty).
+as dirty). ``only`` trains a chosen subset (another machine, a GPU, can take runs from the end of the list),
+and :func:`merge_results` brings the records and kept weights it wrote back into this repository's file.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from zfcore.checkpoints import config_from_dict, load_checkpoint
 from zfcore.devices import default_device, describe_device
@@ -33,13 +34,14 @@ from zfcore.store import atomic_write, command_line, pack_flags, probe_output, s
 from zfcore.train import read_metrics, train
 from zfcore.weights import ReferenceWeights, export_reference
 
-__all__ = ["RunStatus", "Status", "experiment_status", "run_experiment"]
+__all__ = ["RunStatus", "Status", "experiment_status", "merge_results", "run_experiment"]
 
 RUNNER_LOCK = "runner.pid"
 """The lock file (:func:`zfcore.locks.lock`: process id, host, start) of the runner working on an experiment."""
 
 def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir: str | Path | None = None,
-                   progress: bool = True, allow_dirty: bool = False, commit: bool = False) -> dict[str, Any]:
+                   progress: bool = True, allow_dirty: bool = False, commit: bool = False,
+                   only: Sequence[str] | None = None) -> dict[str, Any]:
     """Train the experiment's runs in order, recording each finished run in ``results_dir/NAME.json`` at once.
 
     A run already recorded is skipped; a run with a checkpoint but no record (interrupted, or finished just
@@ -57,13 +59,17 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
         allow_dirty: record into the repository even though ``zfcore`` has uncommitted changes (each
             record then says so: its ``code_version`` ends in ``+dirty``). Default ``False``: refused.
         commit: after each record, ``git commit`` the results file (and the run's kept weights) alone.
+        only: train just these runs (names of the experiment's trained runs, trained in the experiment's order);
+            default ``None``: every run. Another machine takes runs from the end of the list this way, into a
+            copy of the results file, and :func:`merge_results` brings its records back.
 
     Returns:
         The results file's content: ``experiment``, ``version``, ``description``, ``budget`` and ``runs``,
         one record per finished run (see :func:`_record`).
 
     Raises:
-        ValueError: an unknown experiment; a results file of another version, with runs the definition
+        ValueError: an unknown experiment; ``only`` naming a run the experiment does not train; a results file
+            of another version, with runs the definition
             does not have, or with a record that is not one (nothing is run); another live runner on the
             same experiment (:class:`~zfcore.locks.LockedError`); results that would go into the repository
             from a tree with uncommitted changes in ``zfcore`` (without ``allow_dirty``); a results or
@@ -71,6 +77,7 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
         TrainingInterrupted: Ctrl-C during a run (it names the checkpoint the next start resumes from).
     """
     experiment = get_experiment(name)
+    chosen = _chosen_runs(experiment, only)
     results_file = Path(results_dir or RESULTS_DIR) / f"{name}.json"
     folder = Path(runs_dir or RUNS_DIR) / name
     probe_output(results_file.parent, what="results_dir")
@@ -88,7 +95,7 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
         if experiment.final_evaluation:
             _add_per_image(results, results_file, experiment, commit)
         for index, (run, config) in enumerate(experiment.runs, start=1):
-            if run in results["runs"]:
+            if run in results["runs"] or run not in chosen:
                 continue
             checkpoint = folder / run / "checkpoint.pt"
             resume = checkpoint if checkpoint.exists() else None
@@ -112,6 +119,75 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
             if progress:
                 print(f"{name}: {run} recorded in {results_file}", flush=True)
     return results
+
+
+def _chosen_runs(experiment: Experiment, only: Sequence[str] | None) -> set[str]:
+    """The trained runs ``only`` names (all of them for ``None``), refusing a name the experiment does not train."""
+    trained = [run for run, _ in experiment.runs]
+    if only is None:
+        return set(trained)
+    if isinstance(only, str) or not only:
+        raise ValueError(f"only={only!r} is not valid; give a list of runs of {experiment.name!r}: {tuple(trained)}")
+    unknown = [run for run in only if run not in trained]
+    if unknown:
+        raise ValueError(f"only={unknown!r} are not runs that {experiment.name!r} trains; valid: {tuple(trained)}")
+    return set(only)
+
+
+def merge_results(name: str, other: str | Path, *, results_dir: str | Path | None = None,
+                  commit: bool = False) -> list[str]:
+    """Add the runs recorded in another copy of ``NAME.json`` (say, from a GPU that trained runs with ``only``).
+
+    Both files must be of the same experiment and version, with the recipes the definition gives; a run
+    recorded in both must have the same record. Each kept weights file of an added run is copied from beside
+    ``other`` (``OTHER_DIR/NAME/RUN.pt``) after its SHA-256 is checked against the record. The merged file is
+    written atomically, and with ``commit`` committed with the weights it gained.
+
+    Args:
+        name: an experiment of :data:`EXPERIMENTS`.
+        other: the other results file.
+        results_dir: where this repository's ``NAME.json`` is (default :data:`RESULTS_DIR`).
+        commit: ``git commit`` the merged file and the added weights alone.
+
+    Returns:
+        The names of the runs added, in the experiment's order (none when ``other`` adds nothing).
+
+    Raises:
+        ValueError: an unknown experiment; either file refused as :func:`run_experiment` refuses one; ``other``
+            missing, or the same file; a run recorded in both with different records; a kept weights file
+            missing or with another SHA-256 than its record's. Nothing is written then.
+    """
+    experiment = get_experiment(name)
+    results_file = Path(results_dir or RESULTS_DIR) / f"{name}.json"
+    other = Path(other)
+    if not other.is_file() or (results_file.exists() and other.resolve() == results_file.resolve()):
+        raise ValueError(f"other={str(other)!r} is not valid; give another copy of {name}.json, one that exists")
+    ours, theirs = _read_results(results_file, experiment), _read_results(other, experiment)
+    differing = [run for run in theirs["runs"] if run in ours["runs"] and ours["runs"][run] != theirs["runs"][run]]
+    if differing:
+        raise ValueError(f"runs {differing} are recorded in both {results_file} and {other} with different records; "
+                         f"keep one: remove it from one file, then merge again; nothing was merged")
+    order = [run for run, _ in (*experiment.references, *experiment.runs)]
+    added = [run for run in order if run in theirs["runs"] and run not in ours["runs"]]
+    copies = []
+    for run in added:
+        weights = theirs["runs"][run].get("weights")
+        if weights is None:
+            continue
+        source = other.parent / weights["file"]
+        if not source.is_file() or sha256(source) != weights["sha256"]:
+            raise ValueError(f"{source} is missing or not the weights {other} records for {run!r} (SHA-256 "
+                             f"{weights['sha256'][:12]}...); copy the file beside it, then merge again; nothing was "
+                             f"merged")
+        copies.append((source, results_file.parent / weights["file"]))
+    for source, target in copies:
+        atomic_write(target, lambda partial, source=source: shutil.copyfile(source, partial))
+    if added:
+        ours["runs"].update({run: theirs["runs"][run] for run in added})
+        ours["runs"] = {run: ours["runs"][run] for run in order if run in ours["runs"]}
+        _save(ours, results_file, [target for _, target in copies], commit,
+              f"{name}: {', '.join(added)} recorded (merged from another machine's {other.name})")
+    return added
 
 
 def _save(results: dict[str, Any], results_file: Path, extra: list[Path], commit: bool, message: str) -> None:
