@@ -169,7 +169,9 @@ def test_status_names_the_live_runner_and_a_second_runner_is_refused(tmp_path, m
     monkeypatch.setattr(runner, "train", lambda *args, **kwargs: pytest.fail("trained beside another runner"))
     with pytest.raises(ValueError, match=f"already being run by process {os.getppid()}"):
         run_experiment("ci", progress=False, **where)
-    (folder / "runner.pid").write_text("999999999")  # a dead runner: taken over
+    (folder / "runner.current").write_text("no-conv3-conv4")  # a runner given --only names its run
+    assert [run.state for run in experiment_status("ci", **where).runs] == ["left", "running"]
+    (folder / "runner.pid").write_text("999999999")  # a dead runner: taken over, and what it named is ignored
     assert [run.state for run in experiment_status("ci", **where).runs] == ["left", "left"]
 
 
@@ -361,7 +363,15 @@ def test_another_machine_trains_chosen_runs_and_its_records_and_weights_are_merg
         "kept", 1, "a test", "ci", ci.runs, keep_weights=(second,)))
     here, there = places(tmp_path / "here"), places(tmp_path / "there")
     assert list(run_experiment("kept", progress=False, only=[first], **here)["runs"]) == [first]
+    named = []
+
+    def watched_train(config, out_dir, **kwargs):
+        named.append([run.name for run in experiment_status("kept", **there).runs if run.state == "running"])
+        return train(config, out_dir, **kwargs)
+
+    monkeypatch.setattr(runner, "train", watched_train)
     assert list(run_experiment("kept", progress=False, only=(second,), **there)["runs"]) == [second]
+    assert named == [[second]]  # --status names the run a runner given --only trains, not the first one left
     ours, theirs = here["results_dir"] / "kept.json", there["results_dir"] / "kept.json"
     kept = there["results_dir"] / "kept" / f"{second}.pt"
     assert kept.is_file() and not (here["results_dir"] / "kept").exists()

@@ -30,7 +30,8 @@ from zfcore.experiments import RESULTS_DIR, RUNS_DIR, Experiment, get_experiment
 from zfcore.profiles import TrainConfig
 from zfcore.provenance import DIRTY, code_version, refuse_dirty
 from zfcore.locks import lock, lock_holder
-from zfcore.store import atomic_write, command_line, pack_flags, probe_output, sha256, write_json_atomic
+from zfcore.store import (atomic_write, command_line, pack_flags, probe_output, sha256, write_json_atomic,
+                          write_text_atomic)
 from zfcore.train import read_metrics, train
 from zfcore.weights import ReferenceWeights, export_reference
 
@@ -38,6 +39,8 @@ __all__ = ["RunStatus", "Status", "experiment_status", "merge_results", "run_exp
 
 RUNNER_LOCK = "runner.pid"
 """The lock file (:func:`zfcore.locks.lock`: process id, host, start) of the runner working on an experiment."""
+RUNNER_CURRENT = "runner.current"
+"""The name of the run the runner is training, beside its lock: with ``only`` it need not be the first one left."""
 
 def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir: str | Path | None = None,
                    progress: bool = True, allow_dirty: bool = False, commit: bool = False,
@@ -88,6 +91,7 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
     refuse_dirty(results_file, allow_dirty=allow_dirty, version=code_version())
     folder.mkdir(parents=True, exist_ok=True)
     with lock(folder / RUNNER_LOCK, f"experiment {name!r}"):
+        (folder / RUNNER_CURRENT).unlink(missing_ok=True)
         for run, member in experiment.references:
             if run not in results["runs"]:
                 results["runs"][run] = _reference_record(ReferenceWeights[member], experiment.final_evaluation)
@@ -102,6 +106,7 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
             if progress:
                 print(f"{name} run {index}/{len(experiment.runs)}: {run}" + (" (resumed)" if resume else ""),
                       flush=True)
+            write_text_atomic(folder / RUNNER_CURRENT, run)
             history = train(config, folder / run, resume=resume, progress=progress)
             record = _record(config, history, load_checkpoint(checkpoint, kind="training"))
             if experiment.final_evaluation:
@@ -331,7 +336,7 @@ def experiment_status(name: str, *, results_dir: str | Path | None = None,
     """What is done, running and left of experiment ``name``, and the estimated time left; reads files only.
 
     A run is ``done`` when recorded, ``running`` when it is the unrecorded run that a live runner works
-    on, ``interrupted`` when it has finished epochs but no runner, and ``left`` otherwise. The time left
+    on (the one it names in :data:`RUNNER_CURRENT`, else the first unrecorded run), ``interrupted`` when it has finished epochs but no runner, and ``left`` otherwise. The time left
     is the finished runs' median time per epoch (:func:`_minutes_per_epoch`) times the epochs still to train.
 
     Raises:
@@ -342,7 +347,10 @@ def experiment_status(name: str, *, results_dir: str | Path | None = None,
     folder = Path(runs_dir or RUNS_DIR) / name
     holder = lock_holder(folder / RUNNER_LOCK)
     runner = holder.pid if holder is not None else None
-    runs, current = [], runner is not None  # a live runner works on the first unrecorded run
+    named = folder / RUNNER_CURRENT
+    working_on = named.read_text(encoding="utf-8").strip() if runner is not None and named.is_file() else None
+    # the run the runner names; until it names one (or once that one is recorded), the first unrecorded run
+    runs, current = [], runner is not None and (working_on is None or working_on in results)
     for run, _ in experiment.references:  # recorded first by a runner, from their files
         record = results.get(run)
         runs.append(RunStatus(run, "left", 0, 0, 0.0, None, reference=True) if record is None else
@@ -356,7 +364,7 @@ def experiment_status(name: str, *, results_dir: str | Path | None = None,
             continue
         metrics = folder / run / "metrics.csv"
         history = read_metrics(metrics) if metrics.exists() else []
-        state = "running" if current else "interrupted" if history else "left"
+        state = "running" if current or run == working_on else "interrupted" if history else "left"
         current = False
         wall = history[-1]["wall_seconds"] / 60 if history else 0.0
         runs.append(RunStatus(run, state, len(history), config.epochs, wall, None,
