@@ -384,6 +384,13 @@ def test_another_machine_trains_chosen_runs_and_its_records_and_weights_are_merg
         runner.merge_results("kept", broken / "kept.json", results_dir=here["results_dir"])
     assert ours.read_text() == before
 
+    outside = json.loads(theirs.read_text())
+    outside["runs"][second]["weights"]["file"] = f"../there/results/kept/{second}.pt"
+    (broken / "kept.json").write_text(json.dumps(outside))
+    with pytest.raises(ValueError, match=r"outside the folder of its results"):
+        runner.merge_results("kept", broken / "kept.json", results_dir=here["results_dir"])
+    assert ours.read_text() == before
+
     assert runner.merge_results("kept", theirs, results_dir=here["results_dir"]) == [second]
     merged = json.loads(ours.read_text())
     assert list(merged["runs"]) == [first, second]  # the experiment's order

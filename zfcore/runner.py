@@ -160,7 +160,7 @@ def merge_results(name: str, other: str | Path, *, results_dir: str | Path | Non
     Raises:
         ValueError: an unknown experiment; either file refused as :func:`run_experiment` refuses one; ``other``
             missing, or the same file; a run recorded in both with different records; a kept weights file
-            missing or with another SHA-256 than its record's. Nothing is written then.
+            outside ``other``'s folder, missing, or with another SHA-256 than its record's. Nothing is written then.
     """
     experiment = get_experiment(name)
     results_file = Path(results_dir or RESULTS_DIR) / f"{name}.json"
@@ -179,12 +179,16 @@ def merge_results(name: str, other: str | Path, *, results_dir: str | Path | Non
         weights = theirs["runs"][run].get("weights")
         if weights is None:
             continue
-        source = other.parent / weights["file"]
+        relative = Path(weights["file"])
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"{other} records the weights of {run!r} at {weights['file']!r}, outside the folder of "
+                             f"its results; give a results file whose weights sit beside it; nothing was merged")
+        source = other.parent / relative
         if not source.is_file() or sha256(source) != weights["sha256"]:
             raise ValueError(f"{source} is missing or not the weights {other} records for {run!r} (SHA-256 "
                              f"{weights['sha256'][:12]}...); copy the file beside it, then merge again; nothing was "
                              f"merged")
-        copies.append((source, results_file.parent / weights["file"]))
+        copies.append((source, results_file.parent / relative))
     for source, target in copies:
         atomic_write(target, lambda partial, source=source: shutil.copyfile(source, partial))
     if added:
