@@ -72,11 +72,11 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
 
     Raises:
         ValueError: an unknown experiment; ``only`` naming a run the experiment does not train; a results file
-            of another version, with runs the definition
-            does not have, or with a record that is not one (nothing is run); another live runner on the
-            same experiment (:class:`~zfcore.locks.LockedError`); results that would go into the repository
-            from a tree with uncommitted changes in ``zfcore`` (without ``allow_dirty``); a results or
-            runs folder that cannot be written (:class:`~zfcore.store.OutputError`).
+            of another version, with runs the definition does not have, or with a record that is not one
+            (nothing is run); another live runner on the same experiment (:class:`~zfcore.locks.LockedError`);
+            results that would go into the repository from a tree with uncommitted changes in ``zfcore``
+            (without ``allow_dirty``); a results or runs folder that cannot be written
+            (:class:`~zfcore.store.OutputError`).
         TrainingInterrupted: Ctrl-C during a run (it names the checkpoint the next start resumes from).
     """
     experiment = get_experiment(name)
