@@ -14,7 +14,6 @@ leaves the old set bitwise as it was.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from zfcore.analysis.evolution import evolution, load_snapshots
 from zfcore.checkpoints import config_from_dict, load_checkpoint
 from zfcore.data.tiny_imagenet import cached_split
 from zfcore.evaluation import evaluate_checkpoint
-from zfcore.store import atomic_write, probe_output, write_folder_atomic, write_json_atomic
+from zfcore.store import copy_file_atomic, probe_output, write_folder_atomic, write_json_atomic
 from zfcore.weights import REFERENCE_DIR, export_reference, load_reference, weights_file_name
 
 __all__ = ["default_out", "export_run"]
@@ -91,7 +90,7 @@ def export_run(run: str | Path, out: str | Path | None = None, *, replace: bool 
 
     def fill(staging: Path) -> None:
         weights = export_reference(run / "checkpoint.pt", staging / name, metrics=metrics)
-        atomic_write(staging / "metrics.csv", lambda partial: shutil.copyfile(run / "metrics.csv", partial))
+        copy_file_atomic(run / "metrics.csv", staging / "metrics.csv")
         write_json_atomic(staging / "config.json", asdict(config))
         write_json_atomic(staging / "metrics.json", metrics)
         reference = load_reference(weights)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import statistics
 import subprocess
 from dataclasses import asdict, dataclass
@@ -30,7 +29,7 @@ from zfcore.experiments import RESULTS_DIR, RUNS_DIR, Experiment, get_experiment
 from zfcore.profiles import TrainConfig
 from zfcore.provenance import DIRTY, code_version, refuse_dirty
 from zfcore.locks import lock, lock_holder
-from zfcore.store import (atomic_write, command_line, pack_flags, probe_output, sha256, write_json_atomic,
+from zfcore.store import (command_line, copy_file_atomic, pack_flags, probe_output, sha256, write_json_atomic,
                           write_text_atomic)
 from zfcore.train import read_metrics, train
 from zfcore.weights import ReferenceWeights, export_reference
@@ -115,7 +114,7 @@ def run_experiment(name: str, *, results_dir: str | Path | None = None, runs_dir
             kept = []
             if run in experiment.keep_weights:
                 kept = [results_file.parent / name / f"{run}.pt"]
-                atomic_write(kept[0], lambda partial: shutil.copyfile(weights, partial))
+                copy_file_atomic(weights, kept[0])
                 record["weights"] = {"file": f"{name}/{run}.pt", "sha256": sha256(kept[0]),
                                      "megabytes": round(kept[0].stat().st_size / 1e6, 2)}
             results["runs"][run] = record
@@ -190,7 +189,7 @@ def merge_results(name: str, other: str | Path, *, results_dir: str | Path | Non
                              f"merged")
         copies.append((source, results_file.parent / relative))
     for source, target in copies:
-        atomic_write(target, lambda partial, source=source: shutil.copyfile(source, partial))
+        copy_file_atomic(source, target)
     if added:
         ours["runs"].update({run: theirs["runs"][run] for run in added})
         ours["runs"] = {run: ours["runs"][run] for run in order if run in ours["runs"]}

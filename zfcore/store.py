@@ -48,9 +48,9 @@ import torch
 from tqdm.auto import tqdm
 
 __all__ = ["CACHE_FORMAT", "T", "UNREADABLE", "CacheWarning", "ChecksumError", "DiskFullError", "OutputError",
-           "atomic_write", "cached", "command_line", "download", "ensure_free_space", "json_digest", "pack_flags",
-           "probe_output", "sha256", "torch_save_atomic", "unpack_flags", "write_folder_atomic", "write_json_atomic",
-           "write_text_atomic"]
+           "atomic_write", "cached", "command_line", "copy_file_atomic", "download", "ensure_free_space", "json_digest",
+           "pack_flags", "probe_output", "sha256", "torch_save_atomic", "unpack_flags", "write_folder_atomic",
+           "write_json_atomic", "write_text_atomic"]
 
 T = TypeVar("T")
 
@@ -147,6 +147,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
             raise DiskFullError(path, written=written, free=_free_bytes(path.parent)) from error
         raise
     return path
+
+
+def copy_file_atomic(source: str | Path, path: str | Path) -> Path:
+    """Copy the file ``source`` to ``path`` atomically (:func:`atomic_write`; same Raises)."""
+    return atomic_write(path, lambda partial: shutil.copyfile(source, partial))
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
