@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zfcore.analysis.depth import BOTH, CONTROLS, SECTIONS_CUT, SEEDS, c8_verdict, depth_table, seed_band_table
+from zfcore.analysis.depth import (BOTH, CONTROLS, SECTIONS_CUT, SEEDS, c8_verdict, depth_table, full_budget_reading,
+                                   seed_band_table)
 from zfcore.store import pack_flags
 
 pytestmark = pytest.mark.static  # needs no dataset
@@ -96,3 +97,42 @@ def test_the_seed_band_table_gives_every_accuracy_of_the_three_seeds_and_waits_f
     assert seed_band_table(runs).splitlines()[3] == "| val top-5, centre view | 66.00 % | 67.00 % | pending | pending | pending |"
     with pytest.raises(ValueError, match="give the content of verdict-runs.json"):
         seed_band_table({"book-seed0": {}})
+
+
+def test_the_reading_splits_the_fc_cut_from_its_dropout_and_depth_from_parameters() -> None:
+    paragraphs = full_budget_reading(results(**ALL_CUTS))
+    assert [paragraph.split("**")[1] for paragraph in paragraphs] == [
+        "One section at a time.", "The dropout control.", "Depth or parameters.", "Both sections.",
+        "What the interval covers."]
+    single, dropout, matched, both, _ = paragraphs
+    assert "`no-fc6-fc7`: -1." in single and "`no-conv3-conv4`: -1." in single and "a real drop" in single
+    assert "train top-1 in eval mode 66.0 %" in single and "as closely as the seeds" in single
+    # no-fc6-fc7 (39 %) and no-dropout (39 %) differ by noise only: the layers add nothing beyond their dropout
+    assert "`no-fc6-fc7` minus `no-dropout`" in dropout and dropout.endswith("what removing their dropout does.")
+    # the widened cut (39.5 %) is still below the seeds (40 %): not the "worth less than the parameters" reading
+    assert "to 1,000 parameters (the reference: 1,000)" in matched and "worth less than" not in matched
+    assert "`no-conv3-conv4-fc6-fc7`, the 4-layer network: -9." in both and "a real drop" in both
+
+
+def test_the_reading_follows_the_controls_either_way() -> None:
+    fc_layers_matter = full_budget_reading(results(**{**ALL_CUTS, "no_dropout": 0.405}))[1]
+    assert fc_layers_matter.endswith("a real difference: fc6–fc7 matter beyond the dropout in front of them.")
+    widened_wins = full_budget_reading(results(**{**ALL_CUTS, "no_conv3_conv4_matched": 0.42}))[2]
+    assert "+2." in widened_wins and "a real gain" in widened_wins
+    assert "conv3–conv4's depth is worth less than the parameters they hold" in widened_wins
+    widened_loses = full_budget_reading(results(**{**ALL_CUTS, "no_conv3_conv4_matched": 0.37}))[2]
+    assert "their depth matters beyond their parameter count" in widened_loses
+    widened_ties = full_budget_reading(results(**{**ALL_CUTS, "no_conv3_conv4_matched": 0.40}))[2]
+    assert "not a real difference" in widened_ties.split("Against")[0] and "their depth is not needed" in widened_ties
+
+
+def test_the_reading_names_what_is_pending() -> None:
+    single, dropout, matched, both, _ = full_budget_reading(results(no_fc6_fc7=0.39))
+    assert "`no-conv3-conv4` is pending." in single and "`no-fc6-fc7`: " in single
+    assert dropout.startswith("**The dropout control.** `no-dropout` is pending: until both are recorded")
+    assert "`no-conv3-conv4-matched` and `no-conv3-conv4` are pending" in matched
+    assert "is pending, and so is the verdict" in both
+    no_seeds = results(**ALL_CUTS)
+    del no_seeds["runs"][SEEDS[1]]
+    pending, caveat = full_budget_reading(no_seeds)
+    assert "`book-seed1`" in pending and "`book-seed0`" not in pending and caveat.startswith("**What the interval")

@@ -14,7 +14,8 @@ images (:func:`zfcore.stats.paired_difference`), and it is *real* only when that
 the difference is larger than the seeds' own range (:data:`SEEDS`: the reference and its two reseeded runs).
 
 :func:`depth_table` gives the rows; :func:`c8_verdict` the verdict, by the rule of :data:`C8_RULE`;
-:func:`seed_band_table` the seed band of every accuracy the runs record.
+:func:`seed_band_table` the seed band of every accuracy the runs record; :func:`full_budget_reading` what the
+recorded rows say, the two controls included, as the chapter's paragraphs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from zfcore.store import unpack_flags
 from zfcore.verdicts import Verdict, pending
 
 __all__ = ["AGREE_RATIO", "BAND_ACCURACIES", "BOTH", "C8_RULE", "CHANGES", "CONTROLS", "SECTIONS_CUT", "SEEDS",
-           "DepthRow", "c8_verdict", "depth_table", "seed_band_table", "shown_table"]
+           "DepthRow", "c8_verdict", "depth_table", "full_budget_reading", "seed_band_table", "shown_table"]
 
 SEEDS = ("book-seed0", "book-seed1", "book-seed2")
 """The reference recipe at three seeds: the seed band every other run is read against."""
@@ -165,7 +166,7 @@ def depth_table(results: Mapping[str, Any], *, seed: int = 0) -> tuple[tuple[Dep
         difference = real = None
         if seed_mean is not None and run not in SEEDS:
             difference = paired_difference(correct.astype(float), seed_mean, seed=seed)
-            real = difference.excludes(0.0) and abs(difference.value) > band.spread
+            real = _is_real(difference, band)
         rows.append(DepthRow(run, float(correct.mean()), record.get("val_top1_10crop"), record.get("train_top1_eval"),
                              record.get("parameters"), difference, real))
     return tuple(rows), band
@@ -233,3 +234,125 @@ def c8_verdict(results: Mapping[str, Any], *, seed: int = 0) -> Verdict:
                                   for row in rows if row.difference is not None}}
     return Verdict("C8", measure, both.difference, control, None if dropout.pending else dropout.difference,
                    C8_RULE, outcome, reason + ".", details=details, scale=100, digits=1, unit=" points")
+
+
+def _points(estimate: Estimate) -> str:
+    """``"-2.7 [-3.4, -2.0] points"``: a difference in accuracy, signed, in points."""
+    value, low, high = (f"{100 * number:+.1f}" for number in (estimate.value, estimate.low, estimate.high))
+    return f"{value} [{low}, {high}] points"
+
+
+def _is_real(estimate: Estimate, band: SeedBand) -> bool:
+    """The module's rule for a difference: its interval excludes 0 and it is larger than the seeds' range."""
+    return estimate.excludes(0.0) and abs(estimate.value) > band.spread
+
+
+def _change(row: DepthRow) -> str:
+    """``"-2.7 [-3.4, -2.0] points, a real drop"`` for a row with a difference."""
+    direction = "drop" if row.difference.value < 0 else "gain"
+    return f"{_points(row.difference)}, {'a real ' + direction if row.real else 'not a real difference'}"
+
+
+def _pending(*rows: DepthRow) -> str:
+    """``"`a` is pending"`` or ``"`a` and `b` are pending"`` for the pending ones of ``rows``."""
+    names = [f"`{row.run}`" for row in rows if row.pending]
+    return " and ".join(names) + (" is pending" if len(names) == 1 else " are pending")
+
+
+def _fit(row: DepthRow, seeds: list[DepthRow]) -> str:
+    """How well ``row`` fits its training images against the seeds (train top-1 in eval mode)."""
+    low, high = (f(seed.train_top1_eval for seed in seeds) for f in (min, max))
+    if row.train_top1_eval is None or None in (low, high):
+        return "its train top-1 in eval mode is not recorded"
+    relation = ("more closely than" if row.train_top1_eval > high else "less closely than"
+                if row.train_top1_eval < low else "as closely as")
+    return (f"it fits its training images {relation} the seeds (train top-1 in eval mode "
+            f"{100 * row.train_top1_eval:.1f} %, the seeds {100 * low:.1f}–{100 * high:.1f} %)")
+
+
+def full_budget_reading(results: Mapping[str, Any], *, seed: int = 0) -> list[str]:
+    """What the full-budget table says, as markdown paragraphs, each from the recorded runs only.
+
+    1. **One section at a time**: each of :data:`SECTIONS_CUT` against the seeds, and how well it fits its
+       training images.
+    2. **The dropout control**: ``no-dropout`` against the seeds, and ``no-fc6-fc7`` against ``no-dropout``
+       image by image (neither has dropout in front of fc8, so what is left is the layers' own effect).
+    3. **Depth or parameters**: ``no-conv3-conv4-matched`` against the seeds and against the plain cut, image by
+       image, and what that says about conv3-conv4's depth at this budget.
+    4. **Both sections**: the 4-layer network, on which :data:`C8_RULE` decides.
+    5. **What the interval covers**: a paired interval is over the images of one run of each change, so the rule
+       also asks for the seeds' range.
+
+    A paragraph whose runs are not all recorded says which are pending and what waits on them. Two runs compared
+    directly follow the module's rule for *real* (interval excludes 0, larger than the seeds' range).
+
+    Args:
+        results: the content of ``data/experiments/verdict-runs.json``.
+        seed: the bootstrap's seed.
+
+    Returns:
+        The paragraphs, in the order above; only the last one while a seed is missing.
+
+    Raises:
+        ValueError: as :func:`depth_table`.
+    """
+    rows, band = depth_table(results, seed=seed)
+    runs, by_run = _runs(results), {row.run: row for row in rows}
+    caveat = ("**What the interval covers.** Each change is one run, and its interval resamples the 10,000 validation "
+              "images: it says how surely that run differs from the seeds' mean on these images, not how much a "
+              "second seed of the change would move. That is why a difference must also exceed the seeds' range to "
+              "be called real.")
+    if band is None:
+        return [f"**Pending.** The seeds {', '.join(f'`{run}`' for run in SEEDS if by_run[run].pending)} are not "
+                "recorded yet; every difference is read against the three seeds, so none is given.", caveat]
+    seeds = [by_run[run] for run in SEEDS]
+
+    def direct(first: str, second: str) -> tuple[Estimate, bool]:
+        estimate = paired_difference(_correct(first, runs[first]).astype(float),
+                                     _correct(second, runs[second]).astype(float), seed=seed)
+        return estimate, _is_real(estimate, band)
+
+    singles = [f"`{row.run}` is pending." if row.pending else f"`{row.run}`: {_change(row)}; {_fit(row, seeds)}."
+               for row in (by_run[run] for run in SECTIONS_CUT)]
+    paragraphs = ["**One section at a time.** " + " ".join(singles)]
+
+    dropout, fc_cut = by_run[CONTROLS[0]], by_run[SECTIONS_CUT[0]]
+    if dropout.pending or fc_cut.pending:
+        waiting = _pending(dropout, fc_cut)
+        paragraphs.append(f"**The dropout control.** {waiting}: until both are recorded, the effect of "
+                          f"removing fc6–fc7 cannot be split between the layers and the dropout in front of them.")
+    else:
+        layers, real = direct(fc_cut.run, dropout.run)
+        paragraphs.append(
+            f"**The dropout control.** Dropout 0 alone (`{dropout.run}`): {_change(dropout)}; {_fit(dropout, seeds)}. "
+            f"Neither it nor `{fc_cut.run}` has dropout in front of fc8, so `{fc_cut.run}` minus `{dropout.run}`, "
+            f"image by image, is what removing the layers themselves does: {_points(layers)}, "
+            + ("a real difference: fc6–fc7 matter beyond the dropout in front of them." if real else
+               "not a real difference: what removing fc6–fc7 does is what removing their dropout does."))
+
+    matched, plain = by_run[CONTROLS[1]], by_run[SECTIONS_CUT[1]]
+    if matched.pending or plain.pending:
+        waiting = _pending(matched, plain)
+        paragraphs.append(f"**Depth or parameters.** {waiting}: until both are recorded, removing "
+                          "conv3–conv4 cannot be told apart from removing their parameters.")
+    else:
+        widened, real = direct(matched.run, plain.run)
+        reading = ("at this budget, conv3–conv4's depth is worth less than the parameters they hold"
+                   if matched.real and matched.difference.value > 0 else
+                   "even with their parameters given back, the network without conv3–conv4 is worse: here their "
+                   "depth matters beyond their parameter count" if matched.real else
+                   "given their parameters back, the network without conv3–conv4 matches the reference: at this "
+                   "budget their depth is not needed")
+        paragraphs.append(
+            f"**Depth or parameters.** `{matched.run}` removes conv3–conv4 and widens every other layer by one factor "
+            f"to {matched.parameters:,} parameters (the reference: {seeds[0].parameters:,}): {_change(matched)}; "
+            f"{_fit(matched, seeds)}. Against the plain cut, image by image: {_points(widened)}, "
+            f"{'a real' if real else 'not a real'} difference. So {reading}. This is a control: C8's rule is decided "
+            f"on `{BOTH}`.")
+
+    both = by_run[BOTH]
+    paragraphs.append(f"**Both sections.** `{BOTH}`, the 4-layer network on which the rule decides C8, is pending, "
+                      "and so is the verdict." if both.pending else
+                      f"**Both sections.** `{BOTH}`, the 4-layer network: {_change(both)}; {_fit(both, seeds)}. The "
+                      "verdict below applies the rule to it and to the single cuts.")
+    return paragraphs + [caveat]
