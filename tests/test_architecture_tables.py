@@ -7,7 +7,8 @@ import torch
 
 from zfcore.analysis.ablations import PAPER_TABLE2
 from zfcore.analysis.architecture import STRIDE2, STRIDE4, ShiftConsistency, filter_spectra, mid_band, unstructured
-from zfcore.plots.architecture import fig6_accuracy_table, lattice_table, shift_table, spectrum_table, structure_table
+from zfcore.plots.architecture import (fig6_accuracy_table, filter_rms_table, lattice_table, paper_inputs_summary,
+                                      shift_table, spectrum_table, structure_table)
 from zfcore.weights import WeightsMeta
 
 
@@ -26,6 +27,29 @@ def test_spectrum_table_shows_each_first_layers_bands_and_energy_above_its_nyqui
     assert rows[0][1] == "100 % / 0 % / 0 %" and rows[1][1] == "0 % / 0 % / 100 %"
     assert int(rows[0][2].rstrip(" %")) < 10 < 90 < int(rows[1][2].rstrip(" %"))  # above 1/4 and 1/8 cycles/px
     assert rows[0][5] == rows[1][5] == "1.00"  # every filter as strong as the median
+
+
+def _bank(*rms: float) -> torch.Tensor:
+    """A ``[F, 3, 7, 7]`` bank whose filters have exactly these RMS values."""
+    return torch.tensor(rms, dtype=torch.float64)[:, None, None, None] * torch.ones(len(rms), 3, 7, 7)
+
+
+def test_filter_rms_table_counts_capped_filters_and_the_dominant_one() -> None:
+    (capped, free) = _rows(filter_rms_table({"capped": _bank(0.1, 0.0996, 0.05), "free": _bank(0.02, 0.04, 0.4)}))
+    assert capped == ["capped", "0.0500 / 0.0996 / 0.1000", "2 of 3", "1.00"]
+    assert free == ["free", "0.0200 / 0.0400 / 0.4000", "1 of 3", "10.00"]  # 0.4 is above the cap too
+
+
+def test_paper_inputs_summary_compares_dominance_with_and_without_the_cap_and_waits_for_the_runs() -> None:
+    assert paper_inputs_summary(None, _bank(1, 1)).startswith("**Pending.** The verdict runs `paper-inputs-renorm`")
+    runs = {"renormalised": _bank(0.1, 0.1, 0.1), "not renormalised": _bank(0.1, 0.2, 1.0)}
+    summary = paper_inputs_summary(runs, _bank(0.1, 0.2, 0.3))
+    assert [row[0] for row in _rows(summary)] == ["renormalised", "not renormalised",
+                                                  "ZF-64 at the book's input scale, not renormalised (panel (a))"]
+    assert "5.00 times the median without the cap (not renormalised) and 1.00 times with it" in summary
+    assert "without the cap, 1.50 times" in summary and "not scored" in summary
+    with pytest.raises(ValueError, match="paper_inputs has 1 banks"):
+        paper_inputs_summary({"renormalised": runs["renormalised"]}, _bank(1, 1))
 
 
 def test_structure_table_counts_filters_and_tells_noise_from_structure() -> None:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from zfcore import book
 from zfcore.analysis.ablations import PAPER_TABLE2
@@ -101,7 +102,7 @@ def test_known_samples_are_the_samples_of_the_networks_classes_labelled_by_its_c
     assert samples == [images["ant"], images["cow"]] and labels == [1, 0]
 
 
-def test_the_random_labels_network_is_the_kept_run_12_or_none_and_a_ci_stand_in_under_ci(ci, monkeypatch, tmp_path):
+def test_the_random_labels_network_is_the_kept_run_or_none_and_a_ci_stand_in_under_ci(ci, monkeypatch, tmp_path):
     trained_with = []
 
     def ci_run(style: str = "zf", *, random_labels: bool = False):
@@ -119,3 +120,27 @@ def test_the_random_labels_network_is_the_kept_run_12_or_none_and_a_ci_stand_in_
     kept = []
     monkeypatch.setattr(book, "experiment_weights", lambda experiment, run: kept.append((experiment, run)) or network)
     assert book.random_labels_network() is network and kept == [("verdict-runs", "random-labels")]
+
+
+def test_the_paper_inputs_filters_are_the_two_kept_runs_or_none_and_ci_stand_ins_under_ci(ci, monkeypatch, tmp_path):
+    def network(scale: float) -> SimpleNamespace:
+        conv1 = SimpleNamespace(weight=torch.full((4, 3, 7, 7), scale, dtype=torch.bfloat16))
+        return SimpleNamespace(model=SimpleNamespace(features=SimpleNamespace(conv1=conv1)))
+
+    trained_with = []
+    monkeypatch.setattr(book, "_ci_run", lambda **changes: trained_with.append(changes) or tmp_path / str(len(trained_with)))
+    monkeypatch.setattr(book, "load_reference", lambda path: network(float(path.parent.name)))
+    conv1 = book.paper_inputs_conv1()
+    assert list(conv1) == list(book.PAPER_INPUTS_RUNS) and conv1["paper inputs, not renormalised"][0, 0, 0, 0] == 2.0
+    assert all(weights.dtype == torch.float32 for weights in conv1.values())
+    assert trained_with == [{"init": "paper", "preprocessing": "pixel-mean", "renorm_rms": 0.1},
+                            {"init": "paper", "preprocessing": "pixel-mean", "renorm_rms": 0.0}]
+    monkeypatch.setenv("ZFBOOK_PROFILE", "book")
+    only_one = {book.PAPER_INPUTS_RUNS["paper inputs, renormalised"]: "0" * 64}
+    monkeypatch.setattr(book, "EXPERIMENT_WEIGHTS_SHA256", only_one)
+    assert book.paper_inputs_conv1() is None  # both runs or neither: the chapter shows the panel as pending
+    monkeypatch.setattr(book, "EXPERIMENT_WEIGHTS_SHA256", dict.fromkeys(book.PAPER_INPUTS_RUNS.values(), "0" * 64))
+    kept = []
+    monkeypatch.setattr(book, "experiment_weights", lambda experiment, run: kept.append(run) or network(3.0))
+    assert book.paper_inputs_conv1()["paper inputs, renormalised"][0, 0, 0, 0] == 3.0
+    assert kept == ["paper-inputs-renorm", "paper-inputs-no-renorm"]

@@ -47,11 +47,15 @@ from zfcore.weights import (EXPERIMENT_WEIGHTS_SHA256, REFERENCE_DIR, Reference,
 
 __all__ = ["AblationResults", "TransferResults", "ablation_results", "accuracy_table", "device", "duplicate_pairs",
            "evolution_data", "fig6_runs", "initial_output_scale", "known_samples", "occlusion_candidates",
-           "paper_init_run", "probe_boxes", "probe_images", "profile", "random_labels_network", "recipe_table", "start",
+           "paper_init_run", "paper_inputs_conv1", "probe_boxes", "probe_images", "profile", "random_labels_network", "recipe_table", "start",
            "trained", "transfer_results", "verdict"]
 
 RANDOM_LABELS_RUN = "verdict-runs/random-labels"
 """The kept network of Adebayo et al.'s data randomisation (``EXPERIMENT/RUN``, :func:`random_labels_network`)."""
+PAPER_INPUTS_RUNS = {"paper inputs, renormalised": "verdict-runs/paper-inputs-renorm",
+                     "paper inputs, not renormalised": "verdict-runs/paper-inputs-no-renorm"}
+"""Fig. 6(a) at the paper's input scale (N(0, 10⁻²) init, 0-255 pixel-minus-mean inputs), with and without
+the filter renormalisation of §3: panel name -> kept network (``EXPERIMENT/RUN``, :func:`paper_inputs_conv1`)."""
 CI_PROBE_PER_CLASS = 20  # 10 classes x 20 = 200 validation images under ``ci``
 
 
@@ -76,12 +80,12 @@ def start() -> Profile:
     return active
 
 
-def _ci_run(style: str = "zf", *, random_labels: bool = False) -> Path:
-    """Train the ``ci`` profile (with conv1/conv2 of ``style``, on permuted labels if ``random_labels``) once, in
-    seconds, and return its run folder, keyed by the recipe."""
+def _ci_run(style: str = "zf", **changes: Any) -> Path:
+    """Train the ``ci`` profile (with conv1/conv2 of ``style``, and ``changes`` to its recipe, e.g.
+    ``random_labels=True``) once, in seconds, and return its run folder, keyed by the recipe."""
     from zfcore.train import train
 
-    config = active_profile().train.replace(style=style, random_labels=random_labels)
+    config = active_profile().train.replace(style=style, **changes)
     key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
     folder = data_root() / "runs" / f"ci-notebooks-{key}"
     if not (folder / "checkpoint.pt").exists():
@@ -127,6 +131,23 @@ def random_labels_network() -> Reference | None:
         return None
     reference.model.to(device())
     return reference
+
+
+def paper_inputs_conv1() -> dict[str, torch.Tensor] | None:
+    """The conv1 filters ``[96, 3, 7, 7]`` (float32, on the CPU) of Fig. 6(a)'s two runs at the paper's input scale
+    (:data:`PAPER_INPUTS_RUNS`: the verdict runs ``paper-inputs-renorm`` and ``paper-inputs-no-renorm``), keyed by
+    panel name; ``None`` while either run's weights are not committed. Under ``ci``, the ``ci`` recipe with the
+    paper's initialisation and inputs, with and without renormalisation, trained here in seconds."""
+    if profile().name == "ci":
+        paper_inputs = {"init": "paper", "preprocessing": "pixel-mean"}
+        networks = [load_reference(_ci_run(**paper_inputs, renorm_rms=renorm) / "checkpoint.pt")
+                    for renorm in (active_profile().train.renorm_rms, 0.0)]
+    elif all(run in EXPERIMENT_WEIGHTS_SHA256 for run in PAPER_INPUTS_RUNS.values()):
+        networks = [experiment_weights(*run.split("/")) for run in PAPER_INPUTS_RUNS.values()]
+    else:
+        return None
+    return {name: network.model.features.conv1.weight.detach().float().cpu()
+            for name, network in zip(PAPER_INPUTS_RUNS, networks)}
 
 
 def fig6_runs() -> tuple[dict, torch.Tensor]:

@@ -127,10 +127,9 @@ def _conv(model: ZFNet, layer: str) -> torch.nn.Conv2d:
     return getattr(model.features, layer)
 
 
-def filter_rms(model: ZFNet, layer: str) -> torch.Tensor:
-    """``[C]`` the RMS of each filter of conv ``layer`` (float64, on the CPU)."""
-    weight = _conv(model, layer).weight.detach().double().cpu()
-    return weight.pow(2).mean(dim=(1, 2, 3)).sqrt()
+def filter_rms(weights: torch.Tensor) -> torch.Tensor:
+    """``[F]`` the RMS of each filter of a bank ``[F, ...]`` (float64, on the CPU): what §3's renormalisation caps."""
+    return weights.detach().double().cpu().flatten(1).pow(2).mean(1).sqrt()
 
 
 def filter_spectra(weights: torch.Tensor) -> FilterSpectra:
@@ -184,7 +183,7 @@ def lattice_energy_share(images: torch.Tensor, period: int) -> torch.Tensor:
 
 def dominance(weights: torch.Tensor) -> float:
     """The largest filter RMS of a bank ``[F, ...]`` divided by the median: how much one filter dominates."""
-    rms = weights.detach().double().flatten(1).pow(2).mean(1).sqrt()
+    rms = filter_rms(weights)
     return float(rms.max() / rms.median().clamp_min(1e-30))
 
 

@@ -7,8 +7,9 @@ book draws them (their width, fonts and resolution; :func:`use_book_style`, call
 """
 
 from zfcore.plots.ablations import ablation_figure
-from zfcore.plots.architecture import (fig6_accuracy_table, frequency_coverage_plot, lattice_table,
-                                      shift_consistency_plot, shift_table, spectrum_table, structure_table)
+from zfcore.plots.architecture import (fig6_accuracy_table, filter_rms_table, frequency_coverage_plot, lattice_table,
+                                      paper_inputs_summary, shift_consistency_plot, shift_table, spectrum_table,
+                                      structure_table)
 from zfcore.plots.correspondence import (PART_COLOURS, annotation_figure, correspondence_figure, gap_figure,
                                         predictions_table)
 from zfcore.plots.deconvnet import VIEWS, projection_comparison, top9_figure, top9_mosaic
@@ -47,6 +48,7 @@ __all__ = [
     "fig9_figure",
     "figure_pixels",
     "filter_grid",
+    "filter_rms_table",
     "frequency_coverage_plot",
     "gap_figure",
     "image_grid",
@@ -56,6 +58,7 @@ __all__ = [
     "learning_curve_figure",
     "network_sizes",
     "occlusion_figure",
+    "paper_inputs_summary",
     "predictions_table",
     "projection_comparison",
     "randomization_curves",

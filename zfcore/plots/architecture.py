@@ -16,8 +16,11 @@ if TYPE_CHECKING:
     from zfcore.analysis.architecture import FilterSpectra, ShiftConsistency
     from zfcore.weights import WeightsMeta
 
-__all__ = ["FIG6_TITLES", "fig6_accuracy_table", "frequency_coverage_plot", "lattice_table", "shift_consistency_plot",
-           "shift_table", "spectrum_table", "structure_table"]
+__all__ = ["FIG6_TITLES", "fig6_accuracy_table", "filter_rms_table", "frequency_coverage_plot", "lattice_table",
+           "paper_inputs_summary", "shift_consistency_plot", "shift_table", "spectrum_table", "structure_table"]
+
+RENORM_CAP = 0.1
+"""The RMS that §3's renormalisation scales a filter back to; a filter at or within 0.5 % of it counts as capped."""
 
 
 def frequency_coverage_plot(spectra: Mapping[str, "FilterSpectra"], strides: Mapping[str, int]) -> Figure:
@@ -112,6 +115,59 @@ def spectrum_table(spectra: Mapping[str, "FilterSpectra"], strides: Mapping[str,
         rows.append(f"| {name} (stride {strides[name]}) | {bands} | " + " | ".join(f"{value:.0f} %" for value in above)
                     + f" | {dominance(conv1[name]):.2f} |")
     return "\n".join(rows)
+
+
+def filter_rms_table(conv1: Mapping[str, torch.Tensor]) -> str:
+    """How large each first layer's filters are, one row per bank: their RMS (min / median / max,
+    :func:`zfcore.analysis.architecture.filter_rms`), how many sit at
+    the renormalisation cap (:data:`RENORM_CAP`, within 0.5 %), and the largest RMS over the median
+    (:func:`zfcore.analysis.architecture.dominance`: Fig. 6(a)'s "one feature dominates").
+
+    Args:
+        conv1: name -> the first layer's weights ``[filters, 3, k, k]``.
+
+    Returns:
+        A markdown table.
+    """
+    from zfcore.analysis.architecture import dominance, filter_rms
+
+    rows = [f"| conv1 of | filter RMS min / median / max | filters at the cap (RMS ≥ {0.995 * RENORM_CAP:.4f}) "
+            "| largest RMS / median |", "|---|---|---|---|"]
+    for name, weights in conv1.items():
+        rms = filter_rms(weights)
+        rows.append(f"| {name} | {float(rms.min()):.4f} / {float(rms.median()):.4f} / {float(rms.max()):.4f} | "
+                    f"{int((rms >= 0.995 * RENORM_CAP).sum())} of {len(rms)} | {dominance(weights):.2f} |")
+    return "\n".join(rows)
+
+
+def paper_inputs_summary(paper_inputs: Mapping[str, torch.Tensor] | None, panel_a: torch.Tensor) -> str:
+    """Fig. 6(a) at the paper's input scale in numbers, as markdown: :func:`filter_rms_table` of the two runs
+    (renormalised, then not) beside panel (a) (ZF-64 at the book's input scale, not renormalised), then how much
+    the largest filter dominates with and without the cap. Not scored: one run per arm, and the paper gives no
+    number. While the runs are not recorded (``paper_inputs`` is ``None``), a sentence saying so.
+
+    Args:
+        paper_inputs: panel name -> conv1 ``[filters, 3, k, k]`` of the renormalised run, then of the one without
+            renormalisation (:func:`zfcore.book.paper_inputs_conv1`), or ``None``.
+        panel_a: conv1 of the run of panel (a).
+
+    Raises:
+        ValueError: ``paper_inputs`` without exactly two banks.
+    """
+    from zfcore.analysis.architecture import dominance
+
+    if paper_inputs is None:
+        return ("**Pending.** The verdict runs `paper-inputs-renorm` and `paper-inputs-no-renorm` are not recorded yet; "
+                "their filters and numbers appear here when they are.")
+    if len(paper_inputs) != 2:
+        raise ValueError(f"paper_inputs has {len(paper_inputs)} banks ({list(paper_inputs)}); give the renormalised "
+                         "run's conv1, then that of the run without renormalisation")
+    (capped_name, capped), (free_name, free) = paper_inputs.items()
+    table = filter_rms_table({**paper_inputs, "ZF-64 at the book's input scale, not renormalised (panel (a))": panel_a})
+    return (f"{table}\n\nAt the paper's input scale the largest conv1 filter's RMS is {dominance(free):.2f} times the "
+            f"median without the cap ({free_name}) and {dominance(capped):.2f} times with it ({capped_name}); at the "
+            f"book's input scale without the cap, {dominance(panel_a):.2f} times. The paper shows one filter dominating "
+            "without renormalisation and gives no number: these are one run per arm, reported, not scored.")
 
 
 def structure_table(conv1: Mapping[str, torch.Tensor], unstructured: Mapping[str, torch.Tensor],
