@@ -35,21 +35,23 @@ def _bank(*rms: float) -> torch.Tensor:
 
 
 def test_filter_rms_table_counts_capped_filters_and_the_dominant_one() -> None:
-    (capped, free) = _rows(filter_rms_table({"capped": _bank(0.1, 0.0996, 0.05), "free": _bank(0.02, 0.04, 0.4)}))
+    (capped, free) = _rows(filter_rms_table({"capped": _bank(0.1, 0.0996, 0.05), "free": _bank(0.02, 0.04, 0.4)},
+                                                cap=0.1))
     assert capped == ["capped", "0.0500 / 0.0996 / 0.1000", "2 of 3", "1.00"]
     assert free == ["free", "0.0200 / 0.0400 / 0.4000", "1 of 3", "10.00"]  # 0.4 is above the cap too
+    assert _rows(filter_rms_table({"free": _bank(0.02, 0.04, 0.4)}, cap=0.03))[0][2] == "2 of 3"
 
 
 def test_paper_inputs_summary_compares_dominance_with_and_without_the_cap_and_waits_for_the_runs() -> None:
-    assert paper_inputs_summary(None, _bank(1, 1)).startswith("**Pending.** The verdict runs `paper-inputs-renorm`")
+    assert paper_inputs_summary(None, _bank(1, 1), cap=0.1).startswith("**Pending.** The verdict runs `paper-inputs-renorm`")
     runs = {"renormalised": _bank(0.1, 0.1, 0.1), "not renormalised": _bank(0.1, 0.2, 1.0)}
-    summary = paper_inputs_summary(runs, _bank(0.1, 0.2, 0.3))
+    summary = paper_inputs_summary(runs, _bank(0.1, 0.2, 0.3), cap=0.1)
     assert [row[0] for row in _rows(summary)] == ["renormalised", "not renormalised",
                                                   "ZF-64 at the book's input scale, not renormalised (panel (a))"]
     assert "5.00 times the median without the cap (not renormalised) and 1.00 times with it" in summary
     assert "without the cap, 1.50 times" in summary and "not scored" in summary
     with pytest.raises(ValueError, match="paper_inputs has 1 banks"):
-        paper_inputs_summary({"renormalised": runs["renormalised"]}, _bank(1, 1))
+        paper_inputs_summary({"renormalised": runs["renormalised"]}, _bank(1, 1), cap=0.1)
 
 
 def test_structure_table_counts_filters_and_tells_noise_from_structure() -> None:

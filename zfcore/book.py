@@ -47,8 +47,8 @@ from zfcore.weights import (EXPERIMENT_WEIGHTS_SHA256, REFERENCE_DIR, Reference,
 
 __all__ = ["AblationResults", "TransferResults", "ablation_results", "accuracy_table", "device", "duplicate_pairs",
            "evolution_data", "fig6_runs", "initial_output_scale", "known_samples", "occlusion_candidates",
-           "paper_init_run", "paper_inputs_conv1", "probe_boxes", "probe_images", "profile", "random_labels_network", "recipe_table", "start",
-           "trained", "transfer_results", "verdict"]
+           "paper_init_run", "paper_inputs_conv1", "probe_boxes", "probe_images", "profile", "random_labels_network",
+           "recipe_table", "start", "trained", "transfer_results", "verdict"]
 
 RANDOM_LABELS_RUN = "verdict-runs/random-labels"
 """The kept network of Adebayo et al.'s data randomisation (``EXPERIMENT/RUN``, :func:`random_labels_network`)."""

@@ -19,9 +19,6 @@ if TYPE_CHECKING:
 __all__ = ["FIG6_TITLES", "fig6_accuracy_table", "filter_rms_table", "frequency_coverage_plot", "lattice_table",
            "paper_inputs_summary", "shift_consistency_plot", "shift_table", "spectrum_table", "structure_table"]
 
-RENORM_CAP = 0.1
-"""The RMS that §3's renormalisation scales a filter back to; a filter at or within 0.5 % of it counts as capped."""
-
 
 def frequency_coverage_plot(spectra: Mapping[str, "FilterSpectra"], strides: Mapping[str, int]) -> Figure:
     """Fig. 6(b)/(c) in numbers: where each network's conv1 filters put their energy.
@@ -117,30 +114,31 @@ def spectrum_table(spectra: Mapping[str, "FilterSpectra"], strides: Mapping[str,
     return "\n".join(rows)
 
 
-def filter_rms_table(conv1: Mapping[str, torch.Tensor]) -> str:
+def filter_rms_table(conv1: Mapping[str, torch.Tensor], *, cap: float) -> str:
     """How large each first layer's filters are, one row per bank: their RMS (min / median / max,
-    :func:`zfcore.analysis.architecture.filter_rms`), how many sit at
-    the renormalisation cap (:data:`RENORM_CAP`, within 0.5 %), and the largest RMS over the median
-    (:func:`zfcore.analysis.architecture.dominance`: Fig. 6(a)'s "one feature dominates").
+    :func:`zfcore.analysis.architecture.filter_rms`), how many sit at the renormalisation cap (within 0.5 %), and
+    the largest RMS over the median (:func:`zfcore.analysis.architecture.dominance`: Fig. 6(a)'s "one feature
+    dominates").
 
     Args:
         conv1: name -> the first layer's weights ``[filters, 3, k, k]``.
+        cap: the RMS that §3's renormalisation scales a filter back to (the recipe's ``renorm_rms``; the paper: 0.1).
 
     Returns:
         A markdown table.
     """
     from zfcore.analysis.architecture import dominance, filter_rms
 
-    rows = [f"| conv1 of | filter RMS min / median / max | filters at the cap (RMS ≥ {0.995 * RENORM_CAP:.4f}) "
+    rows = [f"| conv1 of | filter RMS min / median / max | filters at the cap (RMS ≥ {0.995 * cap:.4f}) "
             "| largest RMS / median |", "|---|---|---|---|"]
     for name, weights in conv1.items():
         rms = filter_rms(weights)
         rows.append(f"| {name} | {float(rms.min()):.4f} / {float(rms.median()):.4f} / {float(rms.max()):.4f} | "
-                    f"{int((rms >= 0.995 * RENORM_CAP).sum())} of {len(rms)} | {dominance(weights):.2f} |")
+                    f"{int((rms >= 0.995 * cap).sum())} of {len(rms)} | {dominance(weights):.2f} |")
     return "\n".join(rows)
 
 
-def paper_inputs_summary(paper_inputs: Mapping[str, torch.Tensor] | None, panel_a: torch.Tensor) -> str:
+def paper_inputs_summary(paper_inputs: Mapping[str, torch.Tensor] | None, panel_a: torch.Tensor, *, cap: float) -> str:
     """Fig. 6(a) at the paper's input scale in numbers, as markdown: :func:`filter_rms_table` of the two runs
     (renormalised, then not) beside panel (a) (ZF-64 at the book's input scale, not renormalised), then how much
     the largest filter dominates with and without the cap. Not scored: one run per arm, and the paper gives no
@@ -150,6 +148,7 @@ def paper_inputs_summary(paper_inputs: Mapping[str, torch.Tensor] | None, panel_
         paper_inputs: panel name -> conv1 ``[filters, 3, k, k]`` of the renormalised run, then of the one without
             renormalisation (:func:`zfcore.book.paper_inputs_conv1`), or ``None``.
         panel_a: conv1 of the run of panel (a).
+        cap: as :func:`filter_rms_table`.
 
     Raises:
         ValueError: ``paper_inputs`` without exactly two banks.
@@ -163,7 +162,8 @@ def paper_inputs_summary(paper_inputs: Mapping[str, torch.Tensor] | None, panel_
         raise ValueError(f"paper_inputs has {len(paper_inputs)} banks ({list(paper_inputs)}); give the renormalised "
                          "run's conv1, then that of the run without renormalisation")
     (capped_name, capped), (free_name, free) = paper_inputs.items()
-    table = filter_rms_table({**paper_inputs, "ZF-64 at the book's input scale, not renormalised (panel (a))": panel_a})
+    table = filter_rms_table({**paper_inputs, "ZF-64 at the book's input scale, not renormalised (panel (a))": panel_a},
+                             cap=cap)
     return (f"{table}\n\nAt the paper's input scale the largest conv1 filter's RMS is {dominance(free):.2f} times the "
             f"median without the cap ({free_name}) and {dominance(capped):.2f} times with it ({capped_name}); at the "
             f"book's input scale without the cap, {dominance(panel_a):.2f} times. The paper shows one filter dominating "
