@@ -112,6 +112,8 @@ def test_the_reading_splits_the_fc_cut_from_its_dropout_and_depth_from_parameter
     # the widened cut (39.5 %) is still below the seeds (40 %): not the "worth less than the parameters" reading
     assert "to 1,000 parameters (the reference: 1,000)" in matched and "worth less than" not in matched
     assert "`no-conv3-conv4-fc6-fc7`, the 4-layer network: -9." in both and "a real drop" in both
+    assert "against `no-dropout`, image by image: -8." in both
+    assert "the four layers cost more than their dropout" in both
 
 
 def test_the_reading_follows_the_controls_either_way() -> None:
@@ -124,6 +126,10 @@ def test_the_reading_follows_the_controls_either_way() -> None:
     assert "their depth matters beyond their parameter count" in widened_loses
     widened_ties = full_budget_reading(results(**{**ALL_CUTS, "no_conv3_conv4_matched": 0.40}))[2]
     assert "not a real difference" in widened_ties.split("Against")[0] and "their depth is not needed" in widened_ties
+    as_dropout = full_budget_reading(results(**{**ALL_CUTS, "no_conv3_conv4_fc6_fc7": 0.39}))[3]
+    assert "not a real difference: its drop is not more than removing dropout costs." in as_dropout
+    better_than_dropout = full_budget_reading(results(**{**ALL_CUTS, "no_conv3_conv4_fc6_fc7": 0.42}))[3]
+    assert "a real difference: its drop is not more than removing dropout costs." in better_than_dropout
 
 
 def test_the_reading_names_what_is_pending() -> None:
@@ -132,6 +138,9 @@ def test_the_reading_names_what_is_pending() -> None:
     assert dropout.startswith("**The dropout control.** `no-dropout` is pending: until both are recorded")
     assert "`no-conv3-conv4-matched` and `no-conv3-conv4` are pending" in matched
     assert "is pending, and so is the verdict" in both
+    without_control = {name: value for name, value in ALL_CUTS.items() if name != "no_dropout"}
+    no_control = full_budget_reading(results(**without_control))[3]
+    assert "`no-dropout` is pending, so its drop cannot yet be split" in no_control and "-9." in no_control
     no_seeds = results(**ALL_CUTS)
     del no_seeds["runs"][SEEDS[1]]
     pending, caveat = full_budget_reading(no_seeds)

@@ -279,7 +279,8 @@ def full_budget_reading(results: Mapping[str, Any], *, seed: int = 0) -> list[st
        image by image (neither has dropout in front of fc8, so what is left is the layers' own effect).
     3. **Depth or parameters**: ``no-conv3-conv4-matched`` against the seeds and against the plain cut, image by
        image, and what that says about conv3-conv4's depth at this budget.
-    4. **Both sections**: the 4-layer network, on which :data:`C8_RULE` decides.
+    4. **Both sections**: the 4-layer network, on which :data:`C8_RULE` decides, and against ``no-dropout`` image by
+       image (it has no dropout either).
     5. **What the interval covers**: a paired interval is over the images of one run of each change, so the rule
        also asks for the seeds' range.
 
@@ -351,8 +352,18 @@ def full_budget_reading(results: Mapping[str, Any], *, seed: int = 0) -> list[st
             f"on `{BOTH}`.")
 
     both = by_run[BOTH]
-    paragraphs.append(f"**Both sections.** `{BOTH}`, the 4-layer network on which the rule decides C8, is pending, "
-                      "and so is the verdict." if both.pending else
-                      f"**Both sections.** `{BOTH}`, the 4-layer network: {_change(both)}; {_fit(both, seeds)}. The "
-                      "verdict below applies the rule to it and to the single cuts.")
+    if both.pending:
+        paragraphs.append(f"**Both sections.** `{BOTH}`, the 4-layer network on which the rule decides C8, is pending, "
+                          "and so is the verdict.")
+    else:
+        if dropout.pending:
+            beyond = f"`{dropout.run}` is pending, so its drop cannot yet be split from the dropout it also removes."
+        else:
+            layers, real = direct(both.run, dropout.run)
+            beyond = (f"It has no dropout either, so against `{dropout.run}`, image by image: {_points(layers)}, "
+                      + ("a real drop: the four layers cost more than their dropout." if real and layers.value < 0 else
+                         f"{'a real' if real else 'not a real'} difference: its drop is not more than removing "
+                         "dropout costs."))
+        paragraphs.append(f"**Both sections.** `{BOTH}`, the 4-layer network: {_change(both)}; {_fit(both, seeds)}. "
+                          f"{beyond} The verdict below applies the rule to it and to the single cuts.")
     return paragraphs + [caveat]
