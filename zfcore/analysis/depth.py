@@ -355,16 +355,15 @@ def full_budget_reading(results: Mapping[str, Any], *, seed: int = 0) -> list[st
     if both.pending:
         paragraphs.append(f"**Both sections.** `{BOTH}`, the 4-layer network on which the rule decides C8, is pending, "
                           "and so is the verdict.")
+        return paragraphs + [caveat]
+    if dropout.pending:
+        beyond = f"`{dropout.run}` is pending, so its drop cannot yet be split from the dropout it also removes."
     else:
-        if dropout.pending:
-            beyond = f"`{dropout.run}` is pending, so its drop cannot yet be split from the dropout it also removes."
-        else:
-            layers, real = direct(both.run, dropout.run)
-            reading = ("a real drop: the four layers cost more than their dropout." if real and layers.value < 0 else
-                       "a real gain: without dropout, the 4-layer network does better than the full one." if real else
-                       "not a real difference: its drop is what removing dropout costs.")
-            beyond = (f"It has no dropout either, so against `{dropout.run}`, image by image: {_points(layers)}, "
-                      f"{reading}")
-        paragraphs.append(f"**Both sections.** `{BOTH}`, the 4-layer network: {_change(both)}; {_fit(both, seeds)}. "
-                          f"{beyond} The verdict below applies the rule to it and to the single cuts.")
+        layers, real = direct(both.run, dropout.run)
+        reading = ("a real drop: the four layers cost more than their dropout." if real and layers.value < 0 else
+                   "a real gain: without dropout, the 4-layer network does better than the full one." if real else
+                   f"not a real difference: it does as well as `{dropout.run}`.")
+        beyond = f"It has no dropout either, so against `{dropout.run}`, image by image: {_points(layers)}, {reading}"
+    paragraphs.append(f"**Both sections.** `{BOTH}`, the 4-layer network: {_change(both)}; {_fit(both, seeds)}. "
+                      f"{beyond} The verdict below applies the rule to it and to the single cuts.")
     return paragraphs + [caveat]
