@@ -391,6 +391,19 @@ def test_replace_reference_swaps_the_set_in_whole_and_keeps_the_other_files(ci_r
     assert sorted(path.name for path in reference_copy.parent.iterdir()) == ["reference"]  # no staging, no backup
 
 
+def test_replace_reference_with_the_alexnet_style_network_replaces_its_weights_file_alone(tmp_path, reference_copy,
+                                                                                          capsys):
+    run = tmp_path / "alexnet-run"
+    train(CI.replace(style="alexnet"), run, data=synthetic_data(CI, images=64), progress=False)
+    before = tree(reference_copy)
+    assert cli_run(["export", "--run", str(run), "--replace-reference"]) == 0
+    after = tree(reference_copy)
+    assert json.loads(capsys.readouterr().out)["weights"] == str(reference_copy / "alexnet64-tiny-imagenet.pt")
+    assert after["alexnet64-tiny-imagenet.pt"] != before["alexnet64-tiny-imagenet.pt"]
+    assert {name: digest for name, digest in after.items() if name != "alexnet64-tiny-imagenet.pt"} == \
+        {name: digest for name, digest in before.items() if name != "alexnet64-tiny-imagenet.pt"}  # the book's kept
+
+
 def test_a_failure_mid_export_leaves_the_old_set_bitwise_unchanged(ci_run, reference_copy, small_probe, monkeypatch):
     before = tree(reference_copy)
     written = []

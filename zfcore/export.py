@@ -5,6 +5,11 @@ weights file with its metadata (:func:`~zfcore.weights.export_reference`), the r
 per-epoch metrics, and the Fig. 4 summary computed from the run's snapshots
 (:func:`~zfcore.analysis.evolution.evolution`, probing 50 training images per class).
 
+``data/reference`` holds the book's network with those companion files (``config.json``, ``metrics.csv``,
+``metrics.json``, ``fig4.pt``) and Fig. 6's AlexNet-style network as a weights file alone, so replacing a network
+there that is not the book's (:attr:`~zfcore.weights.ReferenceWeights.DEFAULT`) writes its weights file only:
+the book's companions stay as they are.
+
 The committed reference files are never overwritten by default: the set goes into a new folder
 (``runs/export-RUN``, or ``out``, which must not hold files), and only ``replace=True``
 (``python -m zfcore export --replace-reference``) replaces an existing set. Either way the set is written
@@ -25,7 +30,7 @@ from zfcore.checkpoints import config_from_dict, load_checkpoint
 from zfcore.data.tiny_imagenet import cached_split
 from zfcore.evaluation import evaluate_checkpoint
 from zfcore.store import copy_file_atomic, probe_output, write_folder_atomic, write_json_atomic
-from zfcore.weights import REFERENCE_DIR, export_reference, load_reference, weights_file_name
+from zfcore.weights import REFERENCE_DIR, ReferenceWeights, export_reference, load_reference, weights_file_name
 
 __all__ = ["default_out", "export_run"]
 
@@ -46,7 +51,8 @@ def export_run(run: str | Path, out: str | Path | None = None, *, replace: bool 
         run: the finished run's folder.
         out: where the set goes (default :func:`default_out`). Without ``replace`` it must not exist or be
             empty; with ``replace`` an existing set there is replaced (files the export does not write, e.g.
-            the other reference network in ``data/reference``, are kept).
+            the other reference network in ``data/reference``, are kept; there, a network other than the
+            book's replaces its weights file alone).
         replace: replace the set in ``out`` (``python -m zfcore export --replace-reference`` passes
             ``data/reference``).
 
@@ -87,9 +93,12 @@ def export_run(run: str | Path, out: str | Path | None = None, *, replace: bool 
         "train_img_per_s_mean": float(np.mean([row["img_per_s"] for row in history])),
     }
     name = weights_file_name(config)
+    weights_only = out.resolve() == REFERENCE_DIR.resolve() and name != ReferenceWeights.DEFAULT.value.file
 
     def fill(staging: Path) -> None:
         weights = export_reference(run / "checkpoint.pt", staging / name, metrics=metrics)
+        if weights_only:
+            return
         copy_file_atomic(run / "metrics.csv", staging / "metrics.csv")
         write_json_atomic(staging / "config.json", asdict(config))
         write_json_atomic(staging / "metrics.json", metrics)
