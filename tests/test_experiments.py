@@ -206,7 +206,7 @@ def test_verdict_runs_change_one_thing_each_from_the_reference_recipe() -> None:
         "no-label-smoothing": ["label_smoothing"], "book-seed1": ["seed"], "book-seed2": ["seed"],
         "no-fc6-fc7": ["remove"], "no-conv3-conv4": ["remove"], "no-conv3-conv4-matched": ["widths", "fc", "remove"],
         "no-dropout": ["dropout"], "alexnet-seed1": ["seed"], "no-conv3-conv4-fc6-fc7": ["remove"],
-        "alexnet-seed2": ["seed"], "paper-inputs-renorm": ["init", "preprocessing"],
+        "alexnet-seed2": ["seed"], "no-renorm": ["renorm_rms"], "paper-inputs-renorm": ["init", "preprocessing"],
         "paper-inputs-no-renorm": ["init", "preprocessing", "renorm_rms"], "random-labels": ["random_labels"],
     }
     # the order, required runs first, except that the two runs that complete a verdict (the 4-layer cut
@@ -219,10 +219,11 @@ def test_verdict_runs_change_one_thing_each_from_the_reference_recipe() -> None:
     runs = dict(experiment.runs)
     assert abs(parameter_count(runs["no-conv3-conv4-matched"]) - parameter_count(book)) < 0.01 * parameter_count(book)
     assert runs["paper-inputs-no-renorm"].renorm_rms == 0 and runs["paper-inputs-renorm"].renorm_rms == book.renorm_rms
+    assert runs["no-renorm"].renorm_rms == 0
     assert experiment.references == (("book-seed0", "ZF64_TINY_IMAGENET"), ("alexnet-seed0", "ALEXNET64_TINY_IMAGENET"))
     assert experiment.final_evaluation and experiment.optional == tuple(expected)[8:]
-    assert experiment.keep_weights == ("no-label-smoothing", "book-seed1", "alexnet-seed1", "paper-inputs-renorm",
-                                       "paper-inputs-no-renorm", "random-labels")
+    assert experiment.keep_weights == ("no-label-smoothing", "book-seed1", "alexnet-seed1", "no-renorm",
+                                       "paper-inputs-renorm", "paper-inputs-no-renorm", "random-labels")
     with pytest.raises(ValueError, match=r"keep_weights/optional=\['nope'\] are not valid"):
         experiments.Experiment("x", 1, "", "", experiment.runs[:1], keep_weights=("nope",))
     with pytest.raises(ValueError, match=r"references=\['NOPE'\] are not valid"):

@@ -230,12 +230,14 @@ def verdict_runs() -> Experiment:
        ``alexnet-seed2``, the third AlexNet-style seed, which C5's accuracy part waits for: the two runs that
        complete a verdict lead the runs that run if time allows (the issue's list had the 4-layer cut last,
        which would keep C8 pending until every run is done).
-    11. ``paper-inputs-renorm``, 12. ``paper-inputs-no-renorm``: the paper's N(0, 1e-2) init and 0-255
+    11. ``no-renorm``: the book recipe without filter renormalisation, Fig. 6(a) as the book draws it, at a
+        clean commit beside the reference (Fig. 6's first runs were trained on a GPU from uncommitted code).
+    12. ``paper-inputs-renorm``, 13. ``paper-inputs-no-renorm``: the paper's N(0, 1e-2) init and 0-255
         pixel-minus-mean inputs, with and without filter renormalisation: Fig. 6(a) at the input scale
         the paper ties it to ("the input images are roughly in the [-128,128] range").
-    13. ``random-labels``: the training labels permuted once (Adebayo et al. 2018's data randomisation).
+    14. ``random-labels``: the training labels permuted once (Adebayo et al. 2018's data randomisation).
 
-    The weights of runs 1, 2, 8, 11, 12 and 13 are kept beside the results (bf16, about 12 MB each) for the
+    The weights of runs 1, 2, 8 and 11-14 are kept beside the results (bf16, about 12 MB each) for the
     chapters to probe, mine and transfer from: Fig. 6(a) at the paper's input scale shows the first layers of
     the two paper-inputs runs side by side, and Adebayo et al.'s data randomisation compares the random-labels
     run's maps with the reference's.
@@ -255,6 +257,7 @@ def verdict_runs() -> Experiment:
         ("alexnet-seed1", alexnet.replace(seed=1)),
         ("no-conv3-conv4-fc6-fc7", book.replace(remove=("conv3", "conv4", "fc6", "fc7"))),
         ("alexnet-seed2", alexnet.replace(seed=2)),
+        ("no-renorm", book.replace(renorm_rms=0.0)),
         ("paper-inputs-renorm", paper_inputs),
         ("paper-inputs-no-renorm", paper_inputs.replace(renorm_rms=0.0)),
         ("random-labels", book.replace(random_labels=True)),
@@ -262,12 +265,13 @@ def verdict_runs() -> Experiment:
     return Experiment(
         "verdict-runs", 1,
         "the 28-epoch runs that can test C5 (seed bands of both first layers), C8 (cuts, capacity, dropout), C9/C10 "
-        "(label smoothing 0) and Fig. 6(a) at the paper's input scale, plus Adebayo et al.'s random labels",
+        "(label smoothing 0) and Fig. 6(a) at the book's input scale and the paper's, plus Adebayo et al.'s random "
+        "labels",
         "the book recipe at the reference run's full budget: ZF-64, Tiny ImageNet 200 classes (80,000 train / 10,000 "
         "val), 28 epochs (warm-up 2, cosine), one change per run",
         runs, references=(("book-seed0", "ZF64_TINY_IMAGENET"), ("alexnet-seed0", "ALEXNET64_TINY_IMAGENET")),
         final_evaluation=True,
-        keep_weights=("no-label-smoothing", "book-seed1", "alexnet-seed1", "paper-inputs-renorm",
+        keep_weights=("no-label-smoothing", "book-seed1", "alexnet-seed1", "no-renorm", "paper-inputs-renorm",
                       "paper-inputs-no-renorm", "random-labels"),
         optional=tuple(name for name, _ in runs[8:]))
 
