@@ -3,7 +3,7 @@ much each network changes under shifts smaller than its stride."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from zfcore.analysis.architecture import FilterSpectra, ShiftConsistency
     from zfcore.weights import WeightsMeta
 
-__all__ = ["FIG6_TITLES", "fig6_accuracy_table", "filter_rms_table", "frequency_coverage_plot", "lattice_table",
+__all__ = ["FIG6_TITLES", "REFERENCE_TITLES", "fig6_accuracy_table", "filter_rms_table", "frequency_coverage_plot", "lattice_table",
            "paper_inputs_summary", "shift_consistency_plot", "shift_table", "spectrum_table", "structure_table"]
 
 
@@ -252,16 +252,20 @@ def shift_table(shifts: Mapping[str, "ShiftConsistency"], images: int) -> str:
 FIG6_TITLES = {"alexnet": "AlexNet-style ZF-64", "zf": "ZF-64, the same recipe",
                "no-renorm": "ZF-64 without renormalisation"}
 """The Fig. 6 runs of ``data/experiments/fig6/summary.json`` in the order and with the names chapter 05 shows."""
+REFERENCE_TITLES = {"zf": "ZF-64, the book's reference run", "alexnet": "AlexNet-style ZF-64, Fig. 6's reference run"}
+"""The published networks (:class:`zfcore.weights.ReferenceWeights`) by style, as chapter 05 names them."""
 
 
-def fig6_accuracy_table(summary: Mapping[str, Any], reference: "WeightsMeta") -> str:
-    """Table 2's single networks (as accuracies: 100 % − its error) beside ours: the book's reference run and the
-    Fig. 6 runs (AlexNet-style, ZF-64 with the same recipe, ZF-64 without renormalisation), with 10-crop accuracy.
+def fig6_accuracy_table(summary: Mapping[str, Any], references: Sequence["WeightsMeta"]) -> str:
+    """Table 2's single networks (as accuracies: 100 % − its error) beside ours: the published reference networks
+    and the Fig. 6 runs (AlexNet-style, ZF-64 with the same recipe, ZF-64 without renormalisation), with 10-crop
+    accuracy.
 
     Args:
         summary: the Fig. 6 runs' summary: ``hardware`` (its first part names the device) and ``runs`` -> name ->
             ``val_top1``, ``val_top5``, their ``_10crop`` versions and ``wall_minutes``.
-        reference: the reference run's metadata (:class:`zfcore.weights.WeightsMeta`).
+        references: the published networks' metadata (:class:`zfcore.weights.WeightsMeta`), each named by its
+            style (:data:`REFERENCE_TITLES`).
 
     Returns:
         A markdown table.
@@ -275,8 +279,8 @@ def fig6_accuracy_table(summary: Mapping[str, Any], reference: "WeightsMeta") ->
     rows += [f"| Paper (ImageNet, 224 px, 70 epochs; accuracy = 100 % − Table 2's error): {name} | {100 - top1:.1f} % "
              f"| {100 - top5:.1f} % | – | – |" for name, (_, top1, top5, _) in paper]
     device = summary["hardware"].split(",")[0]  # e.g. "one NVIDIA H100 GPU"
-    ours = [(f"ZF-64, the book's reference run ({reference.hardware}, {reference.train_minutes:.0f} min)",
-             reference.top1, reference.top5, reference.top1_10crop, reference.top5_10crop)]
+    ours = [(f"{REFERENCE_TITLES[meta.style]} ({meta.hardware}, {meta.train_minutes:.0f} min)",
+             meta.top1, meta.top5, meta.top1_10crop, meta.top5_10crop) for meta in references]
     for key, title in FIG6_TITLES.items():
         run = summary["runs"][key]
         ours.append((f"{title} ({device}, {run['wall_minutes']:.0f} min)", run["val_top1"], run["val_top5"],
