@@ -22,9 +22,6 @@ from zfcore.weights import ReferenceWeights
 ROOT = Path(__file__).resolve().parents[1]
 
 PUBLISHED_FROM_A_DIRTY_TREE = {
-    "data/experiments/verdict-runs.json runs.alexnet-seed0.code_version":
-        "the published AlexNet-style network's own record (trained on a GPU from uncommitted code); only a retrain "
-        "replaces it",
     "data/experiments/fig6/summary.json code_version":
         "Fig. 6's three GPU runs (the same AlexNet-style network among them), trained from uncommitted code; only a "
         "retrain at a clean commit replaces them",
