@@ -122,6 +122,29 @@ def test_the_random_labels_network_is_the_kept_run_or_none_and_a_ci_stand_in_und
     assert book.random_labels_network() is network and kept == [("verdict-runs", "random-labels")]
 
 
+def test_another_seed_is_the_kept_verdict_run_of_the_same_recipe_and_a_ci_stand_in_under_ci(ci, monkeypatch, tmp_path):
+    trained_with = []
+
+    def ci_run(style: str = "zf", **changes):
+        trained_with.append((style, changes))
+        return tmp_path
+
+    network = SimpleNamespace(model=SimpleNamespace(to=lambda device: None))
+    monkeypatch.setattr(book, "_ci_run", ci_run)
+    monkeypatch.setattr(book, "load_reference", lambda path: network if path == tmp_path / "checkpoint.pt" else None)
+    monkeypatch.setattr(book, "EXPERIMENT_WEIGHTS_SHA256", {"verdict-runs/alexnet-seed1": "0" * 64,
+                                                             "verdict-runs/book-seed1": "0" * 64})
+    assert book.trained("alexnet", seed=1) is network and book.trained("zf") is network
+    assert trained_with == [("alexnet", {"seed": 1}), ("zf", {})]
+    with pytest.raises(ValueError, match=r"seed=2 is not valid for style='zf': the networks kept are those of seeds "
+                                         r"\[0, 1\]"):
+        book.trained("zf", seed=2)
+    monkeypatch.setenv("ZFBOOK_PROFILE", "book")
+    kept = []
+    monkeypatch.setattr(book, "experiment_weights", lambda experiment, run: kept.append((experiment, run)) or network)
+    assert book.trained("alexnet", seed=1) is network and kept == [("verdict-runs", "alexnet-seed1")]
+
+
 def test_the_paper_inputs_filters_are_the_two_kept_runs_or_none_and_ci_stand_ins_under_ci(ci, monkeypatch, tmp_path):
     def network(scale: float) -> SimpleNamespace:
         conv1 = SimpleNamespace(weight=torch.full((4, 3, 7, 7), scale, dtype=torch.bfloat16))

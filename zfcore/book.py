@@ -50,6 +50,8 @@ __all__ = ["AblationResults", "TransferResults", "ablation_results", "accuracy_t
            "paper_init_run", "paper_inputs_conv1", "probe_boxes", "probe_images", "profile", "random_labels_network",
            "recipe_table", "start", "trained", "transfer_results", "verdict"]
 
+SEED_RUNS = {"zf": "book-seed", "alexnet": "alexnet-seed"}
+"""The verdict runs that repeat each published network's recipe with another seed: name prefix by style."""
 RANDOM_LABELS_RUN = "verdict-runs/random-labels"
 """The kept network of Adebayo et al.'s data randomisation (``EXPERIMENT/RUN``, :func:`random_labels_network`)."""
 PAPER_INPUTS_RUNS = {"paper inputs, renormalised": "verdict-runs/paper-inputs-renorm",
@@ -98,23 +100,31 @@ def device() -> torch.device:
     return default_device()
 
 
-def trained(style: str = "zf") -> Reference:
+def trained(style: str = "zf", *, seed: int = 0) -> Reference:
     """The trained network of the profile with its metadata, on :func:`device`.
 
     Args:
         style: ``"zf"`` (default): the book's reference run (``ReferenceWeights.DEFAULT``); ``"alexnet"``:
             Fig. 6's AlexNet-style run (``ReferenceWeights.ALEXNET64_TINY_IMAGENET``). Under ``ci``, the
             ``ci`` recipe with that style, trained in seconds.
+        seed: 0 (default): the published network; another seed: the verdict run of the same recipe with that
+            seed (:data:`SEED_RUNS`), where its weights are kept. Under ``ci``, the ``ci`` recipe with that seed.
 
     Raises:
-        ValueError: another ``style``.
+        ValueError: another ``style``; a ``seed`` whose network is not kept (naming the seeds that are).
     """
     if style not in STYLES:
         raise ValueError(f"style={style!r} is not valid; valid styles: {STYLES}")
+    kept = [0] + [int(run.rsplit("seed", 1)[1]) for run in EXPERIMENT_WEIGHTS_SHA256
+                  if run.startswith(f"verdict-runs/{SEED_RUNS[style]}")]
+    if seed not in kept:
+        raise ValueError(f"seed={seed!r} is not valid for style={style!r}: the networks kept are those of seeds {kept}")
     if profile().name == "ci":
-        reference = load_reference(_ci_run(style) / "checkpoint.pt")
-    else:
+        reference = load_reference(_ci_run(style, **({"seed": seed} if seed else {})) / "checkpoint.pt")
+    elif seed == 0:
         reference = load_reference(ReferenceWeights.DEFAULT if style == "zf" else ReferenceWeights.ALEXNET64_TINY_IMAGENET)
+    else:
+        reference = experiment_weights("verdict-runs", f"{SEED_RUNS[style]}{seed}")
     reference.model.to(device())
     return reference
 
