@@ -115,8 +115,8 @@ def trained(style: str = "zf", *, seed: int = 0) -> Reference:
     """
     if style not in STYLES:
         raise ValueError(f"style={style!r} is not valid; valid styles: {STYLES}")
-    kept = [0] + [int(run.rsplit("seed", 1)[1]) for run in EXPERIMENT_WEIGHTS_SHA256
-                  if run.startswith(f"verdict-runs/{SEED_RUNS[style]}")]
+    prefix = f"verdict-runs/{SEED_RUNS[style]}"
+    kept = [0] + sorted(int(run.removeprefix(prefix)) for run in EXPERIMENT_WEIGHTS_SHA256 if run.startswith(prefix))
     if seed not in kept:
         raise ValueError(f"seed={seed!r} is not valid for style={style!r}: the networks kept are those of seeds {kept}")
     if profile().name == "ci":

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from zfcore.analysis.architecture import FilterSpectra, ShiftConsistency
     from zfcore.weights import WeightsMeta
 
-__all__ = ["FIG6_TITLES", "REFERENCE_TITLES", "fig6_accuracy_table", "filter_rms_table", "frequency_coverage_plot", "lattice_table",
-           "paper_inputs_summary", "shift_consistency_plot", "shift_table", "spectrum_table", "structure_table"]
+__all__ = ["FIG6_TITLES", "REFERENCE_TITLES", "fig6_accuracy_table", "filter_rms_table", "frequency_coverage_plot",
+           "lattice_table", "paper_inputs_summary", "shift_consistency_plot", "shift_table", "spectrum_table", "structure_table"]
 
 
 def frequency_coverage_plot(spectra: Mapping[str, "FilterSpectra"], strides: Mapping[str, int]) -> Figure:
