@@ -145,10 +145,27 @@ def test_another_seed_is_the_kept_verdict_run_of_the_same_recipe_and_a_ci_stand_
     assert book.trained("alexnet", seed=1) is network and kept == [("verdict-runs", "alexnet-seed1")]
 
 
+def test_a_kept_network_is_the_committed_run_or_none_and_under_ci_the_ci_recipe_with_the_runs_change(
+        ci, monkeypatch, tmp_path):
+    trained_with = []
+    network = SimpleNamespace(model=SimpleNamespace(to=lambda device: None))
+    monkeypatch.setattr(book, "_ci_run", lambda **changes: trained_with.append(changes) or tmp_path)
+    monkeypatch.setattr(book, "load_reference", lambda path: network if path == tmp_path / "checkpoint.pt" else None)
+    assert book.kept_network(book.NO_RENORM_RUN) is network
+    assert book.kept_network("verdict-runs/alexnet-seed2") is network
+    assert trained_with == [{"renorm_rms": 0.0}, {"style": "alexnet", "seed": 2}]  # read from the runs' recipes
+    monkeypatch.setenv("ZFBOOK_PROFILE", "book")
+    kept = []
+    monkeypatch.setattr(book, "experiment_weights", lambda experiment, run: kept.append((experiment, run)) or network)
+    monkeypatch.setattr(book, "EXPERIMENT_WEIGHTS_SHA256", {book.NO_RENORM_RUN: "0" * 64})
+    assert book.kept_network(book.NO_RENORM_RUN) is network and kept == [("verdict-runs", "no-renorm")]
+    assert book.kept_network("verdict-runs/alexnet-seed2") is None  # not kept: the chapter shows it as pending
+
+
 def test_the_paper_inputs_filters_are_the_two_kept_runs_or_none_and_ci_stand_ins_under_ci(ci, monkeypatch, tmp_path):
     def network(scale: float) -> SimpleNamespace:
         conv1 = SimpleNamespace(weight=torch.full((4, 3, 7, 7), scale, dtype=torch.bfloat16))
-        return SimpleNamespace(model=SimpleNamespace(features=SimpleNamespace(conv1=conv1)))
+        return SimpleNamespace(model=SimpleNamespace(features=SimpleNamespace(conv1=conv1), to=lambda device: None))
 
     trained_with = []
     monkeypatch.setattr(book, "_ci_run", lambda **changes: trained_with.append(changes) or tmp_path / str(len(trained_with)))
@@ -156,14 +173,15 @@ def test_the_paper_inputs_filters_are_the_two_kept_runs_or_none_and_ci_stand_ins
     conv1 = book.paper_inputs_conv1()
     assert list(conv1) == list(book.PAPER_INPUTS_RUNS) and conv1["paper inputs, not renormalised"][0, 0, 0, 0] == 2.0
     assert all(weights.dtype == torch.float32 for weights in conv1.values())
-    assert trained_with == [{"init": "paper", "preprocessing": "pixel-mean", "renorm_rms": 0.1},
+    assert trained_with == [{"init": "paper", "preprocessing": "pixel-mean"},
                             {"init": "paper", "preprocessing": "pixel-mean", "renorm_rms": 0.0}]
     monkeypatch.setenv("ZFBOOK_PROFILE", "book")
+    kept = []
+    monkeypatch.setattr(book, "experiment_weights", lambda experiment, run: kept.append(run) or network(3.0))
     only_one = {book.PAPER_INPUTS_RUNS["paper inputs, renormalised"]: "0" * 64}
     monkeypatch.setattr(book, "EXPERIMENT_WEIGHTS_SHA256", only_one)
     assert book.paper_inputs_conv1() is None  # both runs or neither: the chapter shows the panel as pending
     monkeypatch.setattr(book, "EXPERIMENT_WEIGHTS_SHA256", dict.fromkeys(book.PAPER_INPUTS_RUNS.values(), "0" * 64))
-    kept = []
-    monkeypatch.setattr(book, "experiment_weights", lambda experiment, run: kept.append(run) or network(3.0))
+    kept.clear()
     assert book.paper_inputs_conv1()["paper inputs, renormalised"][0, 0, 0, 0] == 3.0
     assert kept == ["paper-inputs-renorm", "paper-inputs-no-renorm"]

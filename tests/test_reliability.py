@@ -392,10 +392,11 @@ def test_replace_reference_swaps_the_set_in_whole_and_keeps_the_other_files(ci_r
 
 
 def test_replace_reference_with_the_alexnet_style_network_replaces_its_weights_file_alone(tmp_path, reference_copy,
-                                                                                          capsys):
+                                                                                          capsys, monkeypatch):
     run = tmp_path / "alexnet-run"
     train(CI.replace(style="alexnet"), run, data=synthetic_data(CI, images=64), progress=False)
     before = tree(reference_copy)
+    monkeypatch.setattr(zfcore.export, "load_snapshots", lambda folder: pytest.fail("the snapshots were read"))
     assert cli_run(["export", "--run", str(run), "--replace-reference"]) == 0
     after = tree(reference_copy)
     assert json.loads(capsys.readouterr().out)["weights"] == str(reference_copy / "alexnet64-tiny-imagenet.pt")

@@ -24,7 +24,6 @@ from zfcore.analysis.ablations import PAPER_TABLE2, AblationTable, ablation_tabl
 from zfcore.analysis.duplicates import duplicate_report
 from zfcore.analysis.evolution import Evolution, evolution, load_snapshots
 from zfcore.analysis.probes import WIDE_WEIGHT_DECAYS
-from zfcore.checkpoints import read_torch_file
 from zfcore.data.imagenet import imagenet_samples
 from zfcore.data.images import centre_crop
 from zfcore.data.loader import pixel_batches
@@ -36,22 +35,25 @@ from zfcore.experiments import get_experiment
 from zfcore.models import zfnet
 from zfcore.paths import EXPERIMENTS_DIR
 from zfcore.plots.style import use_book_style
-from zfcore.profiles import STYLES, Profile, active_profile
+from zfcore.profiles import STYLES, Profile, active_profile, get_profile
 from zfcore.provenance import CommittedResults, read_committed
 from zfcore.runner import run_experiment
 from zfcore.train import read_metrics
 from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_cv_layer, run_transfer
 from zfcore.verdicts import Verdict, save
-from zfcore.weights import (EXPERIMENT_WEIGHTS_SHA256, REFERENCE_DIR, Reference, ReferenceWeights, experiment_weights,
+from zfcore.weights import (EXPERIMENT_WEIGHTS_SHA256, Reference, ReferenceWeights, experiment_weights,
                             load_reference, reference_file)
 
 __all__ = ["AblationResults", "TransferResults", "ablation_results", "accuracy_table", "device", "duplicate_pairs",
-           "evolution_data", "fig6_runs", "initial_output_scale", "known_samples", "occlusion_candidates",
+           "evolution_data", "initial_output_scale", "kept_network", "known_samples", "occlusion_candidates",
            "paper_init_run", "paper_inputs_conv1", "probe_boxes", "probe_images", "profile", "random_labels_network",
            "recipe_table", "start", "trained", "transfer_results", "verdict"]
 
 SEED_RUNS = {"zf": "book-seed", "alexnet": "alexnet-seed"}
 """The verdict runs that repeat each published network's recipe with another seed: name prefix by style."""
+NO_RENORM_RUN = "verdict-runs/no-renorm"
+"""Fig. 6(a)'s network: the book recipe without the filter renormalisation of §3 (``EXPERIMENT/RUN``,
+:func:`kept_network`)."""
 RANDOM_LABELS_RUN = "verdict-runs/random-labels"
 """The kept network of Adebayo et al.'s data randomisation (``EXPERIMENT/RUN``, :func:`random_labels_network`)."""
 PAPER_INPUTS_RUNS = {"paper inputs, renormalised": "verdict-runs/paper-inputs-renorm",
@@ -119,28 +121,50 @@ def trained(style: str = "zf", *, seed: int = 0) -> Reference:
     kept = [0] + sorted(int(run.removeprefix(prefix)) for run in EXPERIMENT_WEIGHTS_SHA256 if run.startswith(prefix))
     if seed not in kept:
         raise ValueError(f"seed={seed!r} is not valid for style={style!r}: the networks kept are those of seeds {kept}")
+    if seed:
+        return kept_network(f"verdict-runs/{SEED_RUNS[style]}{seed}")
     if profile().name == "ci":
-        reference = load_reference(_ci_run(style, **({"seed": seed} if seed else {})) / "checkpoint.pt")
-    elif seed == 0:
-        reference = load_reference(ReferenceWeights.DEFAULT if style == "zf" else ReferenceWeights.ALEXNET64_TINY_IMAGENET)
+        reference = load_reference(_ci_run(style) / "checkpoint.pt")
     else:
-        reference = experiment_weights("verdict-runs", f"{SEED_RUNS[style]}{seed}")
+        reference = load_reference(ReferenceWeights.DEFAULT if style == "zf" else ReferenceWeights.ALEXNET64_TINY_IMAGENET)
+    reference.model.to(device())
+    return reference
+
+
+def _recipe_changes(run: str) -> dict[str, Any]:
+    """What the verdict run ``run`` (``EXPERIMENT/RUN``) changes in the ``book`` recipe: field -> value."""
+    experiment, name = run.split("/")
+    book_recipe = asdict(get_profile("book").train)
+    return {field: value for field, value in asdict(dict(get_experiment(experiment).runs)[name]).items()
+            if field != "deviations" and value != book_recipe[field]}
+
+
+def kept_network(run: str) -> Reference | None:
+    """The network a verdict run kept, with its metadata, on :func:`device`.
+
+    Args:
+        run: ``EXPERIMENT/RUN`` of a run whose weights the experiment keeps, e.g. :data:`NO_RENORM_RUN`.
+
+    Returns:
+        The committed network (:func:`zfcore.weights.experiment_weights`), or ``None`` while its weights are not
+        committed (the chapter shows that part as pending). Under ``ci``, the ``ci`` recipe with the run's change
+        to the ``book`` recipe (e.g. ``renorm_rms=0``), trained here in seconds.
+    """
+    if profile().name == "ci":
+        reference = load_reference(_ci_run(**_recipe_changes(run)) / "checkpoint.pt")
+    elif run in EXPERIMENT_WEIGHTS_SHA256:
+        reference = experiment_weights(*run.split("/"))
+    else:
+        return None
     reference.model.to(device())
     return reference
 
 
 def random_labels_network() -> Reference | None:
-    """The network of the book recipe trained on permuted labels (the verdict run ``random-labels``), on
-    :func:`device`, for Adebayo et al.'s data randomisation; ``None`` while that run's weights are not committed.
-    Under ``ci``, the ``ci`` recipe trained on permuted labels, in seconds."""
-    if profile().name == "ci":
-        reference = load_reference(_ci_run(random_labels=True) / "checkpoint.pt")
-    elif RANDOM_LABELS_RUN in EXPERIMENT_WEIGHTS_SHA256:
-        reference = experiment_weights(*RANDOM_LABELS_RUN.split("/"))
-    else:
-        return None
-    reference.model.to(device())
-    return reference
+    """The network of the book recipe trained on permuted labels (:data:`RANDOM_LABELS_RUN`), on :func:`device`,
+    for Adebayo et al.'s data randomisation; ``None`` while its weights are not committed. Under ``ci``, the ``ci``
+    recipe trained on permuted labels, in seconds (:func:`kept_network`)."""
+    return kept_network(RANDOM_LABELS_RUN)
 
 
 def paper_inputs_conv1() -> dict[str, torch.Tensor] | None:
@@ -148,30 +172,11 @@ def paper_inputs_conv1() -> dict[str, torch.Tensor] | None:
     (:data:`PAPER_INPUTS_RUNS`: the verdict runs ``paper-inputs-renorm`` and ``paper-inputs-no-renorm``), keyed by
     panel name; ``None`` while either run's weights are not committed. Under ``ci``, the ``ci`` recipe with the
     paper's initialisation and inputs, with and without renormalisation, trained here in seconds."""
-    if profile().name == "ci":
-        paper_inputs = {"init": "paper", "preprocessing": "pixel-mean"}
-        networks = [load_reference(_ci_run(**paper_inputs, renorm_rms=renorm) / "checkpoint.pt")
-                    for renorm in (active_profile().train.renorm_rms, 0.0)]
-    elif all(run in EXPERIMENT_WEIGHTS_SHA256 for run in PAPER_INPUTS_RUNS.values()):
-        networks = [experiment_weights(*run.split("/")) for run in PAPER_INPUTS_RUNS.values()]
-    else:
+    networks = [kept_network(run) for run in PAPER_INPUTS_RUNS.values()]
+    if None in networks:
         return None
     return {name: network.model.features.conv1.weight.detach().float().cpu()
             for name, network in zip(PAPER_INPUTS_RUNS, networks)}
-
-
-def fig6_runs() -> tuple[dict, torch.Tensor]:
-    """Fig. 6's three runs of the book recipe (AlexNet-style, ZF without renormalisation, ZF) on one GPU.
-
-    Returns:
-        ``(summary, conv1)``: the committed summary (``data/experiments/fig6/summary.json``: hardware, code
-        version, and per run its command and final metrics) and the conv1 filters ``[96, 3, 7, 7]`` (float32)
-        of the run without renormalisation, the only part of that network the book shows (Fig. 6(a)).
-    """
-    folder = REFERENCE_DIR.parent / "experiments" / "fig6"
-    summary = json.loads((folder / "summary.json").read_text())
-    conv1 = read_torch_file(folder / "no-renorm-conv1.pt", what="Fig. 6 filters")["weight"].float()
-    return summary, conv1
 
 
 def probe_images() -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -81,8 +81,10 @@ def export_run(run: str | Path, out: str | Path | None = None, *, replace: bool 
         raise ValueError(f"run={run} cannot be exported: it {what} (a finished run's folder holds checkpoint.pt, "
                          f"metrics.csv and snapshots/, written by 'python -m zfcore train'); nothing was written")
     state = load_checkpoint(run / "checkpoint.pt", kind="training")
-    snapshots = load_snapshots(run / "snapshots")
     config = config_from_dict(state["config"])
+    name = weights_file_name(config)
+    weights_only = out.resolve() == REFERENCE_DIR.resolve() and name != ReferenceWeights.DEFAULT.value.file
+    snapshots = None if weights_only else load_snapshots(run / "snapshots")  # read before the evaluation: fail early
     history = state["history"]
     evaluation = evaluate_checkpoint(run / "checkpoint.pt", ten_crop=True)
     metrics = {
@@ -92,8 +94,6 @@ def export_run(run: str | Path, out: str | Path | None = None, *, replace: bool 
         "wall_minutes": history[-1]["wall_seconds"] / 60,
         "train_img_per_s_mean": float(np.mean([row["img_per_s"] for row in history])),
     }
-    name = weights_file_name(config)
-    weights_only = out.resolve() == REFERENCE_DIR.resolve() and name != ReferenceWeights.DEFAULT.value.file
 
     def fill(staging: Path) -> None:
         weights = export_reference(run / "checkpoint.pt", staging / name, metrics=metrics)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from zfcore.analysis.architecture import FilterSpectra, ShiftConsistency
     from zfcore.weights import WeightsMeta
 
-__all__ = ["FIG6_TITLES", "REFERENCE_TITLES", "fig6_accuracy_table", "filter_rms_table", "frequency_coverage_plot",
+__all__ = ["REFERENCE_TITLES", "fig6_accuracy_table", "filter_rms_table", "frequency_coverage_plot",
            "lattice_table", "paper_inputs_summary", "shift_consistency_plot", "shift_table", "spectrum_table", "structure_table"]
 
 
@@ -249,23 +249,19 @@ def shift_table(shifts: Mapping[str, "ShiftConsistency"], images: int) -> str:
             + f"\n\nAlexNet-style − ZF, paired over images: {difference.format(scale=100, digits=2, unit=' points')}.")
 
 
-FIG6_TITLES = {"alexnet": "AlexNet-style ZF-64", "zf": "ZF-64, the same recipe",
-               "no-renorm": "ZF-64 without renormalisation"}
-"""The Fig. 6 runs of ``data/experiments/fig6/summary.json`` in the order and with the names chapter 05 shows."""
 REFERENCE_TITLES = {"zf": "ZF-64, the book's reference run", "alexnet": "AlexNet-style ZF-64, Fig. 6's reference run"}
 """The published networks (:class:`zfcore.weights.ReferenceWeights`) by style, as chapter 05 names them."""
 
 
-def fig6_accuracy_table(summary: Mapping[str, Any], references: Sequence["WeightsMeta"]) -> str:
+def fig6_accuracy_table(references: Sequence["WeightsMeta"], runs: Mapping[str, Mapping[str, Any]]) -> str:
     """Table 2's single networks (as accuracies: 100 % − its error) beside ours: the published reference networks
-    and the Fig. 6 runs (AlexNet-style, ZF-64 with the same recipe, ZF-64 without renormalisation), with 10-crop
-    accuracy.
+    and runs of an experiment (e.g. ZF-64 without renormalisation), with 10-crop accuracy.
 
     Args:
-        summary: the Fig. 6 runs' summary: ``hardware`` (its first part names the device) and ``runs`` -> name ->
-            ``val_top1``, ``val_top5``, their ``_10crop`` versions and ``wall_minutes``.
         references: the published networks' metadata (:class:`zfcore.weights.WeightsMeta`), each named by its
             style (:data:`REFERENCE_TITLES`).
+        runs: a row's title -> the run's record in an experiment's results (``val_top1``, ``val_top5``, their
+            ``_10crop`` versions, ``wall_minutes`` and ``device``).
 
     Returns:
         A markdown table.
@@ -278,13 +274,10 @@ def fig6_accuracy_table(summary: Mapping[str, Any], references: Sequence["Weight
     rows = ["| network | top-1 | top-5 | top-1, 10 crops | top-5, 10 crops |", "|---|---|---|---|---|"]
     rows += [f"| Paper (ImageNet, 224 px, 70 epochs; accuracy = 100 % − Table 2's error): {name} | {100 - top1:.1f} % "
              f"| {100 - top5:.1f} % | – | – |" for name, (_, top1, top5, _) in paper]
-    device = summary["hardware"].split(",")[0]  # e.g. "one NVIDIA H100 GPU"
     ours = [(f"{REFERENCE_TITLES[meta.style]} ({meta.hardware}, {meta.train_minutes:.0f} min)",
              meta.top1, meta.top5, meta.top1_10crop, meta.top5_10crop) for meta in references]
-    for key, title in FIG6_TITLES.items():
-        run = summary["runs"][key]
-        ours.append((f"{title} ({device}, {run['wall_minutes']:.0f} min)", run["val_top1"], run["val_top5"],
-                     run["val_top1_10crop"], run["val_top5_10crop"]))
+    ours += [(f"{title} ({run['device']}, {run['wall_minutes']:.0f} min)", run["val_top1"], run["val_top5"],
+              run["val_top1_10crop"], run["val_top5_10crop"]) for title, run in runs.items()]
     rows += [f"| Ours (Tiny ImageNet, 64 px, 28 epochs): {name} | " + " | ".join(f"{100 * value:.1f} %" for value in values)
              + " |" for name, *values in ours]
     return "\n".join(rows)
