@@ -125,6 +125,7 @@ EXPERIMENT_WEIGHTS_SHA256 = {
     "verdict-runs/no-label-smoothing": "4946f103f3b8763cec0eabbace2155855a91e854b5b8d9fd037e2d88263f0b0d",
     "verdict-runs/alexnet-seed1": "0e0484837214bb335024b3305758d5684b93072d04565e4429b411b2a04e1ad3",
     "verdict-runs/no-renorm": "c6133499b0b75cd43efe31551aab60574e442dbe1d95faca5add118d00d0fe43",
+    "verdict-runs/paper-inputs-renorm": "0e7edda110bc1c497153e83f056ad261252a9f6bc6f05c0f0997cf647d12a604",
 }
 """SHA-256 of every network an experiment keeps in the repository (``data/experiments/NAME/RUN.pt``, bf16 weights
 with their metadata, as the reference's), by ``"NAME/RUN"``; listed as each is committed (a test checks them)."""
