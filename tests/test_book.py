@@ -152,14 +152,19 @@ def test_a_kept_network_is_the_committed_run_or_none_and_under_ci_the_ci_recipe_
     monkeypatch.setattr(book, "_ci_run", lambda **changes: trained_with.append(changes) or tmp_path)
     monkeypatch.setattr(book, "load_reference", lambda path: network if path == tmp_path / "checkpoint.pt" else None)
     assert book.kept_network(book.NO_RENORM_RUN) is network
-    assert book.kept_network("verdict-runs/alexnet-seed2") is network
-    assert trained_with == [{"renorm_rms": 0.0}, {"style": "alexnet", "seed": 2}]  # read from the runs' recipes
+    assert book.kept_network("verdict-runs/alexnet-seed1") is network
+    assert trained_with == [{"renorm_rms": 0.0}, {"style": "alexnet", "seed": 1}]  # read from the runs' recipes
     monkeypatch.setenv("ZFBOOK_PROFILE", "book")
     kept = []
     monkeypatch.setattr(book, "experiment_weights", lambda experiment, run: kept.append((experiment, run)) or network)
     monkeypatch.setattr(book, "EXPERIMENT_WEIGHTS_SHA256", {book.NO_RENORM_RUN: "0" * 64})
     assert book.kept_network(book.NO_RENORM_RUN) is network and kept == [("verdict-runs", "no-renorm")]
-    assert book.kept_network("verdict-runs/alexnet-seed2") is None  # not kept: the chapter shows it as pending
+    assert book.kept_network(book.RANDOM_LABELS_RUN) is None  # not committed yet: the chapter shows it as pending
+    with pytest.raises(ValueError, match=r"run='verdict-runs/alexnet-seed2' is not a run whose weights are kept; "
+                                         r"valid: verdict-runs/no-label-smoothing, "):
+        book.kept_network("verdict-runs/alexnet-seed2")  # trained, but its weights are not kept
+    with pytest.raises(ValueError, match=r"experiment='no-such' is not"):
+        book.kept_network("no-such/run")
 
 
 def test_the_paper_inputs_filters_are_the_two_kept_runs_or_none_and_ci_stand_ins_under_ci(ci, monkeypatch, tmp_path):

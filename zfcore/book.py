@@ -149,7 +149,15 @@ def kept_network(run: str) -> Reference | None:
         The committed network (:func:`zfcore.weights.experiment_weights`), or ``None`` while its weights are not
         committed (the chapter shows that part as pending). Under ``ci``, the ``ci`` recipe with the run's change
         to the ``book`` recipe (e.g. ``renorm_rms=0``), trained here in seconds.
+
+    Raises:
+        ValueError: ``run`` names no run whose weights its experiment keeps (naming those that are).
     """
+    experiment, _, name = run.partition("/")
+    kept = get_experiment(experiment).keep_weights
+    if name not in kept:
+        raise ValueError(f"run={run!r} is not a run whose weights are kept; valid: "
+                         f"{', '.join(f'{experiment}/{kept_run}' for kept_run in kept) or 'none'}")
     if profile().name == "ci":
         reference = load_reference(_ci_run(**_recipe_changes(run)) / "checkpoint.pt")
     elif run in EXPERIMENT_WEIGHTS_SHA256:
