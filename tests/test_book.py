@@ -122,6 +122,18 @@ def test_the_random_labels_network_is_the_kept_run_or_none_and_a_ci_stand_in_und
     assert book.random_labels_network() is network and kept == [("verdict-runs", "random-labels")]
 
 
+def test_a_networks_training_fit_is_its_recorded_one_or_measured_on_its_own_training_labels(monkeypatch):
+    recorded = SimpleNamespace(meta={"metrics": {"train_top1_eval": 0.004}})
+    monkeypatch.setattr(book, "evaluate", lambda *args, **kwargs: pytest.fail("a recorded fit is not measured again"))
+    assert book.training_fit(recorded) == 0.004
+    asked = []
+    unrecorded = SimpleNamespace(meta={"recipe": {}}, config="the ci recipe", model="the network")
+    monkeypatch.setattr(book, "eval_batches", lambda config, batch_size, split: asked.append((config, split)) or "batches")
+    monkeypatch.setattr(book, "evaluate", lambda model, batches, device: {"top1": 0.25} if (model, batches) == (
+        "the network", "batches") else pytest.fail("another network or other images"))
+    assert book.training_fit(unrecorded) == 0.25 and asked == [("the ci recipe", "train")]
+
+
 def test_another_seed_is_the_kept_verdict_run_of_the_same_recipe_and_a_ci_stand_in_under_ci(ci, monkeypatch, tmp_path):
     trained_with = []
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from zfcore.analysis.attribution import ATTRIBUTIONS, attribution, attribution_comparison
 from zfcore.analysis.maps import MEASURES, map_similarity, sign_free
-from zfcore.analysis.sanity import (KEPT_SIMILARITY, DataRandomization, RandomizationSimilarity, adebayo_verdict,
-                                    data_randomization_similarity, kept_through,
+from zfcore.analysis.sanity import (FIT_PERMUTED_LABELS, KEPT_SIMILARITY, DataRandomization, RandomizationSimilarity,
+                                    adebayo_verdict, data_randomization_similarity, kept_through,
                                     randomization_similarity, randomization_steps, randomized_copy)
 from zfcore.analysis.switches import (MAHENDRAN_MARGIN, SIGNALS, NeuronVsSwitches, mahendran_verdict,
                                      neuron_vs_switches, switch_example, switches_only_signals)
@@ -371,7 +371,7 @@ def test_adebayo_verdict_with_the_data_test_follows_its_rule(model_test, data_te
     (guided, gradient), (data_guided, data_gradient) = model_test, data_test
     cascading = synthetic_randomization({"deconvnet": 0.7, "backprop": gradient, "guided": guided})
     data = synthetic_data_randomization({"backprop": data_gradient, "guided": data_guided})
-    verdict = adebayo_verdict(cascading, data)
+    verdict = adebayo_verdict(cascading, data, random_labels_fit=FIT_PERMUTED_LABELS)
     assert verdict.outcome == outcome
     assert abs(verdict.estimate.value - guided) < 0.01  # the headline stays the model test's
     recorded = verdict.details["data_randomisation"]
@@ -381,9 +381,35 @@ def test_adebayo_verdict_with_the_data_test_follows_its_rule(model_test, data_te
     assert "permuted labels" in verdict.reason and "pending" not in verdict.reason and "pending" not in verdict.measure
     assert verdict.details["model_randomisation"] == adebayo_verdict(cascading).outcome
     with pytest.raises(ValueError, match="data holds other images or labels than cascading"):
-        adebayo_verdict(cascading, synthetic_data_randomization({"backprop": 0.5, "guided": 0.9}, count=39))
+        adebayo_verdict(cascading, synthetic_data_randomization({"backprop": 0.5, "guided": 0.9}, count=39),
+                        random_labels_fit=0.9)
     with pytest.raises(ValueError, match="data has methods \\('guided',\\); adebayo_verdict needs"):
-        adebayo_verdict(cascading, synthetic_data_randomization({"guided": 0.9}))
+        adebayo_verdict(cascading, synthetic_data_randomization({"guided": 0.9}), random_labels_fit=0.9)
+
+
+@pytest.mark.parametrize("data_test", [(0.97, 0.50), (0.50, 0.97), (KEPT_SIMILARITY, 0.50)])
+def test_the_data_test_needs_a_network_that_learned_the_permuted_labels(data_test):
+    cascading = synthetic_randomization({"deconvnet": 0.7, "backprop": 0.50, "guided": 0.97})
+    data = synthetic_data_randomization({"backprop": data_test[1], "guided": data_test[0]})
+    unlearned = adebayo_verdict(cascading, data, random_labels_fit=0.004)  # the run stayed at chance (1/200)
+    assert unlearned.outcome == adebayo_verdict(cascading).outcome == "agree"  # the model test alone decides
+    recorded = unlearned.details["data_randomisation"]
+    assert recorded["outcome"] == "not testable here" and recorded["random_labels_fit"] == 0.004
+    assert abs(recorded["methods"]["guided"]["value"] - data_test[0]) < 0.01 and recorded["settle"]
+    assert "not testable here" in unlearned.reason and "0.4 %" in unlearned.reason
+    assert "FIT_PERMUTED_LABELS = 0.5" in unlearned.rule
+    learned = adebayo_verdict(cascading, data, random_labels_fit=0.97)
+    assert learned.details["data_randomisation"]["outcome"] != "not testable here" and "settle" not in \
+        learned.details["data_randomisation"]
+    assert learned.outcome == {(0.97, 0.50): "agree", (0.50, 0.97): "partly",
+                               (KEPT_SIMILARITY, 0.50): "inconclusive"}[data_test]
+    assert adebayo_verdict(cascading, data, random_labels_fit=0.3, fit_needed=0.25).outcome == learned.outcome
+    with pytest.raises(ValueError, match="random_labels_fit=None is not valid with data"):
+        adebayo_verdict(cascading, data)
+    with pytest.raises(ValueError, match="random_labels_fit=1.5 is not valid"):
+        adebayo_verdict(cascading, data, random_labels_fit=1.5)
+    with pytest.raises(ValueError, match="fit_needed=0 is not valid"):
+        adebayo_verdict(cascading, data, random_labels_fit=0.9, fit_needed=0)
 
 
 def test_data_randomization_compares_the_same_class_in_both_networks(model, images):

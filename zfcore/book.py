@@ -28,9 +28,10 @@ from zfcore.data.imagenet import imagenet_samples
 from zfcore.data.images import centre_crop
 from zfcore.data.loader import pixel_batches
 from zfcore.data.locate import data_root
-from zfcore.data.sources import mean_image_for
+from zfcore.data.sources import eval_batches, mean_image_for
 from zfcore.data.tiny_imagenet import TinyImageNet, cached_split
 from zfcore.devices import default_device
+from zfcore.evaluation import evaluate
 from zfcore.experiments import get_experiment
 from zfcore.models import zfnet
 from zfcore.paths import EXPERIMENTS_DIR
@@ -47,7 +48,7 @@ from zfcore.weights import (EXPERIMENT_WEIGHTS_SHA256, Reference, ReferenceWeigh
 __all__ = ["AblationResults", "TransferResults", "ablation_results", "accuracy_table", "device", "duplicate_pairs",
            "evolution_data", "initial_output_scale", "kept_network", "known_samples", "occlusion_candidates",
            "paper_init_run", "paper_inputs_conv1", "probe_boxes", "probe_images", "profile", "random_labels_network",
-           "recipe_table", "start", "trained", "transfer_results", "verdict"]
+           "recipe_table", "start", "trained", "training_fit", "transfer_results", "verdict"]
 
 SEED_RUNS = {"zf": "book-seed", "alexnet": "alexnet-seed"}
 """The verdict runs that repeat each published network's recipe with another seed: name prefix by style."""
@@ -173,6 +174,16 @@ def random_labels_network() -> Reference | None:
     for Adebayo et al.'s data randomisation; ``None`` while its weights are not committed. Under ``ci``, the ``ci``
     recipe trained on permuted labels, in seconds (:func:`kept_network`)."""
     return kept_network(RANDOM_LABELS_RUN)
+
+
+def training_fit(network: Reference) -> float:
+    """How well ``network`` fits the labels it was trained on: top-1 on its training images, centre view, eval mode
+    (for a run on permuted labels, the permuted ones). The value its weights recorded (``train_top1_eval``), or, for
+    a network that recorded none (the ``ci`` stand-ins), measured here on its training images."""
+    recorded = (network.meta.get("metrics") or {}).get("train_top1_eval")
+    if recorded is not None:
+        return float(recorded)
+    return float(evaluate(network.model, eval_batches(network.config, 250, split="train"), device=device())["top1"])
 
 
 def paper_inputs_conv1() -> dict[str, torch.Tensor] | None:

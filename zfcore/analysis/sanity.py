@@ -37,7 +37,7 @@ from zfcore.models import INITS, ZFNet
 from zfcore.stats import bootstrap
 from zfcore.verdicts import Verdict
 
-__all__ = ["ADEBAYO_STEP", "KEPT_SIMILARITY", "ORDERS", "DataRandomization", "RandomizationSimilarity",
+__all__ = ["ADEBAYO_STEP", "FIT_PERMUTED_LABELS", "KEPT_SIMILARITY", "ORDERS", "DataRandomization", "RandomizationSimilarity",
            "adebayo_verdict", "data_randomization_similarity", "kept_through", "randomization_similarity",
            "randomization_steps", "randomized_copy"]
 
@@ -51,6 +51,12 @@ map is at least this (:func:`kept_through`; :func:`adebayo_verdict`)."""
 ADEBAYO_STEP = "fc6"
 """The cascading step :func:`adebayo_verdict` scores: ``fc8``, ``fc7`` and ``fc6`` re-initialised, the whole
 classifier. A class's map that survives it cannot show what the classifier learned."""
+
+FIT_PERMUTED_LABELS = 0.5
+"""The data-randomisation test counts only when the network trained on permuted labels gets at least this share of
+its training images' permuted labels right (top-1 in eval mode): it must have learned them, as Adebayo et al.'s
+networks did, or its maps differ from the trained network's merely because it learned nothing
+(:func:`adebayo_verdict`)."""
 
 
 @dataclass(frozen=True)
@@ -264,7 +270,9 @@ def kept_through(result: RandomizationSimilarity, method: str, measure: str = "s
 
 
 def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization | None = None, *,
-                    step: str = ADEBAYO_STEP, threshold: float = KEPT_SIMILARITY, seed: int = 0) -> Verdict:
+                    random_labels_fit: float | None = None, step: str = ADEBAYO_STEP,
+                    threshold: float = KEPT_SIMILARITY, fit_needed: float = FIT_PERMUTED_LABELS,
+                    seed: int = 0) -> Verdict:
     """Adebayo et al.'s claim scored on their two tests (claim ``"Adebayo"``): model and data randomisation.
 
     **Measure**: guided back-propagation's mean Spearman correlation (absolute maps; a sign flip cannot move it)
@@ -277,13 +285,19 @@ def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization 
     and the gradient passes, *differs* when guided passes and the gradient fails, agrees *partly* when one of
     the two does as Adebayo et al. found, and is *inconclusive* when an interval straddles ``threshold``. The
     outcome is the model test's while the data test is pending (``data=None``); with both, it is theirs when
-    they have the same outcome, ``inconclusive`` when either is, and ``partly`` otherwise. The deconvnet (which
-    Adebayo et al. did not test) and the baselines are in ``details``.
+    they have the same outcome, ``inconclusive`` when either is, and ``partly`` otherwise. The data test is
+    ``not testable here``, and the outcome the model test's, when the network trained on permuted labels did not
+    learn them (``random_labels_fit`` below ``fit_needed``, :data:`FIT_PERMUTED_LABELS`): its similarities are
+    then reported in ``details``, not scored. The deconvnet (which Adebayo et al. did not test) and the baselines
+    are in ``details``.
 
     Args:
         cascading: a cascading :func:`randomization_similarity` holding ``"guided"`` and ``"backprop"``.
         data: a :func:`data_randomization_similarity` of the same images holding both methods, or ``None``
             while the network trained on permuted labels is missing (default).
+        random_labels_fit: with ``data``: that network's top-1 on its own training images and permuted labels,
+            eval mode, in [0, 1] (its weights' recorded ``train_top1_eval``).
+        fit_needed: the fit at which the data test counts, in (0, 1].
         step: the step scored, one of ``cascading.steps`` after ``"original"``.
         threshold: the similarity at which a map counts as kept, in (0, 1).
         seed: seeds the bootstrap.
@@ -293,7 +307,7 @@ def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization 
 
     Raises:
         ValueError: not a cascading result, a method missing, ``data`` of other images, an unknown step,
-            ``threshold`` not in (0, 1).
+            ``threshold`` not in (0, 1), ``data`` without ``random_labels_fit`` or a fit outside [0, 1].
     """
     if not isinstance(cascading, RandomizationSimilarity) or cascading.order != "cascading":
         raise ValueError(f"cascading={getattr(cascading, 'order', type(cascading).__name__)!r} is not valid; "
@@ -306,16 +320,29 @@ def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization 
         raise ValueError("data holds other images or labels than cascading: give both tests the same images")
     check_choice("step", step, cascading.steps[1:], "steps")
     threshold = check_number("threshold", threshold, "in (0, 1)", lambda value: 0 < value < 1)
+    fit_needed = check_number("fit_needed", fit_needed, "in (0, 1]", lambda value: 0 < value <= 1)
+    if data is not None and random_labels_fit is None:
+        raise ValueError("random_labels_fit=None is not valid with data: give the permuted-labels network's top-1 on "
+                         "its own training labels (its weights' meta['metrics']['train_top1_eval'])")
+    if random_labels_fit is not None:
+        random_labels_fit = check_number("random_labels_fit", random_labels_fit, "in [0, 1]",
+                                         lambda value: 0 <= value <= 1)
     index = cascading.steps.index(step)
     model_test = _scored_test({method: values["spearman_abs"][:, index]
                                for method, values in cascading.similarity.items()}, threshold, seed)
     data_test = None if data is None else _scored_test(
         {method: values["spearman_abs"] for method, values in data.similarity.items()}, threshold, seed)
+    learned = data_test is not None and random_labels_fit >= fit_needed
     layers = f"fc8 … {step}" if step != "fc8" else "fc8"
     model_part = _test_sentence(model_test, f"With {layers} re-initialised")
     if data_test is None:
         outcome = model_test["outcome"]
         data_part = "Adebayo et al.'s data-randomisation test is pending (the verdict run random-labels)."
+    elif not learned:
+        outcome = model_test["outcome"]
+        data_part = (f"Their data-randomisation test is not testable here: the network trained on permuted labels "
+                     f"fits {100 * random_labels_fit:.1f} % of them (the test needs {100 * fit_needed:g} %): it has not "
+                     "learned them, so a map it changes shows nothing; the model test alone decides.")
     else:
         outcomes = {model_test["outcome"], data_test["outcome"]}
         outcome = ("inconclusive" if "inconclusive" in outcomes else outcomes.pop() if len(outcomes) == 1
@@ -334,10 +361,16 @@ def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization 
     details = {"step": step, "threshold": threshold, "images": int(cascading.labels.numel()),
                "methods": recorded(model_test, cascading.baseline), "model_randomisation": model_test["outcome"],
                "data_randomisation": ("pending: waiting for the verdict run random-labels" if data_test is None
-                                      else {"outcome": data_test["outcome"],
-                                            "methods": recorded(data_test, data.baseline)})}
-    tests = (f"cascading re-initialisation of {layers} (model randomisation; the data-randomisation half is pending)"
-             if data_test is None else f"cascading re-initialisation of {layers} (model randomisation), and in the "
+                                      else {"outcome": data_test["outcome"] if learned else "not testable here",
+                                            "random_labels_fit": random_labels_fit, "fit_needed": fit_needed,
+                                            "methods": recorded(data_test, data.baseline)}
+                                      | ({} if learned else {"settle": "a network that learns the permuted labels "
+                                          "(Zhang et al. 2017 fit random labels with longer training and less "
+                                          "regularisation), then this test by the same rule"}))}
+    half = ("pending" if data_test is None else "not testable here: the network trained on permuted labels did not "
+            "learn them")
+    tests = (f"cascading re-initialisation of {layers} (model randomisation; the data-randomisation half is {half})"
+             if not learned else f"cascading re-initialisation of {layers} (model randomisation), and in the "
              "network trained on permuted labels (data randomisation)")
     return Verdict(
         claim="Adebayo",
@@ -349,7 +382,9 @@ def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization 
         rule=(f"a method fails a test when the interval lies at or above KEPT_SIMILARITY = {threshold:g}, passes "
               "when it lies below; a test agrees if guided backpropagation fails and the gradient passes, differs "
               "if the reverse, agrees partly if one of the two, is inconclusive if an interval straddles the "
-              "threshold; with both tests: their outcome if the same, inconclusive if either is, partly otherwise"),
+              "threshold; with both tests: their outcome if the same, inconclusive if either is, partly otherwise; "
+              f"the data test counts only if the network trained on permuted labels fits at least "
+              f"FIT_PERMUTED_LABELS = {fit_needed:g} of them (top-1, eval mode)"),
         outcome=outcome, reason=f"{model_part}{deconvnet} {data_part}",
         settle=("" if outcome != "inconclusive"
                 else "more images, or the step's similarity measured on a larger network"),
