@@ -127,6 +127,7 @@ EXPERIMENT_WEIGHTS_SHA256 = {
     "verdict-runs/no-renorm": "c6133499b0b75cd43efe31551aab60574e442dbe1d95faca5add118d00d0fe43",
     "verdict-runs/paper-inputs-renorm": "0e7edda110bc1c497153e83f056ad261252a9f6bc6f05c0f0997cf647d12a604",
     "verdict-runs/paper-inputs-no-renorm": "f44ef35d9366d39892e11c6d20aa821b62b6a95c5a5651c51485e2e012a3df05",
+    "verdict-runs/random-labels": "ce31750e679e56572fd02fa3b0c034fda1ec1c4f18a22573991ded40905c2336",
 }
 """SHA-256 of every network an experiment keeps in the repository (``data/experiments/NAME/RUN.pt``, bf16 weights
 with their metadata, as the reference's), by ``"NAME/RUN"``; listed as each is committed (a test checks them)."""
