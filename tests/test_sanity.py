@@ -398,6 +398,11 @@ def test_the_data_test_needs_a_network_that_learned_the_permuted_labels(data_tes
     assert abs(recorded["methods"]["guided"]["value"] - data_test[0]) < 0.01 and recorded["settle"]
     assert "not testable here" in unlearned.reason and "0.4 %" in unlearned.reason
     assert "FIT_PERMUTED_LABELS = 0.5" in unlearned.rule
+    kept = data.similarity["guided"]["spearman_abs"].clone()
+    data.similarity["guided"]["spearman_abs"][:] = float("nan")  # a dead network: every map constant
+    dead = adebayo_verdict(cascading, data, random_labels_fit=0.004).details["data_randomisation"]["methods"]
+    assert dead["guided"]["value"] is None and dead["guided"]["n"] == 0 and dead["backprop"]["n"] == 40
+    data.similarity["guided"]["spearman_abs"] = kept
     learned = adebayo_verdict(cascading, data, random_labels_fit=0.97)
     assert learned.details["data_randomisation"]["outcome"] != "not testable here" and "settle" not in \
         learned.details["data_randomisation"]

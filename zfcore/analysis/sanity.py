@@ -37,8 +37,8 @@ from zfcore.models import INITS, ZFNet
 from zfcore.stats import bootstrap
 from zfcore.verdicts import Verdict
 
-__all__ = ["ADEBAYO_STEP", "FIT_PERMUTED_LABELS", "KEPT_SIMILARITY", "ORDERS", "DataRandomization", "RandomizationSimilarity",
-           "adebayo_verdict", "data_randomization_similarity", "kept_through", "randomization_similarity",
+__all__ = ["ADEBAYO_STEP", "FIT_PERMUTED_LABELS", "KEPT_SIMILARITY", "ORDERS", "DataRandomization",
+           "RandomizationSimilarity", "adebayo_verdict", "data_randomization_similarity", "kept_through", "randomization_similarity",
            "randomization_steps", "randomized_copy"]
 
 ORDERS = ("cascading", "independent")
@@ -330,12 +330,12 @@ def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization 
     index = cascading.steps.index(step)
     model_test = _scored_test({method: values["spearman_abs"][:, index]
                                for method, values in cascading.similarity.items()}, threshold, seed)
-    data_test = None if data is None else _scored_test(
+    learned = data is not None and random_labels_fit >= fit_needed
+    data_test = None if not learned else _scored_test(
         {method: values["spearman_abs"] for method, values in data.similarity.items()}, threshold, seed)
-    learned = data_test is not None and random_labels_fit >= fit_needed
     layers = f"fc8 … {step}" if step != "fc8" else "fc8"
     model_part = _test_sentence(model_test, f"With {layers} re-initialised")
-    if data_test is None:
+    if data is None:
         outcome = model_test["outcome"]
         data_part = "Adebayo et al.'s data-randomisation test is pending (the verdict run random-labels)."
     elif not learned:
@@ -360,14 +360,15 @@ def adebayo_verdict(cascading: RandomizationSimilarity, data: DataRandomization 
 
     details = {"step": step, "threshold": threshold, "images": int(cascading.labels.numel()),
                "methods": recorded(model_test, cascading.baseline), "model_randomisation": model_test["outcome"],
-               "data_randomisation": ("pending: waiting for the verdict run random-labels" if data_test is None
-                                      else {"outcome": data_test["outcome"] if learned else "not testable here",
-                                            "random_labels_fit": random_labels_fit, "fit_needed": fit_needed,
-                                            "methods": recorded(data_test, data.baseline)}
-                                      | ({} if learned else {"settle": "a network that learns the permuted labels "
-                                          "(Zhang et al. 2017 fit random labels with longer training and less "
-                                          "regularisation), then this test by the same rule"}))}
-    half = ("pending" if data_test is None else "not testable here: the network trained on permuted labels did not "
+               "data_randomisation": "pending: waiting for the verdict run random-labels" if data is None else
+               {"outcome": data_test["outcome"], "random_labels_fit": random_labels_fit, "fit_needed": fit_needed,
+                "methods": recorded(data_test, data.baseline)} if learned else
+               {"outcome": "not testable here", "random_labels_fit": random_labels_fit, "fit_needed": fit_needed,
+                "methods": {method: _unscored(values["spearman_abs"], data.baseline[method]["spearman_abs"])
+                            for method, values in data.similarity.items()},
+                "settle": "a network that learns the permuted labels (Zhang et al. 2017 fit random labels with longer "
+                          "training and less regularisation), then this test by the same rule"}}
+    half = ("pending" if data is None else "not testable here: the network trained on permuted labels did not "
             "learn them")
     tests = (f"cascading re-initialisation of {layers} (model randomisation; the data-randomisation half is {half})"
              if not learned else f"cascading re-initialisation of {layers} (model randomisation), and in the "
@@ -402,6 +403,14 @@ def _scored_test(similarity: dict[str, torch.Tensor], threshold: float, seed: in
     else:
         outcome = {2: "agree", 1: "partly", 0: "differ"}[(fates["guided"] == "fails") + (fates["backprop"] == "passes")]
     return {"estimates": estimates, "fates": fates, "outcome": outcome}
+
+
+def _unscored(similarity: torch.Tensor, baseline: torch.Tensor) -> dict:
+    """A similarity reported, not scored: its mean over the images whose maps are not constant (``None`` if none
+    are), their count, and the baseline's mean."""
+    finite = similarity[~similarity.isnan()]
+    return {"value": float(finite.mean()) if len(finite) else None, "n": len(finite),
+            "baseline": float(baseline.nanmean())}
 
 
 def _test_sentence(test: dict, condition: str) -> str:
