@@ -417,6 +417,18 @@ def test_the_data_test_needs_a_network_that_learned_the_permuted_labels(data_tes
         adebayo_verdict(cascading, data, random_labels_fit=0.9, fit_needed=0)
 
 
+def test_data_randomization_summary_reports_the_non_constant_maps_beside_the_baseline() -> None:
+    data = synthetic_data_randomization({"guided": 0.9, "backprop": 0.5}, count=10)
+    data.similarity["backprop"]["spearman_abs"][:4] = float("nan")  # constant maps
+    data.similarity["guided"]["spearman_abs"][:] = float("nan")
+    lines = data.summary().splitlines()
+    expected_backprop = data.similarity["backprop"]["spearman_abs"][4:].mean().item()
+    assert lines == [
+        "guided: mean Spearman (absolute maps) with the trained network's map n/a (n = 0); two different images' maps 0.20",
+        f"backprop: mean Spearman (absolute maps) with the trained network's map {expected_backprop:.2f} (n = 6); "
+        "two different images' maps 0.20"]
+
+
 def test_data_randomization_compares_the_same_class_in_both_networks(model, images):
     same = data_randomization_similarity(model, model, images, LABELS, methods=("backprop", "guided"))
     assert same.methods == ("backprop", "guided") and same.labels.tolist() == LABELS

@@ -38,6 +38,9 @@ __all__ = ["HEAT_PERCENTILE", "MEASURES", "SIGN_FREE_THRESHOLD", "SignFree", "ba
 
 MEASURES = ("spearman_abs", "spearman_signed", "ssim")
 """The similarity measures of :func:`map_similarity` (Adebayo et al. 2018 use these, and a HOG measure)."""
+MEASURE_NAMES = {"spearman_abs": "Spearman (absolute maps)", "spearman_signed": "Spearman (signed maps)",
+                 "ssim": "SSIM (absolute maps)"}
+"""Each of :data:`MEASURES` in words, for tables and figures."""
 
 HEAT_PERCENTILE = 99.0
 """The percentile of |map| that :func:`heat_map` scales to 1 (the book's display contrast)."""

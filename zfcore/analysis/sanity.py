@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zfcore.analysis.maps import (MEASURES, batched_maps, check_images_and_methods, derangement, finite_values,
-                                  map_similarity, nan_mean_std)
+from zfcore.analysis.maps import (MEASURE_NAMES, MEASURES, batched_maps, check_images_and_methods, derangement,
+                                  finite_values, map_similarity, nan_mean_std)
 from zfcore.checks import check_choice, check_layers, check_number, check_positive, check_whole
 from zfcore.deconv import MODES, project_signal
 from zfcore.devices import model_device
@@ -115,6 +115,17 @@ class DataRandomization:
     labels: torch.Tensor
     similarity: dict[str, dict[str, torch.Tensor]]
     baseline: dict[str, dict[str, torch.Tensor]]
+
+    def summary(self, measure: str = "spearman_abs") -> str:
+        """One line per method: the mean ``measure`` between each image's maps in the two networks (over the
+        images whose maps are not constant, and how many they are) beside the baseline of two different images."""
+        lines = []
+        for method in self.methods:
+            reported = _unscored(self.similarity[method][measure], self.baseline[method][measure])
+            value = "n/a" if reported["value"] is None else f"{reported['value']:.2f}"
+            lines.append(f"{method}: mean {MEASURE_NAMES[measure]} with the trained network's map {value} "
+                         f"(n = {reported['n']}); two different images' maps {reported['baseline']:.2f}")
+        return "\n".join(lines)
 
 
 def randomization_steps(model: ZFNet, order: str = "cascading") -> tuple[tuple[str, ...], ...]:

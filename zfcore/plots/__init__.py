@@ -17,7 +17,7 @@ from zfcore.plots.evolution import convergence_plot, evolution_mosaic, fig4_figu
 from zfcore.plots.images import crop_boxes, image_grid, tile_images, to_display
 from zfcore.plots.invariance import INVARIANCE_AXES, invariance_figure, saturation_figure, scale_control_figure
 from zfcore.plots.occlusion import c6_figure, occlusion_figure
-from zfcore.plots.sanity import (SANITY_MEASURES, attribution_table, randomization_curves, randomization_examples,
+from zfcore.plots.sanity import (attribution_table, randomization_curves, randomization_examples,
                                  randomization_panel, signed_distribution, similarity_table, switches_table)
 from zfcore.plots.style import drawn, figure_pixels, use_book_style
 from zfcore.plots.training import filter_grid, training_curves
@@ -28,7 +28,6 @@ from zfcore.plots.transfer import (c9_margin_table, c10_steps, duplicate_effect,
 __all__ = [
     "INVARIANCE_AXES",
     "PART_COLOURS",
-    "SANITY_MEASURES",
     "VIEWS",
     "ablation_figure",
     "annotation_figure",

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from zfcore.analysis.maps import MEASURE_NAMES
 from zfcore.plots.images import image_grid, to_display
 from zfcore.plots.style import WIDTH
 from zfcore.stats import bootstrap, format_mean_std
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from zfcore.analysis.sanity import RandomizationSimilarity
     from zfcore.analysis.switches import NeuronVsSwitches
 
-SANITY_MEASURES = {"spearman_abs": "Spearman (absolute maps)", "spearman_signed": "Spearman (signed maps)",
-                   "ssim": "SSIM (absolute maps)"}
 SIGN_FREE_ROW = "\\|spearman_signed\\|"
 """The table row (pipes escaped for Markdown) that gives the signed Spearman's mean ``|ρ|`` [95 % interval over
 images] and the share of images above :data:`zfcore.analysis.maps.SIGN_FREE_THRESHOLD`
@@ -34,7 +33,7 @@ SWITCH_COMPARISONS = {"different_channels": "same image, two different units",
                       "zero_mean_other_image": "a unit vs another image's switches-only map (zero-mean)",
                       "constant_vs_random": "switches-only: ones vs uniform, same image"}
 """The rows of :func:`switches_table`: each comparison of :class:`~zfcore.analysis.switches.NeuronVsSwitches` in words."""
-__all__ = ["SANITY_MEASURES", "SIGN_FREE_ROW", "SWITCH_COMPARISONS", "attribution_table", "randomization_curves",
+__all__ = ["SIGN_FREE_ROW", "SWITCH_COMPARISONS", "attribution_table", "randomization_curves",
            "randomization_examples", "randomization_panel", "signed_distribution", "similarity_table", "switches_table"]
 
 
@@ -63,7 +62,7 @@ def randomization_curves(result: "RandomizationSimilarity") -> Figure:
             axis.axhline(float(np.nanmean(result.baseline[method][measure].numpy())), color=color, linestyle=":",
                          linewidth=1)
         axis.set_xticks(steps, result.steps, rotation=90)
-        axis.set(title=SANITY_MEASURES[measure], ylim=(-0.3, 1.05))
+        axis.set(title=MEASURE_NAMES[measure], ylim=(-0.3, 1.05))
         axis.grid(alpha=0.3)
     axes[0, len(MEASURES) // 2].set_xlabel(f"{result.order} randomisation (down to the layer)"
                                            if result.order == "cascading" else "independent randomisation (the layer)")
