@@ -411,6 +411,20 @@ def test_c9_the_layer_chosen_by_cross_validation_can_rescue_or_sink_the_claim():
     assert missing.outcome == "inconclusive" and "chosen by CV" in missing.settle
 
 
+def test_c9_names_the_interval_that_spans_a_threshold():
+    level = _transfer(_shifted(SCRATCH, 0.1), SCRATCH)  # frozen fc7 no better than from scratch
+    cv_rows = _shifted(SCRATCH, 15)
+    cv_rows[30] = [a + 10 + j for a, j in zip(SCRATCH[30], (-2.0, 1.5, -1.0, 2.0, 0.3))]  # 10.2 ± a wide spread
+    spanning = c9_verdict(level, shorter_scratch=_shorter(0.5), cv_layer=[_row(n, a) for n, a in cv_rows.items()])
+    assert spanning.outcome == "inconclusive"
+    assert "the layer chosen by CV − scratch at 30 per class, +10.2 [" in spanning.reason and "across 10" in spanning.reason
+    assert "at 15 per class" not in spanning.reason and spanning.settle.startswith("more splits at 30 per class")
+    both = c9_verdict(_transfer({n: [a + 5 + j for a, j in zip(SCRATCH[n], (-6.0, 6.0, -5.0, 5.0, 0.0))]
+                                 for n in SCRATCH}, SCRATCH), shorter_scratch=_shorter(0.5))
+    assert both.outcome == "inconclusive" and "frozen fc7 − scratch at 30 per class, +5.0" in both.reason
+    assert "across 0 and 10" in both.reason and both.settle.startswith("more splits at 15, 30 per class")
+
+
 def test_c9_is_pending_without_from_scratch_rows_on_the_same_splits():
     assert c9_verdict(_transfer({30: [40.0, 41.0]}, {})).outcome == "pending"
     other_splits = _transfer({30: [40.0, 41.0]}, {})

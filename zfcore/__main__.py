@@ -176,9 +176,10 @@ def _parser() -> argparse.ArgumentParser:
                               help="SGD steps of fine-tuning; several: each size trains for the one with the best "
                                    "accuracy on held-out training images of the first split, tried in order until a "
                                    "step count changes it by less than 2 points (default: 75,150,300,600,1200)")
-    transfer_cmd.add_argument("--scratch-steps", type=_sizes, default=(3000,), metavar="N,N,...",
+    transfer_cmd.add_argument("--scratch-steps", type=_sizes, default=(1500, 3000, 6000, 12000, 24000),
+                              metavar="N,N,...",
                               help="SGD steps of training from scratch, one or several as --finetune-steps "
-                                   "(default: 3000)")
+                                   "(default: 1500,3000,6000,12000,24000)")
     transfer_cmd.add_argument("--probe-layers", type=_names, default=None, metavar="LAYER,...",
                               help="the probes' layers (default: conv1,...,fc7)")
     transfer_cmd.add_argument("--probe-losses", type=_names, default=("softmax",), metavar="LOSS,...",

@@ -267,7 +267,7 @@ class TransferResults:
         cv_layer_ls0: the label-smoothing-0 network's ``transfer-cv-layer.json`` (``None`` under ``ci``).
         probes_cv, probes_cv_ls0: softmax and SVM probes with the weight decay and the conv maps' pooling chosen
             by CV, of both networks (under ``ci`` the miniature's probes, measured that way; no control).
-        scratch_runs: shorter from-scratch recipes on the first split, steps -> result (none under ``ci``).
+        scratch_runs: other from-scratch recipes (one step count at every size), steps -> result (none under ``ci``).
         committed: the files read, with their digests, to display (``None`` under ``ci``).
     """
 

@@ -78,7 +78,7 @@ class TransferPlan:
     scratch_sizes: tuple[int, ...] = (15, 30)
     network_seeds: int = 5
     finetune_steps: tuple[int, ...] = (75, 150, 300, 600, 1200)
-    scratch_steps: tuple[int, ...] = (3000,)
+    scratch_steps: tuple[int, ...] = (1500, 3000, 6000, 12000, 24000)
     probe_layers: tuple[str, ...] = FEATURE_LAYERS
     probe_losses: tuple[str, ...] = ("softmax",)
     probe_per_class: int = 30

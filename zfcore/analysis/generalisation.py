@@ -223,12 +223,19 @@ def c9_verdict(transfer: Mapping[str, Any], *, shorter_scratch: Mapping[int, Map
         reason = (f"Neither frozen fc7 nor the layer chosen by CV beats training from scratch by {wide:g} points "
                   f"(fc7 does not beat it at {', '.join(map(str, fc7_fails))} per class); a longer-trained baseline "
                   "would only narrow the margins.")
+    elif fc7_fails and not cv_complete:
+        outcome = "inconclusive"
+        reason = ("Frozen fc7 does not beat training from scratch, and the layer chosen by CV is not measured at "
+                  "every size.")
+        settle = "frozen transfer from the layer chosen by CV on training images, at every size"
     else:
         outcome = "inconclusive"
-        reason = ("Frozen fc7 does not beat training from scratch, and the layer chosen by CV is not measured at every "
-                  "size." if fc7_fails and not cv_complete else "An interval spans a threshold of the rule.")
-        settle = ("frozen transfer from the layer chosen by CV on training images, at every size"
-                  if fc7_fails and not cv_complete else "more splits, to narrow the paired intervals")
+        spanning = _spanning_intervals(margins, cv_margins, C9_WIDE_MARGIN)
+        reason = ((f"Frozen fc7 does not beat training from scratch at {', '.join(map(str, fc7_fails))} per class, and "
+                   if fc7_fails else "") + "an interval spans a threshold of the rule: " + "; ".join(spanning.values()))
+        reason = reason[0].upper() + reason[1:] + "."
+        settle = (f"more splits at {', '.join(map(str, sorted(set(spanning))))} per class, to narrow the paired "
+                  "intervals" + ("" if converged else f", against {longer}"))
     headline = max(sizes)
     paper = {str(n): {"pretrained": pretrained[str(n)][0], "non_pretrained": scratch_paper[str(n)][0],
                       "margin": round(pretrained[str(n)][0] - scratch_paper[str(n)][0], 1)}
@@ -247,6 +254,21 @@ def c9_verdict(transfer: Mapping[str, Any], *, shorter_scratch: Mapping[int, Map
                    margins[headline], control,
                    t_interval([a / 100 for a in scratch_row["accuracy_percent"]], confidence=confidence),
                    rule, outcome, reason, settle=settle, details=details, scale=100, digits=1)
+
+
+def _spanning_intervals(fc7: Mapping[int, Any], cv_layer: Mapping[int, Any], wide: float) -> dict[int, str]:
+    """Per size, the margins over from scratch whose interval spans ``wide``, the threshold that leaves
+    :func:`c9_verdict`'s rule undecided (an fc7 interval below it that reaches 0 is decided: fc7 does not beat the
+    baseline), each in words, with 0 too where fc7's interval spans both."""
+    spanning: dict[int, list[str]] = {}
+    for name, margins in (("frozen fc7", fc7), ("the layer chosen by CV", cv_layer)):
+        for n, m in sorted(margins.items()):
+            if m.low <= wide <= m.high:
+                crossed = ("0 and " if name == "frozen fc7" and m.low <= 0 else "") + f"{100 * wide:g}"
+                spanning.setdefault(n, []).append(
+                    f"{name} − scratch at {n} per class, {100 * m.value:+.1f} "
+                    f"[{100 * m.low:+.1f}, {100 * m.high:+.1f}] points, across {crossed}")
+    return {n: "; ".join(parts) for n, parts in spanning.items()}
 
 
 def control_minus_reference(reference: Sequence[Mapping[str, Any]], control: Sequence[Mapping[str, Any]], *,

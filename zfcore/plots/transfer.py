@@ -102,7 +102,7 @@ def _steps(rows: Sequence[Mapping[str, Any]], recipe_steps: int) -> str:
 
 
 def network_sizes(transfer: Mapping[str, Any], scratch_runs: Mapping[int, Mapping[str, Any]]) -> list[int]:
-    """Every size of Table 4's columns: the sizes measured (the shorter from-scratch runs' too) and the paper's 15, 30."""
+    """Every size of Table 4's columns: the sizes measured (the other from-scratch recipes' too) and the paper's 15, 30."""
     return sorted({row["train_per_class"] for part in ("frozen", "finetune", "scratch") for row in transfer[part]}
                   | {row["train_per_class"] for run in scratch_runs.values() for row in run["scratch"]} | {15, 30})
 
@@ -111,12 +111,13 @@ def table4(transfer: Mapping[str, Any], cv_rows: Sequence[Mapping[str, Any]],
            scratch_runs: Mapping[int, Mapping[str, Any]], *,
            control_cv_rows: Sequence[Mapping[str, Any]] | None = None) -> str:
     """Table 4 in Markdown: the paper's rows, then ours (frozen fc7, the layer chosen by CV — also of the network
-    trained without label smoothing, where measured — fine-tuned, from scratch and its shorter recipes), each cell
+    trained without label smoothing, where measured — fine-tuned, from scratch and its other recipes), each cell
     :func:`split_accuracy`.
 
     Args:
         transfer: ``transfer.json``; cv_rows: ``transfer-cv-layer.json``'s ``rows``.
-        scratch_runs: shorter from-scratch recipes, steps -> their ``transfer.json`` (first split).
+        scratch_runs: other from-scratch recipes (one step count at every size, not chosen on held-out images), steps ->
+            their ``transfer.json``.
         control_cv_rows: the same as ``cv_rows`` for the network trained without label smoothing (the control),
             or ``None`` (no row).
     """
@@ -126,7 +127,7 @@ def table4(transfer: Mapping[str, Any], cv_rows: Sequence[Mapping[str, Any]],
             **({"the same, network trained without label smoothing (control)": control_cv_rows}
                if control_cv_rows is not None else {}),
             f"fine-tuned ({_steps(transfer['finetune'], config['finetune_recipe']['steps'])})": transfer["finetune"]}
-    ours |= {f"from scratch ({steps:,} steps, a shorter recipe)": run["scratch"] for steps, run in sorted(scratch_runs.items())}
+    ours |= {f"from scratch ({steps:,} steps at every size, not chosen on held-out images)": run["scratch"] for steps, run in sorted(scratch_runs.items())}
     ours[f"from scratch ({_steps(transfer['scratch'], config['scratch_recipe']['steps'])})"] = transfer["scratch"]
     rows = ["| | " + " | ".join(f"{size}/class" for size in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
     for name, by_size in transfer["paper"]["table4_caltech101"].items():
@@ -149,6 +150,7 @@ def table5(paper: Mapping[str, Any]) -> str:
     rows.append("| Ours | not measured (needs the online dataset) | | | |")
     return "\n".join(rows)
 
+
 def fig9_figure(transfer: Mapping[str, Any], cv_rows: Sequence[Mapping[str, Any]],
                 scratch_runs: Mapping[int, Mapping[str, Any]], *, title: str = "") -> Figure:
     """Fig. 9 on Caltech-101: :func:`learning_curve_figure` of every arm of :func:`table4`, the paper's Table 4 points,
@@ -156,7 +158,7 @@ def fig9_figure(transfer: Mapping[str, Any], cv_rows: Sequence[Mapping[str, Any]
     steps = _steps(transfer["scratch"], transfer["config"]["scratch_recipe"]["steps"])
     curves = {"ours: frozen layers 1–7 + new softmax": transfer["frozen"], "ours: frozen, layer chosen by CV": cv_rows,
               "ours: fine-tuned": transfer["finetune"], f"ours: from scratch, {steps}": transfer["scratch"]}
-    curves |= {f"ours: from scratch, {steps:,} steps (first split)": run["scratch"]
+    curves |= {f"ours: from scratch, {steps:,} steps at every size": run["scratch"]
                for steps, run in sorted(scratch_runs.items())}
     table = transfer["paper"]["table4_caltech101"]
     figure = learning_curve_figure(curves, paper={"ImageNet-pretrained (Table 4)": table["ImageNet-pretrained convnet"],
