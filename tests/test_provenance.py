@@ -33,9 +33,6 @@ experiment records its code version, data digest (``dataset_sha256``) and device
 experiment's (``python -m zfcore experiment NAME``) with the run's recorded config."""
 
 LACKING_WHAT_PRODUCED_IT = {
-    "data/experiments/ablations.json":
-        "the 6-epoch runs of Table 3 (about 9 h on the CPU) predate the device and data-digest fields; the "
-        "experiment's budget names the 2-core CPU; superseded for C8 by the 28-epoch verdict runs",
     "data/benchmarks/gpu_check-h100.json":
         "the last GPU check, run before bench/gpu_check.py recorded the code version and command; the next GPU "
         "check replaces it",
