@@ -7,8 +7,6 @@ root) and 200 validation images, so that every notebook runs top to bottom in CI
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import tempfile
 import warnings
@@ -39,6 +37,7 @@ from zfcore.plots.style import use_book_style
 from zfcore.profiles import STYLES, Profile, active_profile, get_profile
 from zfcore.provenance import CommittedResults, read_committed
 from zfcore.runner import run_experiment
+from zfcore.store import json_digest
 from zfcore.train import read_metrics
 from zfcore.transfer_run import TransferPlan, caltech101_pixels, run_cv_layer, run_transfer
 from zfcore.verdicts import Verdict, save
@@ -91,7 +90,7 @@ def _ci_run(style: str = "zf", **changes: Any) -> Path:
     from zfcore.train import train
 
     config = active_profile().train.replace(style=style, **changes)
-    key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
+    key = json_digest(asdict(config))[:12]
     folder = data_root() / "runs" / f"ci-notebooks-{key}"
     if not (folder / "checkpoint.pt").exists():
         train(config, folder, progress=False)

@@ -11,18 +11,19 @@ input never reads an old entry.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from zfcore.store import json_digest
 
 __all__ = ["Journal", "journal_key"]
 
 
 def journal_key(**parts: Any) -> str:
     """A short SHA-256 of ``parts`` (JSON-ready values; key order does not matter)."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+    return json_digest(parts)[:24]
 
 
 class Journal:
