@@ -102,7 +102,8 @@ def _steps(rows: Sequence[Mapping[str, Any]], recipe_steps: int) -> str:
 
 
 def network_sizes(transfer: Mapping[str, Any], scratch_runs: Mapping[int, Mapping[str, Any]]) -> list[int]:
-    """Every size of Table 4's columns: the sizes measured (the other from-scratch recipes' too) and the paper's 15, 30."""
+    """Every size of Table 4's columns: the sizes measured (the other from-scratch recipes' too) and the paper's 15,
+    30."""
     return sorted({row["train_per_class"] for part in ("frozen", "finetune", "scratch") for row in transfer[part]}
                   | {row["train_per_class"] for run in scratch_runs.values() for row in run["scratch"]} | {15, 30})
 
@@ -127,7 +128,8 @@ def table4(transfer: Mapping[str, Any], cv_rows: Sequence[Mapping[str, Any]],
             **({"the same, network trained without label smoothing (control)": control_cv_rows}
                if control_cv_rows is not None else {}),
             f"fine-tuned ({_steps(transfer['finetune'], config['finetune_recipe']['steps'])})": transfer["finetune"]}
-    ours |= {f"from scratch ({steps:,} steps at every size, not chosen on held-out images)": run["scratch"] for steps, run in sorted(scratch_runs.items())}
+    ours |= {f"from scratch ({steps:,} steps at every size, not chosen on held-out images)": run["scratch"]
+             for steps, run in sorted(scratch_runs.items())}
     ours[f"from scratch ({_steps(transfer['scratch'], config['scratch_recipe']['steps'])})"] = transfer["scratch"]
     rows = ["| | " + " | ".join(f"{size}/class" for size in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
     for name, by_size in transfer["paper"]["table4_caltech101"].items():
